@@ -1,0 +1,94 @@
+//! Criterion benches of the FHE core on FheUint64: the ledger's transfer (with and without
+//! limits) against raw tfhe-rs sequences for the same semantics, key generation, and
+//! compression. Each bench prints its programmable-bootstrap (PBS) count once.
+
+use std::time::Duration;
+
+use blindledger_benches::{count_pbs, erc7984_whitepaper, if_then_zero_parallel};
+use blindledger_fhe::client::TenantKeys;
+use blindledger_fhe::ops::{self, TransferLimits, Value};
+use blindledger_fhe::LedgerWidth;
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use tfhe::prelude::*;
+use tfhe::FheUint64;
+
+fn setup() -> TenantKeys {
+    let keys = blindledger_test_support::TestKeys::load_or_generate().expect("bench keys");
+    rayon::broadcast(|_| tfhe::set_server_key(keys.server_key.decompress()));
+    tfhe::set_server_key(keys.server_key.decompress());
+    keys
+}
+
+fn transfers(c: &mut Criterion) {
+    let keys = setup();
+    let enc = |v: u64| FheUint64::encrypt(v, &keys.client_key);
+    let (from, to, amount) = (enc(1_000), enc(50), enc(300));
+    let (vf, vt, va) = (
+        Value::U64(from.clone()),
+        Value::U64(to.clone()),
+        Value::U64(amount.clone()),
+    );
+    let limits = TransferLimits {
+        max_amount: Some(500),
+        window_limit: Some(10_000),
+    };
+    let spent = Value::U64(enc(100));
+    let (_, pbs) = count_pbs(|| erc7984_whitepaper(&from, &to, &amount));
+    println!("pbs erc7984_whitepaper: {pbs}");
+    let (_, pbs) = count_pbs(|| if_then_zero_parallel(&from, &to, &amount));
+    println!("pbs if_then_zero_parallel: {pbs}");
+    let (_, pbs) =
+        count_pbs(|| ops::movement(&vf, Some(&vt), &va, TransferLimits::default(), None));
+    println!("pbs ledger_transfer: {pbs}");
+    let (_, pbs) = count_pbs(|| ops::movement(&vf, Some(&vt), &va, limits, Some(&spent)));
+    println!("pbs ledger_transfer_with_limits: {pbs}");
+
+    let mut group = c.benchmark_group("transfer_u64");
+    // Flat sampling: seconds per iteration, so each of the 10 samples runs one or two.
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(30));
+    group.bench_function("erc7984_whitepaper", |b| {
+        b.iter(|| erc7984_whitepaper(&from, &to, &amount))
+    });
+    group.bench_function("if_then_zero_parallel", |b| {
+        b.iter(|| if_then_zero_parallel(&from, &to, &amount))
+    });
+    group.bench_function("ledger_transfer", |b| {
+        b.iter(|| ops::movement(&vf, Some(&vt), &va, TransferLimits::default(), None))
+    });
+    group.bench_function("ledger_transfer_with_limits", |b| {
+        b.iter(|| ops::movement(&vf, Some(&vt), &va, limits, Some(&spent)))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("storage_u64");
+    group.sample_size(10);
+    let stored = va.compress().expect("compresses");
+    println!("bytes compressed u64: {}", stored.len());
+    println!(
+        "bytes amount input u64: {}",
+        blindledger_fhe::client::encrypt_amount(&keys.public_key, LedgerWidth::U64, 300)
+            .expect("encrypts")
+            .len()
+    );
+    group.bench_function("compress", |b| b.iter(|| va.compress()));
+    group.bench_function("decompress", |b| {
+        b.iter(|| Value::decompress(&stored, LedgerWidth::U64))
+    });
+    group.finish();
+}
+
+fn keygen(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keys");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(60));
+    group.bench_function("generate_tenant_keys", |b| b.iter(TenantKeys::generate));
+    group.finish();
+}
+
+criterion_group!(benches, transfers, keygen);
+criterion_main!(benches);

@@ -1,0 +1,180 @@
+//! `blindledger`: the BlindLedger command line. Encrypts amounts locally, lets the
+//! ledger compute on ciphertexts, and decrypts results with keys that never leave this
+//! machine. `blindledger dev` also runs a ledger in-process for local development.
+
+mod account_ref;
+mod amount;
+mod commands;
+mod decrypt;
+mod home;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::account::AccountCommand;
+use commands::aggregate::AggregateArgs;
+use commands::balance::BalanceArgs;
+use commands::dev::DevArgs;
+use commands::jobs::JobCommand;
+use commands::keys::KeysCommand;
+use commands::money::{MoneyArgs, Movement, TransferArgs};
+use commands::transfers::TransfersArgs;
+use commands::Context;
+
+/// Confidential ledger on encrypted amounts (TFHE).
+#[derive(Debug, Parser)]
+#[command(name = "blindledger", version)]
+struct Cli {
+    /// The ledger's gRPC endpoint.
+    #[arg(
+        long,
+        global = true,
+        env = "BLINDLEDGER_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    endpoint: String,
+    /// Directory holding tenant keys [default: <user data dir>/blindledger].
+    #[arg(long, global = true, env = "BLINDLEDGER_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a ledger in-process on SQLite until Ctrl-C.
+    Dev(DevArgs),
+    /// Manages tenant keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manages accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Deposits an amount into an account.
+    Deposit(MoneyArgs),
+    /// Withdraws an amount from an account, if covered.
+    Withdraw(MoneyArgs),
+    /// Moves an amount between two accounts of a tenant, if covered and within limits.
+    Transfer(TransferArgs),
+    /// Prints an account's balance, decrypted locally.
+    Balance(BalanceArgs),
+    /// Inspects jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Sums an account's transfers over a period and counts those above a threshold.
+    Aggregate(AggregateArgs),
+    /// Lists an account's transfers (metadata only).
+    Transfers(TransfersArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", report(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Joins an error's cause chain on one line. Transport errors repeat some causes (tonic
+/// wraps hyper's error in one with the same message), so consecutive repeats are dropped.
+fn report(err: &anyhow::Error) -> String {
+    let mut messages: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if messages.last() != Some(&message) {
+            messages.push(message);
+        }
+    }
+    messages.join(": ")
+}
+
+/// Dispatches a parsed command line.
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context {
+        endpoint: cli.endpoint,
+        home: cli.home,
+    };
+    match cli.command {
+        Command::Dev(args) => commands::dev::run(args).await,
+        Command::Keys(command) => commands::keys::run(&ctx, command).await,
+        Command::Account(command) => commands::account::run(&ctx, command).await,
+        Command::Deposit(args) => commands::money::movement(&ctx, Movement::Deposit, args).await,
+        Command::Withdraw(args) => commands::money::movement(&ctx, Movement::Withdraw, args).await,
+        Command::Transfer(args) => commands::money::transfer(&ctx, args).await,
+        Command::Balance(args) => commands::balance::run(&ctx, args).await,
+        Command::Job(command) => commands::jobs::run(&ctx, command).await,
+        Command::Aggregate(args) => commands::aggregate::run(&ctx, args).await,
+        Command::Transfers(args) => commands::transfers::run(&ctx, args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn reports_drop_repeated_causes() {
+        let err = anyhow::anyhow!("refused")
+            .context("tcp connect")
+            .context("tcp connect")
+            .context("connecting");
+        assert_eq!(report(&err), "connecting: tcp connect: refused");
+    }
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_documented_verbs() {
+        let ok = [
+            "blindledger dev --data-dir ./data --listen 127.0.0.1:50051",
+            "blindledger keys new --tenant acme --region local --width 32 --force",
+            "blindledger account open acme/alice --max-amount 500.00 --window-limit 1000.00 --window 24h",
+            "blindledger deposit acme/alice 100.00 --wait --idempotency-key k1",
+            "blindledger withdraw acme/alice 10.00",
+            "blindledger transfer acme/alice acme/bob 25.50 --wait",
+            "blindledger balance acme/alice",
+            "blindledger job get 0190",
+            "blindledger job watch 0190",
+            "blindledger aggregate acme/alice --from 2026-11-01T00:00:00Z --to 2026-12-01T00:00:00Z --threshold 10.00 --wait",
+            "blindledger transfers acme/alice --limit 50",
+        ];
+        for line in ok {
+            let parsed = Cli::try_parse_from(line.split_whitespace());
+            assert!(parsed.is_ok(), "{line}: {:?}", parsed.err());
+        }
+    }
+
+    #[test]
+    fn rejects_bad_user_input_without_panicking() {
+        let bad = [
+            "blindledger deposit alice 100.00",
+            "blindledger deposit acme/alice -5",
+            "blindledger deposit acme/alice 1.234",
+            "blindledger keys new --tenant ../etc",
+            "blindledger keys new --tenant acme --width 16",
+            "blindledger account open acme/alice --window 24h",
+            "blindledger transfers acme/alice --limit 0",
+            "blindledger aggregate acme/alice --from yesterday",
+        ];
+        for line in bad {
+            assert!(
+                Cli::try_parse_from(line.split_whitespace()).is_err(),
+                "{line}"
+            );
+        }
+        assert!(Cli::try_parse_from(["blindledger", "deposit", "acme/alice", ""]).is_err());
+    }
+}

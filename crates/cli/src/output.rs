@@ -1,0 +1,156 @@
+//! What the CLI prints. Only plaintext the user is entitled to reaches here: job
+//! metadata, and amounts this CLI decrypted with the user's own key. Never a key.
+
+use std::time::SystemTime;
+
+use blindledger_client::proto::prost_types::Timestamp;
+use blindledger_client::{Job, JobKind, JobState, Transfer, TransferLimits};
+
+use crate::amount::Amount;
+use crate::decrypt::Decrypted;
+
+/// A job kind in lowercase words.
+pub fn kind_name(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Deposit => "deposit",
+        JobKind::Withdraw => "withdrawal",
+        JobKind::Transfer => "transfer",
+        JobKind::Aggregate => "aggregate",
+        JobKind::Unspecified => "unknown",
+    }
+}
+
+/// A job state in lowercase words.
+pub fn state_name(state: JobState) -> &'static str {
+    match state {
+        JobState::Pending => "pending",
+        JobState::Running => "running",
+        JobState::Committed => "committed",
+        JobState::Failed => "failed",
+        JobState::Unspecified => "unknown",
+    }
+}
+
+/// A timestamp as RFC 3339 in UTC, or `-` when absent or out of range.
+pub fn timestamp(ts: Option<&Timestamp>) -> String {
+    ts.and_then(|ts| SystemTime::try_from(*ts).ok())
+        .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// Prints a job just queued, with the idempotency key that makes retrying it safe.
+pub fn print_queued(job: &Job, idempotency_key: &str) {
+    println!(
+        "queued {} job {} ({})",
+        kind_name(job.kind()),
+        job.id,
+        state_name(job.state())
+    );
+    println!("idempotency key: {idempotency_key}");
+}
+
+/// Prints every field of a job except its encrypted results.
+pub fn print_job(job: &Job) {
+    println!("job:       {}", job.id);
+    println!("kind:      {}", kind_name(job.kind()));
+    println!("state:     {}", state_name(job.state()));
+    println!("tenant:    {}", job.tenant);
+    println!("accounts:  {}", job.accounts.join(", "));
+    println!("attempts:  {}", job.attempts);
+    println!("created:   {}", timestamp(job.created_at.as_ref()));
+    println!("updated:   {}", timestamp(job.updated_at.as_ref()));
+    if !job.failure_reason.is_empty() {
+        println!("failure:   {}", job.failure_reason);
+    }
+}
+
+/// Prints one state transition of a watched job.
+pub fn print_transition(job: &Job) {
+    let at = timestamp(job.updated_at.as_ref());
+    match job.state() {
+        JobState::Running => println!("{at} running (attempt {})", job.attempts),
+        JobState::Failed => println!("{at} failed: {}", job.failure_reason),
+        state => println!("{at} {}", state_name(state)),
+    }
+}
+
+/// Prints the final state of a job that was waited for.
+pub fn print_final(job: &Job) {
+    match job.state() {
+        JobState::Failed => println!("job {} failed: {}", job.id, job.failure_reason),
+        state => println!("job {} {}", job.id, state_name(state)),
+    }
+}
+
+/// Prints decrypted results.
+pub fn print_decrypted(result: &Decrypted) {
+    match result {
+        Decrypted::Movement { moved, applied } => {
+            println!("moved: {moved}");
+            println!(
+                "applied: {}",
+                if *applied {
+                    "yes"
+                } else {
+                    "no (not covered, or over a limit)"
+                }
+            );
+        }
+        Decrypted::Aggregate {
+            sum_out,
+            sum_in,
+            count_above,
+            transfers,
+        } => {
+            println!("sum out: {sum_out}");
+            println!("sum in: {sum_in}");
+            println!("transfers above threshold: {count_above}");
+            println!("transfers covered: {transfers}");
+        }
+    }
+}
+
+/// Prints an account's transfer limits.
+pub fn print_limits(limits: Option<&TransferLimits>) {
+    let Some(limits) = limits.filter(|l| l.max_amount != 0 || l.window_limit != 0) else {
+        println!("limits: none");
+        return;
+    };
+    if limits.max_amount != 0 {
+        println!("max amount per transfer: {}", Amount(limits.max_amount));
+    }
+    if limits.window_limit != 0 {
+        let window = std::time::Duration::from_secs(limits.window_seconds);
+        println!(
+            "max total out per {}: {}",
+            humantime::format_duration(window),
+            Amount(limits.window_limit)
+        );
+    }
+}
+
+/// Prints transfer metadata as a table (amounts are never known here).
+pub fn print_transfers(transfers: &[Transfer], more: bool) {
+    if transfers.is_empty() {
+        println!("no transfers");
+        return;
+    }
+    println!(
+        "{:<20}  {:<10}  {:<20}  {:<20}  {:<36}  JOB",
+        "CREATED", "STATE", "FROM", "TO", "ID"
+    );
+    for t in transfers {
+        println!(
+            "{:<20}  {:<10}  {:<20}  {:<20}  {:<36}  {}",
+            timestamp(t.created_at.as_ref()),
+            state_name(t.state()),
+            t.from_account,
+            t.to_account,
+            t.id,
+            t.job_id
+        );
+    }
+    if more {
+        println!("(more transfers exist; raise --limit to see them)");
+    }
+}

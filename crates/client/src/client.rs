@@ -1,0 +1,301 @@
+//! [`LedgerClient`]: one method per ledger RPC, with typed arguments and results.
+
+use std::time::{Duration, SystemTime};
+
+use blindledger_fhe::LedgerWidth;
+use blindledger_proto::ledger::v1 as pb;
+use blindledger_proto::prost_types::Timestamp;
+use futures::{Stream, StreamExt};
+use pb::ledger_service_client::LedgerServiceClient;
+use tfhe::CompactPublicKey;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{is_finished, width_from_proto, ClientError};
+
+/// Largest gRPC message sent or received: an aggregate's results are a few decompressed
+/// ciphertexts of about 0.5 MB each.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long connecting to the ledger may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause before re-opening a job watch that ended while the job was still running.
+const REWATCH_DELAY: Duration = Duration::from_millis(250);
+
+/// A tenant's public material, as returned by `GetTenant`.
+pub struct TenantInfo {
+    /// The tenant's name.
+    pub tenant: String,
+    /// Data-residency region of the tenant.
+    pub region: String,
+    /// Width of the tenant's amounts and balances.
+    pub width: LedgerWidth,
+    /// The tenant's public key, decoded and checked against the ledger's parameters.
+    pub public_key: CompactPublicKey,
+    /// Hex SHA-256 of the tenant's server key; identifies the key generation.
+    pub key_id: String,
+}
+
+impl std::fmt::Debug for TenantInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantInfo")
+            .field("tenant", &self.tenant)
+            .field("region", &self.region)
+            .field("width", &self.width)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantInfo {
+    /// Encrypts an amount (in minor units) to this tenant, in the wire form that
+    /// deposits, withdrawals and transfers take. Fails when it does not fit the width.
+    pub fn encrypt(&self, amount: u64) -> Result<Vec<u8>, ClientError> {
+        Ok(blindledger_fhe::client::encrypt_amount(
+            &self.public_key,
+            self.width,
+            amount,
+        )?)
+    }
+}
+
+/// A connection to a ledger. Cloning is cheap and shares the connection.
+#[derive(Clone, Debug)]
+pub struct LedgerClient {
+    inner: LedgerServiceClient<Channel>,
+}
+
+impl LedgerClient {
+    /// Connects to a ledger at `endpoint`, e.g. `http://127.0.0.1:50051`.
+    pub async fn connect(endpoint: &str) -> Result<Self, ClientError> {
+        let channel = Endpoint::from_shared(endpoint.to_owned())?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect()
+            .await?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// Wraps an existing channel, with the message-size limits raised to
+    /// [`MAX_MESSAGE_BYTES`].
+    pub fn from_channel(channel: Channel) -> Self {
+        let inner = LedgerServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        Self { inner }
+    }
+
+    /// Returns the generated tonic client sharing this connection, for requests this
+    /// wrapper does not model (e.g. deliberately malformed ones in tests).
+    pub fn raw(&self) -> LedgerServiceClient<Channel> {
+        self.inner.clone()
+    }
+
+    /// Fetches a tenant's public material and checks its public key.
+    pub async fn tenant(&self, tenant: &str) -> Result<TenantInfo, ClientError> {
+        let request = pb::GetTenantRequest {
+            tenant: tenant.to_owned(),
+        };
+        let response = self.raw().get_tenant(request).await?.into_inner();
+        Ok(TenantInfo {
+            width: width_from_proto(response.width)?,
+            public_key: blindledger_fhe::wire::decode_public_key(&response.public_key)?,
+            tenant: response.tenant,
+            region: response.region,
+            key_id: response.key_id,
+        })
+    }
+
+    /// Opens an account with an encrypted zero balance and optional transfer limits.
+    pub async fn open_account(
+        &self,
+        tenant: &str,
+        account: &str,
+        limits: Option<pb::TransferLimits>,
+    ) -> Result<pb::Account, ClientError> {
+        let request = pb::OpenAccountRequest {
+            tenant: tenant.to_owned(),
+            account: account.to_owned(),
+            limits,
+        };
+        let response = self.raw().open_account(request).await?.into_inner();
+        response
+            .account
+            .ok_or_else(|| missing("OpenAccountResponse.account"))
+    }
+
+    /// Queues a deposit of an encrypted amount; returns the queued job.
+    pub async fn deposit(
+        &self,
+        tenant: &str,
+        account: &str,
+        amount_wire: Vec<u8>,
+        idempotency_key: &str,
+    ) -> Result<pb::Job, ClientError> {
+        let request = pb::DepositRequest {
+            tenant: tenant.to_owned(),
+            account: account.to_owned(),
+            amount: amount_wire,
+            idempotency_key: idempotency_key.to_owned(),
+        };
+        let response = self.raw().deposit(request).await?.into_inner();
+        response.job.ok_or_else(|| missing("DepositResponse.job"))
+    }
+
+    /// Queues a withdrawal of an encrypted amount; returns the queued job.
+    pub async fn withdraw(
+        &self,
+        tenant: &str,
+        account: &str,
+        amount_wire: Vec<u8>,
+        idempotency_key: &str,
+    ) -> Result<pb::Job, ClientError> {
+        let request = pb::WithdrawRequest {
+            tenant: tenant.to_owned(),
+            account: account.to_owned(),
+            amount: amount_wire,
+            idempotency_key: idempotency_key.to_owned(),
+        };
+        let response = self.raw().withdraw(request).await?.into_inner();
+        response.job.ok_or_else(|| missing("WithdrawResponse.job"))
+    }
+
+    /// Queues a confidential transfer of an encrypted amount between two accounts of a
+    /// tenant; returns the queued job.
+    pub async fn transfer(
+        &self,
+        tenant: &str,
+        from: &str,
+        to: &str,
+        amount_wire: Vec<u8>,
+        idempotency_key: &str,
+    ) -> Result<pb::Job, ClientError> {
+        let request = pb::TransferRequest {
+            tenant: tenant.to_owned(),
+            from_account: from.to_owned(),
+            to_account: to.to_owned(),
+            amount: amount_wire,
+            idempotency_key: idempotency_key.to_owned(),
+        };
+        let response = self.raw().transfer(request).await?.into_inner();
+        response.job.ok_or_else(|| missing("TransferResponse.job"))
+    }
+
+    /// Queues an aggregate over the account's transfers committed in `[from, to)`,
+    /// counting those that moved more than `threshold`; returns the queued job.
+    pub async fn aggregate(
+        &self,
+        tenant: &str,
+        account: &str,
+        from: SystemTime,
+        to: SystemTime,
+        threshold: u64,
+        idempotency_key: &str,
+    ) -> Result<pb::Job, ClientError> {
+        let request = pb::AggregateRequest {
+            tenant: tenant.to_owned(),
+            account: account.to_owned(),
+            from: Some(Timestamp::from(from)),
+            to: Some(Timestamp::from(to)),
+            threshold,
+            idempotency_key: idempotency_key.to_owned(),
+        };
+        let response = self.raw().aggregate(request).await?.into_inner();
+        response.job.ok_or_else(|| missing("AggregateResponse.job"))
+    }
+
+    /// Fetches an account's encrypted balance: the ledger width, the serialized
+    /// ciphertext (decryptable with the tenant's client key) and the balance version.
+    pub async fn balance(
+        &self,
+        tenant: &str,
+        account: &str,
+    ) -> Result<(LedgerWidth, Vec<u8>, u64), ClientError> {
+        let request = pb::GetBalanceRequest {
+            tenant: tenant.to_owned(),
+            account: account.to_owned(),
+        };
+        let response = self.raw().get_balance(request).await?.into_inner();
+        Ok((
+            width_from_proto(response.width)?,
+            response.balance,
+            response.version,
+        ))
+    }
+
+    /// Fetches a job; with `include_results`, a committed job carries its encrypted
+    /// results (the ledger decompresses them, about 0.3 s per value).
+    pub async fn job(&self, id: &str, include_results: bool) -> Result<pb::Job, ClientError> {
+        let request = pb::GetJobRequest {
+            id: id.to_owned(),
+            include_results,
+        };
+        let response = self.raw().get_job(request).await?.into_inner();
+        response.job.ok_or_else(|| missing("GetJobResponse.job"))
+    }
+
+    /// Streams a job's state transitions until it is committed or failed. The jobs
+    /// streamed carry no results; fetch them with [`LedgerClient::job`].
+    pub async fn watch_job(
+        &self,
+        id: &str,
+    ) -> Result<impl Stream<Item = Result<pb::Job, ClientError>> + Send + 'static, ClientError>
+    {
+        let request = pb::WatchJobRequest { id: id.to_owned() };
+        let stream = self.raw().watch_job(request).await?.into_inner();
+        Ok(stream.map(|item| match item {
+            Ok(response) => response.job.ok_or_else(|| missing("WatchJobResponse.job")),
+            Err(status) => Err(ClientError::from(status)),
+        }))
+    }
+
+    /// Waits until a job is committed or failed, then returns it with its encrypted
+    /// results. Re-opens the watch if the ledger ends it early (e.g. on restart).
+    pub async fn wait_job(&self, id: &str) -> Result<pb::Job, ClientError> {
+        self.wait_finished(id).await?;
+        self.job(id, true).await
+    }
+
+    /// Waits until a job is committed or failed and returns its final state, without
+    /// results (the ledger decompresses results for each read, so this is cheaper).
+    pub async fn wait_finished(&self, id: &str) -> Result<pb::Job, ClientError> {
+        loop {
+            let mut updates = std::pin::pin!(self.watch_job(id).await?);
+            while let Some(job) = updates.next().await {
+                let job = job?;
+                if is_finished(&job) {
+                    return Ok(job);
+                }
+            }
+            // The stream ended without a final state: check, then watch again.
+            let job = self.job(id, false).await?;
+            if is_finished(&job) {
+                return Ok(job);
+            }
+            tokio::time::sleep(REWATCH_DELAY).await;
+        }
+    }
+
+    /// Lists one page of transfer metadata (never amounts) touching an account, newest
+    /// first. `page_size` 0 means the ledger's default (50); pass the previous response's
+    /// `next_page_token` to continue.
+    pub async fn list_transfers(
+        &self,
+        tenant: &str,
+        account: &str,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<pb::ListTransfersResponse, ClientError> {
+        let request = pb::ListTransfersRequest {
+            tenant: tenant.to_owned(),
+            account: account.to_owned(),
+            page_size,
+            page_token: page_token.unwrap_or_default().to_owned(),
+        };
+        Ok(self.raw().list_transfers(request).await?.into_inner())
+    }
+}
+
+/// The error for a response lacking a required field.
+fn missing(field: &str) -> ClientError {
+    ClientError::Protocol(format!("{field} is missing"))
+}

@@ -1,0 +1,447 @@
+//! The persistent job queue.
+//!
+//! Jobs are rows. A worker claims one with a lease (compare-and-set on its state), renews
+//! the lease while computing, and commits the job's balance writes and its terminal state
+//! in one transaction that also checks it still holds the lease. A job whose worker died
+//! is claimed again once its lease expires, so it completes exactly once.
+//!
+//! Ordering: a job is claimable only when no earlier unfinished job of the same tenant
+//! touches one of its accounts, so jobs on an account apply in submission (`seq`) order
+//! whichever instance runs them.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::accounts::{compare_and_set, BalanceWrite};
+use crate::{now_ms, Db, StoreError};
+
+/// Lifecycle of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Accepted, waiting for a worker.
+    Pending,
+    /// Claimed by a worker.
+    Running,
+    /// Applied; results stored.
+    Committed,
+    /// Given up; the reason is stored.
+    Failed,
+}
+
+impl JobState {
+    /// Name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Committed => "COMMITTED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "PENDING" => Ok(Self::Pending),
+            "RUNNING" => Ok(Self::Running),
+            "COMMITTED" => Ok(Self::Committed),
+            "FAILED" => Ok(Self::Failed),
+            other => Err(StoreError::Other(sqlx::Error::Decode(
+                format!("unknown job state {other}").into(),
+            ))),
+        }
+    }
+
+    /// Whether the job will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Committed | Self::Failed)
+    }
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Unique id returned to the client.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// `deposit`, `withdraw`, `transfer` or `aggregate`.
+    pub kind: String,
+    /// Main account (the debited one for a transfer).
+    pub account_a: String,
+    /// Second account (the credited one for a transfer).
+    pub account_b: Option<String>,
+    /// Client idempotency key.
+    pub idempotency_key: String,
+    /// Hex SHA-256 of the request, to tell a retry from a different request.
+    pub request_hash: String,
+    /// Input ciphertext, dropped once the job commits.
+    pub payload: Option<Vec<u8>>,
+    /// Kind-specific plaintext parameters (JSON).
+    pub params: String,
+}
+
+/// A stored job.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// Submission order.
+    pub seq: i64,
+    /// Unique id.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Kind.
+    pub kind: String,
+    /// State.
+    pub state: JobState,
+    /// Main account.
+    pub account_a: String,
+    /// Second account.
+    pub account_b: Option<String>,
+    /// Hex SHA-256 of the request.
+    pub request_hash: String,
+    /// Input ciphertext (until committed).
+    pub payload: Option<Vec<u8>>,
+    /// Kind-specific parameters (JSON).
+    pub params: String,
+    /// Number of times a worker claimed the job.
+    pub attempts: i64,
+    /// Why the job failed.
+    pub failure_reason: Option<String>,
+    /// Compressed amount moved (transfer, withdraw).
+    pub result_moved: Option<Vec<u8>>,
+    /// Compressed success flag (transfer, withdraw).
+    pub result_ok: Option<Vec<u8>>,
+    /// Compressed aggregate results: sum out, sum in, count above threshold.
+    pub result_sums: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    /// Number of transfers an aggregate covered.
+    pub result_transfers: Option<i64>,
+    /// Submission time (Unix ms).
+    pub created_at: i64,
+    /// Last change (Unix ms).
+    pub updated_at: i64,
+    /// Commit time (Unix ms).
+    pub committed_at: Option<i64>,
+}
+
+/// What `submit_job` did.
+#[derive(Debug)]
+pub enum SubmitOutcome {
+    /// A new job was queued.
+    Created(JobRow),
+    /// The idempotency key was already used for the same request: the original job.
+    Existing(JobRow),
+    /// The idempotency key was already used for a different request.
+    KeyReused,
+}
+
+/// Everything a worker writes when a job commits.
+#[derive(Debug, Clone, Default)]
+pub struct JobCommit {
+    /// Balance writes, each compare-and-set on the version read.
+    pub writes: Vec<BalanceWrite>,
+    /// Compressed amount moved.
+    pub moved: Option<Vec<u8>>,
+    /// Compressed success flag.
+    pub ok: Option<Vec<u8>>,
+    /// Compressed aggregate results.
+    pub sums: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    /// Transfers an aggregate covered.
+    pub transfers: Option<i64>,
+}
+
+/// Outcome of a commit attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Written.
+    Committed,
+    /// A balance changed since it was read: recompute.
+    StaleBalance,
+    /// The lease was lost to another worker: drop the result.
+    LeaseLost,
+}
+
+const COLUMNS: &str = "seq, id, tenant, kind, state, account_a, account_b, request_hash, payload, \
+    params, attempts, failure_reason, result_moved, result_ok, result_sum_out, result_sum_in, \
+    result_count, result_transfers, created_at, updated_at, committed_at";
+
+fn from_row(row: AnyRow) -> Result<JobRow, StoreError> {
+    let state: String = row.try_get(4)?;
+    let sum_out: Option<Vec<u8>> = row.try_get(14)?;
+    let sum_in: Option<Vec<u8>> = row.try_get(15)?;
+    let count: Option<Vec<u8>> = row.try_get(16)?;
+    Ok(JobRow {
+        seq: row.try_get(0)?,
+        id: row.try_get(1)?,
+        tenant: row.try_get(2)?,
+        kind: row.try_get(3)?,
+        state: JobState::parse(&state)?,
+        account_a: row.try_get(5)?,
+        account_b: row.try_get(6)?,
+        request_hash: row.try_get(7)?,
+        payload: row.try_get(8)?,
+        params: row.try_get(9)?,
+        attempts: row.try_get(10)?,
+        failure_reason: row.try_get(11)?,
+        result_moved: row.try_get(12)?,
+        result_ok: row.try_get(13)?,
+        result_sums: sum_out.zip(sum_in).zip(count).map(|((a, b), c)| (a, b, c)),
+        result_transfers: row.try_get(17)?,
+        created_at: row.try_get(18)?,
+        updated_at: row.try_get(19)?,
+        committed_at: row.try_get(20)?,
+    })
+}
+
+impl Db {
+    /// Queues a job, or returns the job already queued under the same idempotency key.
+    pub async fn submit_job(&self, job: &NewJob) -> Result<SubmitOutcome, StoreError> {
+        let now = now_ms();
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, tenant, kind, state, account_a, account_b, idempotency_key, \
+             request_hash, payload, params, attempts, created_at, updated_at) \
+             VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(&job.id)
+        .bind(&job.tenant)
+        .bind(&job.kind)
+        .bind(&job.account_a)
+        .bind(job.account_b.as_deref())
+        .bind(&job.idempotency_key)
+        .bind(&job.request_hash)
+        .bind(job.payload.as_deref())
+        .bind(&job.params)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match inserted.map_err(StoreError::from) {
+            Ok(_) => Ok(SubmitOutcome::Created(self.job(&job.id).await?)),
+            Err(StoreError::Duplicate(_)) => {
+                let existing = self.job_by_key(&job.tenant, &job.idempotency_key).await?;
+                if existing.request_hash == job.request_hash {
+                    Ok(SubmitOutcome::Existing(existing))
+                } else {
+                    Ok(SubmitOutcome::KeyReused)
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Fetches a job by id.
+    pub async fn job(&self, id: &str) -> Result<JobRow, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        from_row(row.ok_or(StoreError::NotFound)?)
+    }
+
+    async fn job_by_key(&self, tenant: &str, key: &str) -> Result<JobRow, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?");
+        let row = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        from_row(row.ok_or(StoreError::NotFound)?)
+    }
+
+    /// Number of jobs not yet committed or failed.
+    pub async fn queue_depth(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state IN ('PENDING', 'RUNNING')")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Claims up to `limit` runnable jobs for `owner`, leased until `lease_ms` from now.
+    /// A job is runnable when pending (or running with an expired lease) and no earlier
+    /// unfinished job of its tenant touches its accounts.
+    pub async fn claim_jobs(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let now = now_ms();
+        let candidates = sqlx::query(
+            "SELECT j.seq FROM jobs j \
+             WHERE (j.state = 'PENDING' OR (j.state = 'RUNNING' AND j.lease_until < ?)) \
+             AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.tenant = j.tenant AND p.seq < j.seq \
+                 AND p.state IN ('PENDING', 'RUNNING') \
+                 AND (p.account_a IN (j.account_a, j.account_b) OR p.account_b IN (j.account_a, j.account_b))) \
+             ORDER BY j.seq LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::new();
+        for row in candidates {
+            let seq: i64 = row.try_get(0)?;
+            let won = sqlx::query(
+                "UPDATE jobs SET state = 'RUNNING', lease_owner = ?, lease_until = ?, \
+                 attempts = attempts + 1, updated_at = ? \
+                 WHERE seq = ? AND (state = 'PENDING' OR (state = 'RUNNING' AND lease_until < ?))",
+            )
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(seq)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            if won.rows_affected() == 1 {
+                let sql = format!("SELECT {COLUMNS} FROM jobs WHERE seq = ?");
+                claimed.push(from_row(
+                    sqlx::query(&sql).bind(seq).fetch_one(&self.pool).await?,
+                )?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Extends a lease; `false` when the lease was lost.
+    pub async fn renew_lease(
+        &self,
+        seq: i64,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let result = sqlx::query(
+            "UPDATE jobs SET lease_until = ? WHERE seq = ? AND state = 'RUNNING' AND lease_owner = ?",
+        )
+        .bind(now + lease_ms)
+        .bind(seq)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Hands a claimed job back to the queue (after a transient failure).
+    pub async fn release_job(&self, seq: i64, owner: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'PENDING', lease_owner = NULL, lease_until = NULL, updated_at = ? \
+             WHERE seq = ? AND state = 'RUNNING' AND lease_owner = ?",
+        )
+        .bind(now_ms())
+        .bind(seq)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a claimed job failed with a reason that contains no confidential value.
+    pub async fn fail_job(&self, seq: i64, owner: &str, reason: &str) -> Result<(), StoreError> {
+        // The column holds 1024 characters.
+        let reason: String = reason.chars().take(1024).collect();
+        sqlx::query(
+            "UPDATE jobs SET state = 'FAILED', failure_reason = ?, payload = NULL, lease_owner = NULL, \
+             lease_until = NULL, updated_at = ? WHERE seq = ? AND state = 'RUNNING' AND lease_owner = ?",
+        )
+        .bind(&reason)
+        .bind(now_ms())
+        .bind(seq)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Commits a job: its balance writes (each compare-and-set) and its results, in one
+    /// transaction that also checks the lease is still held.
+    pub async fn commit_job(
+        &self,
+        job: &JobRow,
+        owner: &str,
+        commit: &JobCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let finished = sqlx::query(
+            "UPDATE jobs SET state = 'COMMITTED', payload = NULL, lease_owner = NULL, lease_until = NULL, \
+             result_moved = ?, result_ok = ?, result_sum_out = ?, result_sum_in = ?, result_count = ?, \
+             result_transfers = ?, updated_at = ?, committed_at = ? \
+             WHERE seq = ? AND state = 'RUNNING' AND lease_owner = ?",
+        )
+        .bind(commit.moved.as_deref())
+        .bind(commit.ok.as_deref())
+        .bind(commit.sums.as_ref().map(|s| s.0.as_slice()))
+        .bind(commit.sums.as_ref().map(|s| s.1.as_slice()))
+        .bind(commit.sums.as_ref().map(|s| s.2.as_slice()))
+        .bind(commit.transfers)
+        .bind(now)
+        .bind(now)
+        .bind(job.seq)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if finished.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(CommitOutcome::LeaseLost);
+        }
+        for write in &commit.writes {
+            if !compare_and_set(&mut tx, &job.tenant, write).await? {
+                tx.rollback().await?;
+                return Ok(CommitOutcome::StaleBalance);
+            }
+        }
+        tx.commit().await?;
+        Ok(CommitOutcome::Committed)
+    }
+
+    /// Compressed amounts moved by committed transfers out of (`outgoing`) or into an
+    /// account, committed in `[from_ms, to_ms)`.
+    pub async fn moved_amounts(
+        &self,
+        tenant: &str,
+        account: &str,
+        outgoing: bool,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let column = if outgoing { "account_a" } else { "account_b" };
+        let sql = format!(
+            "SELECT result_moved FROM jobs WHERE tenant = ? AND {column} = ? AND kind = 'transfer' \
+             AND state = 'COMMITTED' AND committed_at >= ? AND committed_at < ? ORDER BY seq"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(account)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok(r.try_get::<Vec<u8>, _>(0)?))
+            .collect()
+    }
+
+    /// Transfer jobs touching an account, newest first, starting below `before_seq`.
+    pub async fn list_transfers(
+        &self,
+        tenant: &str,
+        account: &str,
+        before_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM jobs WHERE tenant = ? AND kind = 'transfer' \
+             AND (account_a = ? OR account_b = ?) AND seq < ? ORDER BY seq DESC LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(account)
+            .bind(account)
+            .bind(before_seq)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(from_row).collect()
+    }
+}

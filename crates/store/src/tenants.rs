@@ -1,0 +1,87 @@
+//! Tenants and their key metadata.
+
+use sqlx::Row;
+
+use crate::{now_ms, Db, StoreError};
+
+/// A registered tenant.
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    /// Unique name.
+    pub name: String,
+    /// Data-residency region.
+    pub region: String,
+    /// Bits of every amount and balance (32 or 64).
+    pub width_bits: i64,
+    /// Safe-serialized compact public key.
+    pub public_key: Vec<u8>,
+    /// Hex SHA-256 of the compressed server key.
+    pub key_id: String,
+    /// Object-store path of the compressed server key.
+    pub server_key_path: String,
+    /// Size in bytes of the compressed server key.
+    pub server_key_size: i64,
+}
+
+impl Db {
+    /// Registers a tenant or replaces its keys (a key rotation), returning the row.
+    pub async fn upsert_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE tenants SET region = ?, width_bits = ?, public_key = ?, key_id = ?, \
+             server_key_path = ?, server_key_size = ?, updated_at = ? WHERE name = ?",
+        )
+        .bind(&t.region)
+        .bind(t.width_bits)
+        .bind(&t.public_key)
+        .bind(&t.key_id)
+        .bind(&t.server_key_path)
+        .bind(t.server_key_size)
+        .bind(now)
+        .bind(&t.name)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO tenants (name, region, width_bits, public_key, key_id, \
+                 server_key_path, server_key_size, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&t.name)
+            .bind(&t.region)
+            .bind(t.width_bits)
+            .bind(&t.public_key)
+            .bind(&t.key_id)
+            .bind(&t.server_key_path)
+            .bind(t.server_key_size)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Fetches a tenant; [`StoreError::NotFound`] when unknown.
+    pub async fn tenant(&self, name: &str) -> Result<TenantRow, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, region, width_bits, public_key, key_id, server_key_path, server_key_size \
+             FROM tenants WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(TenantRow {
+            name: row.try_get(0)?,
+            region: row.try_get(1)?,
+            width_bits: row.try_get(2)?,
+            public_key: row.try_get(3)?,
+            key_id: row.try_get(4)?,
+            server_key_path: row.try_get(5)?,
+            server_key_size: row.try_get(6)?,
+        })
+    }
+}

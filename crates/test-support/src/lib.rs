@@ -1,0 +1,17 @@
+//! Helpers shared by BlindLedger's integration tests (use it as a dev-dependency).
+//!
+//! * [`TestDatabase`]: a fresh, isolated MariaDB database or SQLite file per test;
+//! * [`TestKeys`]: one TFHE key set per `target/` directory, generated once and cached on disk;
+//! * [`TcpProxy`]: a loopback TCP proxy whose traffic a test can cut and restore, to make a
+//!   dependency "go down" and "come back" without touching the shared server.
+//!
+//! MariaDB tests read the server URL from [`MYSQL_URL_ENV`]; `scripts/test.sh` starts a
+//! private server when none is reachable and exports it. Tests fail loudly when it is missing.
+
+mod db;
+mod keys;
+mod proxy;
+
+pub use db::{TestDatabase, DEFAULT_MYSQL_URL, MYSQL_URL_ENV};
+pub use keys::TestKeys;
+pub use proxy::{mysql_socket_addr, mysql_url_via, TcpProxy};

@@ -1,0 +1,193 @@
+//! Start-up and shutdown: what `main`, `blindledger dev` and the tests all run.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use blindledger_fhe::FheExecutor;
+use blindledger_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
+use blindledger_store::{Db, KeyBlobStore};
+use blindledger_telemetry::GrpcMetricsLayer;
+
+use crate::config::LedgerConfig;
+use crate::grpc::LedgerGrpc;
+use crate::ledger::Ledger;
+use crate::worker::{run_worker, WorkerSettings};
+
+/// A built ledger service: storage connected and migrated, ports bound, not yet serving.
+pub struct Application {
+    config: LedgerConfig,
+    ledger: Arc<Ledger>,
+    listener: TcpListener,
+    grpc_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    owner: String,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("grpc_addr", &self.grpc_addr)
+            .finish()
+    }
+}
+
+impl Application {
+    /// Connects to storage, migrates, and binds the gRPC and metrics ports.
+    pub async fn build(config: LedgerConfig) -> anyhow::Result<Self> {
+        let url = config.database_url.expose_secret().to_string();
+        if let Some(path) = sqlite_parent(&url) {
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
+        let db = Db::connect(&url, config.max_connections)
+            .await
+            .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
+        if config.migrate {
+            db.migrate().await.context("running migrations")?;
+        }
+        let blobs =
+            KeyBlobStore::local(&config.object_store_dir).context("opening the object store")?;
+        let fhe = Arc::new(FheExecutor::new(
+            config.fhe_threads,
+            config.cached_server_keys,
+        )?);
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("binding {}", config.listen_addr))?;
+        let grpc_addr = listener.local_addr()?;
+        let metrics_addr = match config.metrics_addr {
+            Some(addr) => Some(
+                blindledger_telemetry::serve_metrics(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?,
+            ),
+            None => None,
+        };
+        let owner = config
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| format!("ledger-{}", uuid::Uuid::new_v4().simple()));
+        let ledger = Arc::new(Ledger::new(db, blobs, fhe));
+        Ok(Self {
+            config,
+            ledger,
+            listener,
+            grpc_addr,
+            metrics_addr,
+            owner,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// The bound Prometheus address, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The ledger behind the service.
+    pub fn ledger(&self) -> Arc<Ledger> {
+        self.ledger.clone()
+    }
+
+    /// Serves gRPC and runs the job workers until `shutdown` completes; then stops taking
+    /// requests, lets workers finish their current job, and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let workers = self.spawn_workers(&stop_rx);
+        let depth = tokio::spawn(report_queue_depth(self.ledger.clone(), stop_rx.clone()));
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<LedgerServiceServer<LedgerGrpc>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(blindledger_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let max = self.config.max_message_bytes;
+        let service = LedgerServiceServer::new(LedgerGrpc::new(self.ledger.clone()))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
+        tracing::info!(addr = %self.grpc_addr, owner = %self.owner, "ledger serving");
+        let mut stop_signal = stop_rx.clone();
+        tonic::transport::Server::builder()
+            // Outermost: every RPC counted and timed, including rejected ones.
+            .layer(GrpcMetricsLayer)
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
+                tokio::select! {
+                    _ = shutdown => {}
+                    _ = stop_signal.changed() => {}
+                }
+            })
+            .await?;
+        let _ = stop_tx.send(true);
+        for worker in workers {
+            let _ = worker.await;
+        }
+        let _ = depth.await;
+        self.ledger.db().close().await;
+        tracing::info!("ledger stopped");
+        Ok(())
+    }
+
+    fn spawn_workers(&self, stop: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let settings = WorkerSettings {
+            owner: self.owner.clone(),
+            lease_ms: self.config.lease_ms as i64,
+            max_attempts: self.config.max_attempts,
+        };
+        (0..self.config.workers.max(1))
+            .map(|_| {
+                tokio::spawn(run_worker(
+                    self.ledger.clone(),
+                    settings.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Publishes the number of unfinished jobs every few seconds.
+async fn report_queue_depth(ledger: Arc<Ledger>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Ok(depth) = ledger.db().queue_depth().await {
+            metrics::gauge!("blindledger_jobs_queue_depth").set(depth as f64);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The directory of a SQLite database file, to create it before connecting.
+fn sqlite_parent(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_path_buf())
+}

@@ -1,0 +1,165 @@
+//! Ledger configuration: defaults, then a TOML file, then `BLINDLEDGER_*` environment
+//! variables (e.g. `BLINDLEDGER_DATABASE_URL`, `BLINDLEDGER_LISTEN_ADDR`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Everything the ledger service needs to start.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// gRPC listen address; port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// Prometheus `/metrics` listen address; `None` disables it.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `sqlite://path?mode=rwc` or `mysql://user:password@host:port/database`.
+    #[serde(serialize_with = "expose")]
+    pub database_url: SecretString,
+    /// Most database connections.
+    pub max_connections: u32,
+    /// Directory of the local object store holding server keys.
+    pub object_store_dir: PathBuf,
+    /// Region this instance runs in (data residency).
+    pub region: String,
+    /// Concurrent job workers (database I/O overlaps; FHE work is serialised on the pool).
+    pub workers: usize,
+    /// FHE threads; 0 means one per core.
+    pub fhe_threads: usize,
+    /// Decompressed server keys kept in memory (300+ MiB each).
+    pub cached_server_keys: usize,
+    /// How long a claimed job is reserved for its worker before another may take it;
+    /// renewed every third of it while the worker computes.
+    pub lease_ms: u64,
+    /// Times a job is claimed before it is failed.
+    pub max_attempts: i64,
+    /// Largest gRPC message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Name of this instance in job leases; random when unset.
+    pub instance_id: Option<String>,
+    /// Run migrations at start-up. Turn off where one process migrates a shared cluster.
+    pub migrate: bool,
+}
+
+fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    s.serialize_str(secret.expose_secret())
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            database_url: SecretString::from("sqlite://data/ledger.db?mode=rwc"),
+            max_connections: 16,
+            object_store_dir: PathBuf::from("data/objects"),
+            region: "local".into(),
+            workers: 4,
+            fhe_threads: 0,
+            cached_server_keys: 2,
+            lease_ms: 30_000,
+            max_attempts: 5,
+            max_message_bytes: 8 * 1024 * 1024,
+            instance_id: None,
+            migrate: true,
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// The configuration keys, as in a TOML file (upper-cased after `BLINDLEDGER_` in the
+    /// environment).
+    pub const KEYS: &'static [&'static str] = &[
+        "listen_addr",
+        "metrics_addr",
+        "database_url",
+        "max_connections",
+        "object_store_dir",
+        "region",
+        "workers",
+        "fhe_threads",
+        "cached_server_keys",
+        "lease_ms",
+        "max_attempts",
+        "max_message_bytes",
+        "instance_id",
+        "migrate",
+    ];
+
+    /// Loads defaults, then `file` when given, then `BLINDLEDGER_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        // The prefix is shared with the CLI, logging and tests (BLINDLEDGER_ENDPOINT,
+        // BLINDLEDGER_TEST_MYSQL_URL...): only the ledger's own keys are read from it. Files
+        // stay strict: an unknown key there is an error.
+        let env = Env::prefixed("BLINDLEDGER_").only(Self::KEYS);
+        Ok(Self::figment(file).merge(env).extract()?)
+    }
+
+    /// Loads defaults and `file` only, ignoring the environment (for tests).
+    pub fn from_file(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        Ok(Self::figment(file).extract()?)
+    }
+
+    fn figment(file: Option<&Path>) -> Figment {
+        let figment = Figment::from(Serialized::defaults(Self::default()));
+        match file {
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment,
+        }
+    }
+
+    /// The database URL with any password hidden, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        use secrecy::ExposeSecret;
+        redact_url(self.database_url.expose_secret())
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_list_every_field() {
+        let value = serde_json::to_value(LedgerConfig::default()).unwrap();
+        let mut fields: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        let mut keys: Vec<_> = LedgerConfig::KEYS.iter().map(|k| k.to_string()).collect();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys);
+    }
+
+    #[test]
+    fn files_reject_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.toml");
+        std::fs::write(&path, "workers = 3\nworkerz = 4\n").unwrap();
+        let err = LedgerConfig::from_file(Some(&path)).unwrap_err();
+        assert!(err.to_string().contains("workerz"), "{err}");
+        std::fs::write(&path, "workers = 3\n").unwrap();
+        assert_eq!(LedgerConfig::from_file(Some(&path)).unwrap().workers, 3);
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("mysql://app:s3cret@db:3306/ledger"),
+            "mysql://***@db:3306/ledger"
+        );
+        assert_eq!(redact_url("sqlite://data/l.db"), "sqlite://data/l.db");
+    }
+}

@@ -1,0 +1,371 @@
+//! The gRPC adapter: each handler parses its request, calls the ledger and converts the
+//! result. Statuses come only from `From<LedgerError> for Status`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::broadcast;
+use tonic::{Request, Response, Status, Streaming};
+
+use blindledger_fhe::LedgerWidth;
+use blindledger_proto::ledger::v1 as pb;
+use blindledger_proto::ledger::v1::ledger_service_server::LedgerService;
+use blindledger_store::JobRow;
+
+use crate::convert;
+use crate::error::LedgerError;
+use crate::jobs::{JobKind, JobParams, JobRequest};
+use crate::keys::KeyUpload;
+use crate::ledger::{AccountLimits, Ledger};
+use crate::names::AccountRef;
+
+/// Serves `blindledger.ledger.v1.LedgerService` over a [`Ledger`].
+#[derive(Debug, Clone)]
+pub struct LedgerGrpc {
+    ledger: Arc<Ledger>,
+}
+
+impl LedgerGrpc {
+    /// Wraps the ledger.
+    pub fn new(ledger: Arc<Ledger>) -> Self {
+        Self { ledger }
+    }
+
+    async fn submit(&self, request: JobRequest) -> Result<pb::Job, Status> {
+        let row = self.ledger.submit(request).await?;
+        Ok(convert::job(&row, None))
+    }
+}
+
+type JobStream = Pin<Box<dyn Stream<Item = Result<pb::WatchJobResponse, Status>> + Send>>;
+
+fn width(value: i32) -> Result<LedgerWidth, LedgerError> {
+    match pb::LedgerWidth::try_from(value) {
+        Ok(pb::LedgerWidth::U32) => Ok(LedgerWidth::U32),
+        Ok(pb::LedgerWidth::U64) | Ok(pb::LedgerWidth::Unspecified) => Ok(LedgerWidth::U64),
+        Err(_) => Err(LedgerError::InvalidArgument(format!(
+            "unknown ledger width {value}"
+        ))),
+    }
+}
+
+fn limits(limits: Option<pb::TransferLimits>) -> AccountLimits {
+    let l = limits.unwrap_or_default();
+    AccountLimits {
+        max_amount: (l.max_amount > 0).then_some(l.max_amount),
+        window: (l.window_limit > 0).then_some((
+            l.window_limit,
+            if l.window_seconds == 0 {
+                86_400
+            } else {
+                l.window_seconds
+            },
+        )),
+    }
+}
+
+fn movement(
+    kind: JobKind,
+    tenant: &str,
+    account: &str,
+    to: Option<String>,
+    amount: Vec<u8>,
+    key: String,
+) -> Result<JobRequest, LedgerError> {
+    Ok(JobRequest {
+        kind,
+        account: AccountRef::new(tenant, account)?,
+        counterparty: to,
+        amount: Some(amount),
+        params: JobParams::default(),
+        idempotency_key: key,
+    })
+}
+
+#[tonic::async_trait]
+impl LedgerService for LedgerGrpc {
+    #[tracing::instrument(skip_all)]
+    async fn register_tenant_keys(
+        &self,
+        request: Request<Streaming<pb::RegisterTenantKeysRequest>>,
+    ) -> Result<Response<pb::RegisterTenantKeysResponse>, Status> {
+        let mut stream = request.into_inner();
+        let header = match stream.message().await?.and_then(|m| m.part) {
+            Some(pb::register_tenant_keys_request::Part::Header(h)) => h,
+            _ => {
+                return Err(LedgerError::InvalidArgument(
+                    "the first message must be the header".into(),
+                )
+                .into())
+            }
+        };
+        let upload = KeyUpload {
+            width: width(header.width)?,
+            tenant: header.tenant,
+            region: header.region,
+            public_key: header.public_key,
+            server_key_size: header.server_key_size,
+            server_key_sha256: header.server_key_sha256,
+        };
+        let chunks = stream.map(|message| match message.map(|m| m.part) {
+            Ok(Some(pb::register_tenant_keys_request::Part::ServerKeyChunk(chunk))) => Ok(chunk),
+            Ok(_) => Err(LedgerError::InvalidArgument(
+                "only server key chunks may follow the header".into(),
+            )),
+            Err(status) => Err(LedgerError::InvalidArgument(format!(
+                "upload interrupted: {}",
+                status.message()
+            ))),
+        });
+        let tenant = upload.tenant.clone();
+        let key_id = self.ledger.register_keys(upload, chunks).await?;
+        Ok(Response::new(pb::RegisterTenantKeysResponse {
+            tenant,
+            key_id,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_tenant(
+        &self,
+        request: Request<pb::GetTenantRequest>,
+    ) -> Result<Response<pb::GetTenantResponse>, Status> {
+        let row = self.ledger.tenant_row(&request.into_inner().tenant).await?;
+        let width = convert::width(Ledger::width(&row)?);
+        Ok(Response::new(pb::GetTenantResponse {
+            tenant: row.name,
+            region: row.region,
+            width: width.into(),
+            public_key: row.public_key,
+            key_id: row.key_id,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn open_account(
+        &self,
+        request: Request<pb::OpenAccountRequest>,
+    ) -> Result<Response<pb::OpenAccountResponse>, Status> {
+        let r = request.into_inner();
+        let row = self
+            .ledger
+            .open_account(&AccountRef::new(&r.tenant, &r.account)?, limits(r.limits))
+            .await?;
+        Ok(Response::new(pb::OpenAccountResponse {
+            account: Some(convert::account(&row)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn deposit(
+        &self,
+        request: Request<pb::DepositRequest>,
+    ) -> Result<Response<pb::DepositResponse>, Status> {
+        let r = request.into_inner();
+        let job = self
+            .submit(movement(
+                JobKind::Deposit,
+                &r.tenant,
+                &r.account,
+                None,
+                r.amount,
+                r.idempotency_key,
+            )?)
+            .await?;
+        Ok(Response::new(pb::DepositResponse { job: Some(job) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn withdraw(
+        &self,
+        request: Request<pb::WithdrawRequest>,
+    ) -> Result<Response<pb::WithdrawResponse>, Status> {
+        let r = request.into_inner();
+        let job = self
+            .submit(movement(
+                JobKind::Withdraw,
+                &r.tenant,
+                &r.account,
+                None,
+                r.amount,
+                r.idempotency_key,
+            )?)
+            .await?;
+        Ok(Response::new(pb::WithdrawResponse { job: Some(job) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn transfer(
+        &self,
+        request: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::TransferResponse>, Status> {
+        let r = request.into_inner();
+        AccountRef::new(&r.tenant, &r.to_account)?;
+        let request = movement(
+            JobKind::Transfer,
+            &r.tenant,
+            &r.from_account,
+            Some(r.to_account),
+            r.amount,
+            r.idempotency_key,
+        )?;
+        let job = self.submit(request).await?;
+        Ok(Response::new(pb::TransferResponse { job: Some(job) }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_balance(
+        &self,
+        request: Request<pb::GetBalanceRequest>,
+    ) -> Result<Response<pb::GetBalanceResponse>, Status> {
+        let r = request.into_inner();
+        let (width, balance, version) = self
+            .ledger
+            .balance(&AccountRef::new(&r.tenant, &r.account)?)
+            .await?;
+        Ok(Response::new(pb::GetBalanceResponse {
+            tenant: r.tenant,
+            account: r.account,
+            width: convert::width(width).into(),
+            balance,
+            version,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn aggregate(
+        &self,
+        request: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::AggregateResponse>, Status> {
+        let r = request.into_inner();
+        let from_ms = r.from.as_ref().map(convert::millis).unwrap_or(0);
+        let to_ms = r.to.as_ref().map(convert::millis).unwrap_or(i64::MAX);
+        if from_ms >= to_ms {
+            return Err(
+                LedgerError::InvalidArgument("the period must end after it starts".into()).into(),
+            );
+        }
+        let request = JobRequest {
+            kind: JobKind::Aggregate,
+            account: AccountRef::new(&r.tenant, &r.account)?,
+            counterparty: None,
+            amount: None,
+            params: JobParams {
+                from_ms: Some(from_ms),
+                to_ms: Some(to_ms),
+                threshold: Some(r.threshold),
+                ..JobParams::default()
+            },
+            idempotency_key: r.idempotency_key,
+        };
+        Ok(Response::new(pb::AggregateResponse {
+            job: Some(self.submit(request).await?),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_job(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::GetJobResponse>, Status> {
+        let r = request.into_inner();
+        let row = self.ledger.job(&r.id).await?;
+        let results = match r.include_results {
+            true => self.ledger.job_results(&row).await?,
+            false => None,
+        };
+        Ok(Response::new(pb::GetJobResponse {
+            job: Some(convert::job(&row, results)),
+        }))
+    }
+
+    type WatchJobStream = JobStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn watch_job(
+        &self,
+        request: Request<pb::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let id = request.into_inner().id;
+        let first = self.ledger.job(&id).await?;
+        Ok(Response::new(watch(self.ledger.clone(), first)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_transfers(
+        &self,
+        request: Request<pb::ListTransfersRequest>,
+    ) -> Result<Response<pb::ListTransfersResponse>, Status> {
+        let r = request.into_inner();
+        let before = match r.page_token.as_str() {
+            "" => None,
+            token => Some(
+                token
+                    .parse::<i64>()
+                    .map_err(|_| LedgerError::InvalidArgument("invalid page_token".into()))?,
+            ),
+        };
+        let limit = if r.page_size == 0 { 50 } else { r.page_size };
+        let rows = self
+            .ledger
+            .list_transfers(&AccountRef::new(&r.tenant, &r.account)?, before, limit)
+            .await?;
+        let next_page_token = match rows.last() {
+            Some(last) if rows.len() as u32 == limit.min(500) => last.seq.to_string(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListTransfersResponse {
+            transfers: rows.iter().map(convert::transfer).collect(),
+            next_page_token,
+        }))
+    }
+}
+
+/// Streams a job's states until it is terminal. State changes made in this process wake
+/// the stream at once; changes made by another instance are seen within a poll period.
+/// The task ends when the job is terminal or the client goes away.
+fn watch(ledger: Arc<Ledger>, first: JobRow) -> JobStream {
+    const POLL: Duration = Duration::from_millis(500);
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let mut events = ledger.job_events();
+    tokio::spawn(async move {
+        let (mut row, mut last_sent) = (first, None);
+        loop {
+            if last_sent != Some(row.state) {
+                let message = pb::WatchJobResponse {
+                    job: Some(convert::job(&row, None)),
+                };
+                if tx.send(Ok(message)).await.is_err() {
+                    return;
+                }
+                last_sent = Some(row.state);
+            }
+            if row.state.is_terminal() {
+                return;
+            }
+            let _ = tokio::time::timeout(POLL, wait_for(&mut events, &row.id)).await;
+            row = match ledger.job(&row.id).await {
+                Ok(row) => row,
+                Err(err) => {
+                    let _ = tx.send(Err(Status::from(err))).await;
+                    return;
+                }
+            };
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+async fn wait_for(events: &mut broadcast::Receiver<String>, id: &str) {
+    loop {
+        match events.recv().await {
+            Ok(changed) if changed == id => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
+                return
+            }
+        }
+    }
+}

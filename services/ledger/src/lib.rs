@@ -1,0 +1,25 @@
+//! The BlindLedger ledger service: tenants and keys, accounts, and asynchronous FHE jobs
+//! (deposits, withdrawals, confidential transfers, aggregates) over encrypted balances.
+//!
+//! [`Application`] wires storage, the FHE executor, job workers and the gRPC server;
+//! [`Ledger`] is the transport-agnostic core the gRPC adapter calls.
+
+mod app;
+mod compute;
+mod config;
+mod convert;
+mod error;
+mod grpc;
+mod jobs;
+mod keys;
+mod ledger;
+mod names;
+mod worker;
+
+pub use app::Application;
+pub use config::LedgerConfig;
+pub use error::LedgerError;
+pub use jobs::{JobKind, JobParams, JobRequest};
+pub use keys::KeyUpload;
+pub use ledger::{AccountLimits, JobResults, Ledger};
+pub use names::AccountRef;

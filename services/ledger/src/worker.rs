@@ -1,0 +1,207 @@
+//! Job workers: claim runnable jobs, compute them on the FHE pool, commit the results.
+//!
+//! Exactly-once: a job's balance writes and its COMMITTED state are one transaction that
+//! checks the worker still holds the job's lease and that every balance still has the
+//! version the computation read. A worker that dies leaves a lease that expires; another
+//! worker (in this process or another) then claims the job and computes it again from the
+//! unchanged balances.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use blindledger_store::{now_ms, CommitOutcome, JobRow};
+
+use crate::compute::{compute, JobInputs};
+use crate::error::LedgerError;
+use crate::jobs::{JobKind, JobParams};
+use crate::ledger::Ledger;
+use crate::names::AccountRef;
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Lease owner name of this process.
+    pub owner: String,
+    /// Lease length.
+    pub lease_ms: i64,
+    /// Claims after which a job is failed.
+    pub max_attempts: i64,
+}
+
+/// How often an idle worker looks for jobs queued by other processes.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+/// Wait after a storage failure before looking again.
+const BACKOFF: Duration = Duration::from_millis(500);
+/// Recomputations allowed when a balance changed under a job.
+const STALE_RETRIES: usize = 3;
+
+/// Runs one worker until `shutdown` turns true.
+pub async fn run_worker(
+    ledger: Arc<Ledger>,
+    settings: WorkerSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        // Registered before looking, so a job queued meanwhile still wakes this worker.
+        let notified = ledger.job_added.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let delay = match ledger
+            .db
+            .claim_jobs(&settings.owner, settings.lease_ms, 1)
+            .await
+        {
+            Ok(jobs) if !jobs.is_empty() => {
+                for job in jobs {
+                    let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts);
+                    process(&ledger, &settings, job).instrument(span).await;
+                }
+                continue;
+            }
+            Ok(_) => IDLE_POLL,
+            Err(err) => {
+                tracing::warn!(error = %err, "claiming jobs failed");
+                BACKOFF
+            }
+        };
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn process(ledger: &Ledger, settings: &WorkerSettings, job: JobRow) {
+    let _ = ledger.job_events.send(job.id.clone());
+    let renewal = renew_lease(ledger.db.clone(), job.seq, settings.clone());
+    let outcome = tokio::select! {
+        outcome = run_with_retries(ledger, settings, &job) => outcome,
+        _ = renewal => Ok(CommitOutcome::LeaseLost),
+    };
+    let kind = job.kind.clone();
+    match outcome {
+        Ok(CommitOutcome::Committed) => {
+            metrics::counter!("blindledger_jobs_total", "kind" => kind, "outcome" => "committed")
+                .increment(1);
+            tracing::info!("job committed");
+        }
+        Ok(CommitOutcome::LeaseLost) => tracing::warn!("job lease lost; another worker owns it"),
+        Ok(CommitOutcome::StaleBalance) | Err(LedgerError::Unavailable(_)) => {
+            tracing::warn!("job released after a transient failure");
+            tokio::time::sleep(BACKOFF).await;
+            if job.attempts >= settings.max_attempts {
+                fail(
+                    ledger,
+                    settings,
+                    &job,
+                    "gave up after repeated storage failures",
+                )
+                .await;
+            } else if let Err(err) = ledger.db.release_job(job.seq, &settings.owner).await {
+                tracing::warn!(error = %err, "releasing job failed; its lease will expire");
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "job failed");
+            fail(ledger, settings, &job, &err.to_string()).await;
+        }
+    }
+    let _ = ledger.job_events.send(job.id.clone());
+}
+
+async fn fail(ledger: &Ledger, settings: &WorkerSettings, job: &JobRow, reason: &str) {
+    metrics::counter!("blindledger_jobs_total", "kind" => job.kind.clone(), "outcome" => "failed")
+        .increment(1);
+    if let Err(err) = ledger.db.fail_job(job.seq, &settings.owner, reason).await {
+        tracing::warn!(error = %err, "recording job failure failed; its lease will expire");
+    }
+}
+
+/// Keeps the lease alive while the job computes; returns if the lease is lost.
+async fn renew_lease(db: blindledger_store::Db, seq: i64, settings: WorkerSettings) {
+    let period = Duration::from_millis((settings.lease_ms / 3).max(50) as u64);
+    loop {
+        tokio::time::sleep(period).await;
+        match db
+            .renew_lease(seq, &settings.owner, settings.lease_ms)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => tracing::warn!(error = %err, "renewing job lease failed"),
+        }
+    }
+}
+
+async fn run_with_retries(
+    ledger: &Ledger,
+    settings: &WorkerSettings,
+    job: &JobRow,
+) -> Result<CommitOutcome, LedgerError> {
+    for _ in 0..STALE_RETRIES {
+        let inputs = read_inputs(ledger, job).await?;
+        let tenant = ledger.tenant_row(&job.tenant).await?;
+        let commit = ledger.run_fhe(&tenant, move || compute(&inputs)).await??;
+        match ledger.db.commit_job(job, &settings.owner, &commit).await? {
+            CommitOutcome::StaleBalance => {
+                tracing::info!("balance changed under the job; recomputing");
+                continue;
+            }
+            other => return Ok(other),
+        }
+    }
+    Ok(CommitOutcome::StaleBalance)
+}
+
+async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<JobInputs, LedgerError> {
+    let kind = JobKind::parse(&job.kind)
+        .ok_or_else(|| LedgerError::Internal(anyhow::anyhow!("unknown job kind")))?;
+    let params: JobParams =
+        serde_json::from_str(&job.params).map_err(|e| LedgerError::Internal(e.into()))?;
+    let tenant = ledger.tenant_row(&job.tenant).await?;
+    let account_a = ledger
+        .account_row(&AccountRef::new(&job.tenant, &job.account_a)?)
+        .await?;
+    let account_b = match &job.account_b {
+        Some(b) => Some(
+            ledger
+                .account_row(&AccountRef::new(&job.tenant, b)?)
+                .await?,
+        ),
+        None => None,
+    };
+    let moved = if kind == JobKind::Aggregate {
+        let (from, to) = (
+            params.from_ms.unwrap_or(0),
+            params.to_ms.unwrap_or(i64::MAX),
+        );
+        let out = ledger
+            .db
+            .moved_amounts(&job.tenant, &job.account_a, true, from, to)
+            .await?;
+        let inc = ledger
+            .db
+            .moved_amounts(&job.tenant, &job.account_a, false, from, to)
+            .await?;
+        (out, inc)
+    } else {
+        Default::default()
+    };
+    Ok(JobInputs {
+        kind,
+        width: Ledger::width(&tenant)?,
+        amount: job.payload.clone(),
+        params,
+        account_a,
+        account_b,
+        moved,
+        now_ms: now_ms(),
+    })
+}

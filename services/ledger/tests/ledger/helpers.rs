@@ -1,0 +1,180 @@
+//! `spawn_app` and friends.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blindledger_client::LedgerClient;
+use blindledger_fhe::client::{decrypt_value, encrypt_amount, TenantKeys};
+use blindledger_fhe::LedgerWidth;
+use blindledger_ledger::{Application, LedgerConfig};
+use blindledger_proto::ledger::v1 as pb;
+use blindledger_test_support::{TestDatabase, TestKeys};
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+
+/// Width of the test ledgers: 32 bits halves FHE time and nothing here needs 64.
+pub const WIDTH: LedgerWidth = LedgerWidth::U32;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    MySql,
+    Sqlite,
+}
+
+/// A running ledger instance.
+pub struct TestApp {
+    pub client: LedgerClient,
+    pub addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Stops the instance gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("ledger task panicked")
+                .expect("ledger failed");
+        }
+    }
+}
+
+/// A database and object store shared by the instances of one test.
+pub struct TestEnv {
+    pub db: TestDatabase,
+    pub objects: tempfile::TempDir,
+    pub keys: Arc<TenantKeys>,
+}
+
+impl TestEnv {
+    pub async fn new(backend: Backend) -> Self {
+        // The ledger's logs appear in the output of failing tests (RUST_LOG to change).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn,blindledger=info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let db = match backend {
+            Backend::MySql => TestDatabase::mysql()
+                .await
+                .expect("MariaDB for tests (scripts/test.sh starts one)"),
+            Backend::Sqlite => TestDatabase::sqlite().expect("sqlite test database"),
+        };
+        let keys = Arc::new(
+            tokio::task::spawn_blocking(TestKeys::load_or_generate)
+                .await
+                .unwrap()
+                .expect("test keys"),
+        );
+        Self {
+            db,
+            objects: tempfile::tempdir().expect("temp dir"),
+            keys,
+        }
+    }
+
+    pub fn config(&self) -> LedgerConfig {
+        config_for(self.db.url(), self.objects.path())
+    }
+
+    pub async fn spawn(&self) -> TestApp {
+        spawn_with(self.config()).await
+    }
+}
+
+/// The configuration of a test instance: ephemeral port, short leases.
+pub fn config_for(url: &str, objects: &Path) -> LedgerConfig {
+    LedgerConfig {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: None,
+        database_url: SecretString::from(url.to_string()),
+        object_store_dir: objects.to_path_buf(),
+        workers: 2,
+        cached_server_keys: 1,
+        lease_ms: 3_000,
+        ..LedgerConfig::default()
+    }
+}
+
+pub async fn spawn_with(config: LedgerConfig) -> TestApp {
+    let app = Application::build(config).await.expect("ledger builds");
+    let addr = app.grpc_addr();
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let client = LedgerClient::connect(&format!("http://{addr}"))
+        .await
+        .expect("client connects");
+    TestApp {
+        client,
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// Registers the test keys for `tenant` and opens `accounts`.
+pub async fn tenant_with_accounts(
+    app: &TestApp,
+    keys: &TenantKeys,
+    tenant: &str,
+    accounts: &[&str],
+) {
+    app.client
+        .register_keys(tenant, "local", WIDTH, keys, |_, _| {})
+        .await
+        .expect("keys register");
+    for account in accounts {
+        app.client
+            .open_account(tenant, account, None)
+            .await
+            .expect("account opens");
+    }
+}
+
+pub fn encrypt(keys: &TenantKeys, value: u64) -> Vec<u8> {
+    encrypt_amount(&keys.public_key, WIDTH, value).expect("amount encrypts")
+}
+
+pub fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Waits for a job to finish and asserts it committed.
+pub async fn committed(app: &TestApp, job: pb::Job) -> pb::Job {
+    let done = tokio::time::timeout(Duration::from_secs(300), app.client.wait_finished(&job.id))
+        .await
+        .expect("job finishes in time")
+        .expect("job can be watched");
+    assert_eq!(
+        done.state(),
+        pb::JobState::Committed,
+        "job {} failed: {}",
+        done.id,
+        done.failure_reason
+    );
+    done
+}
+
+/// Fetches and decrypts a balance.
+pub async fn balance(app: &TestApp, keys: &TenantKeys, tenant: &str, account: &str) -> u64 {
+    let (width, bytes, _) = app.client.balance(tenant, account).await.expect("balance");
+    decrypt_value(&keys.client_key, width, &bytes).expect("balance decrypts")
+}
+
+/// The gRPC status code of a failed client call.
+pub fn code<T: std::fmt::Debug>(result: Result<T, blindledger_client::ClientError>) -> tonic::Code {
+    match result {
+        Err(blindledger_client::ClientError::Status(status)) => status.code(),
+        other => panic!("expected a gRPC status, got {other:?}"),
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the ledger service: real gRPC, real TFHE keys, real MariaDB (a
+//! fresh database per test) and SQLite. One test binary, modules per capability.
+
+// Test helpers panic on unexpected results, like the tests themselves.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod concurrency;
+mod conservation;
+mod helpers;
+mod limits;
+mod restart;
