@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# BlindLedger's single test command: formatting, lints, then every test of the workspace.
+# BlindLedger's single test command: formatting, lints, every test of the workspace (in the
+# release profile, which `cargo run --release` shares), then the shipped policy's Rego tests.
 #
 #   scripts/test.sh [extra `cargo test` arguments...]
 #
@@ -346,19 +347,25 @@ main() {
     export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
   fi
 
-  header "[1/4] toolchain and MariaDB"
+  header "[1/5] toolchain and MariaDB"
   ensure_toolchain
   ensure_mariadb
 
-  header "[2/4] cargo fmt --all -- --check"
+  header "[2/5] cargo fmt --all -- --check"
   cargo fmt --all -- --check
 
-  header "[3/4] cargo clippy --workspace --all-targets -- -D warnings"
+  header "[3/5] cargo clippy --workspace --all-targets -- -D warnings"
   cargo clippy --workspace --all-targets -- -D warnings
 
   local -a test_cmd=(cargo test --release --workspace --no-fail-fast "$@")
-  header "[4/4] ${test_cmd[*]}"
+  header "[4/5] ${test_cmd[*]}"
   "${test_cmd[@]}"
+
+  # The shipped policy's own Rego tests, with the CLI built from what the tests compiled
+  # (--workspace keeps the features, and so tfhe's build, the same).
+  header "[5/5] blindledger policy test policies/ --min-coverage 90"
+  cargo build --release --workspace --bins
+  "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/blindledger" policy test policies/ --min-coverage 90
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then

@@ -12,6 +12,7 @@ use blindledger_client::LedgerClient;
 use blindledger_fhe::client::{encrypt_amount, TenantKeys};
 use blindledger_fhe::ops::{self, TransferLimits, Value};
 use blindledger_fhe::{wire, LedgerWidth};
+use blindledger_ledger::dev::DevCredentials;
 use blindledger_ledger::{Application, LedgerConfig};
 use clap::Parser;
 use secrecy::SecretString;
@@ -41,15 +42,22 @@ async fn main() -> anyhow::Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}/ledger.db?mode=rwc", dir.path().display()));
-    let config = LedgerConfig {
+    let mut config = LedgerConfig {
         listen_addr: "127.0.0.1:0".parse()?,
         metrics_addr: None,
         database_url: SecretString::from(url),
         object_store_dir: dir.path().join("objects"),
         ..LedgerConfig::default()
     };
+    // The real gate: signed tokens and the shipped policy, so its cost is in the figures.
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let credentials = DevCredentials::provision(&dir.path().join("dev"), &policies, "loadgen")?;
+    credentials.configure(&mut config);
+    let token = credentials.token("loadgen", &["admin"], &[], Duration::from_secs(86_400))?;
     let app = Application::build(config).await?;
-    let client = LedgerClient::connect(&format!("http://{}", app.grpc_addr())).await?;
+    let client = LedgerClient::connect(&format!("http://{}", app.grpc_addr()))
+        .await?
+        .with_token(&token)?;
     let server = tokio::spawn(app.run_until(std::future::pending()));
 
     let tenant = format!("load-{}", uuid::Uuid::new_v4().simple());

@@ -49,6 +49,28 @@ impl Home {
         Ok(Self { root })
     }
 
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The access token file the CLI sends when no `--token` is given.
+    pub fn token_path(&self) -> PathBuf {
+        self.root.join("token")
+    }
+
+    /// Reads the access token saved in the home directory, if any.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        match std::fs::read_to_string(self.token_path()) {
+            Ok(token) => Ok(Some(token.trim().to_owned())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => {
+                Err(anyhow::Error::new(err)
+                    .context(format!("reading {}", self.token_path().display())))
+            }
+        }
+    }
+
     /// The directory holding a tenant's keys.
     pub fn keys_dir(&self, tenant: &str) -> PathBuf {
         self.root.join("keys").join(tenant)

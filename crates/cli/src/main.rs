@@ -21,6 +21,8 @@ use commands::dev::DevArgs;
 use commands::jobs::JobCommand;
 use commands::keys::KeysCommand;
 use commands::money::{MoneyArgs, Movement, TransferArgs};
+use commands::policy::PolicyCommand;
+use commands::token::TokenCommand;
 use commands::transfers::TransfersArgs;
 use commands::Context;
 
@@ -39,6 +41,16 @@ struct Cli {
     /// Directory holding tenant keys [default: <user data dir>/blindledger].
     #[arg(long, global = true, env = "BLINDLEDGER_HOME", value_name = "DIR")]
     home: Option<PathBuf>,
+    /// Access token (JWT) sent to the ledger [default: the token file in the home directory,
+    /// which `blindledger dev` writes].
+    #[arg(
+        long,
+        global = true,
+        env = "BLINDLEDGER_TOKEN",
+        value_name = "JWT",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +81,12 @@ enum Command {
     Aggregate(AggregateArgs),
     /// Lists an account's transfers (metadata only).
     Transfers(TransfersArgs),
+    /// Tests, builds, signs and inspects policy bundles.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Issues access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 #[tokio::main]
@@ -101,9 +119,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context {
         endpoint: cli.endpoint,
         home: cli.home,
+        token: cli.token,
     };
     match cli.command {
-        Command::Dev(args) => commands::dev::run(args).await,
+        Command::Dev(args) => commands::dev::run(&ctx, args).await,
         Command::Keys(command) => commands::keys::run(&ctx, command).await,
         Command::Account(command) => commands::account::run(&ctx, command).await,
         Command::Deposit(args) => commands::money::movement(&ctx, Movement::Deposit, args).await,
@@ -113,6 +132,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job(command) => commands::jobs::run(&ctx, command).await,
         Command::Aggregate(args) => commands::aggregate::run(&ctx, args).await,
         Command::Transfers(args) => commands::transfers::run(&ctx, args).await,
+        Command::Policy(command) => commands::policy::run(command),
+        Command::Token(command) => commands::token::run(command),
     }
 }
 
@@ -150,6 +171,11 @@ mod tests {
             "blindledger job watch 0190",
             "blindledger aggregate acme/alice --from 2026-11-01T00:00:00Z --to 2026-12-01T00:00:00Z --threshold 10.00 --wait",
             "blindledger transfers acme/alice --limit 50",
+            "blindledger policy test policies/",
+            "blindledger policy build policies/ -o bundle.tar.gz --revision abc123",
+            "blindledger policy sign bundle.tar.gz --key ci-signing.pem --kid ci",
+            "blindledger policy inspect bundle.tar.gz",
+            "blindledger token issue --sub alice --role teller --tenant acme",
         ];
         for line in ok {
             let parsed = Cli::try_parse_from(line.split_whitespace());

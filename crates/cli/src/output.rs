@@ -104,8 +104,8 @@ pub fn print_decrypted(result: &Decrypted) {
         } => {
             println!("sum out: {sum_out}");
             println!("sum in: {sum_in}");
-            println!("transfers above threshold: {count_above}");
-            println!("transfers covered: {transfers}");
+            println!("outgoing transfers above the threshold: {count_above}");
+            println!("transfers in the period: {transfers}");
         }
     }
 }
@@ -136,17 +136,16 @@ pub fn print_transfers(transfers: &[Transfer], more: bool) {
         return;
     }
     println!(
-        "{:<20}  {:<10}  {:<20}  {:<20}  {:<36}  JOB",
-        "CREATED", "STATE", "FROM", "TO", "ID"
+        "{:<20}  {:<10}  {:<20}  {:<20}  JOB",
+        "CREATED", "STATE", "FROM", "TO"
     );
     for t in transfers {
         println!(
-            "{:<20}  {:<10}  {:<20}  {:<20}  {:<36}  {}",
+            "{:<20}  {:<10}  {:<20}  {:<20}  {}",
             timestamp(t.created_at.as_ref()),
             state_name(t.state()),
             t.from_account,
             t.to_account,
-            t.id,
             t.job_id
         );
     }

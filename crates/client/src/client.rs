@@ -8,6 +8,8 @@ use blindledger_proto::prost_types::Timestamp;
 use futures::{Stream, StreamExt};
 use pb::ledger_service_client::LedgerServiceClient;
 use tfhe::CompactPublicKey;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::{is_finished, width_from_proto, ClientError};
@@ -59,10 +61,43 @@ impl TenantInfo {
     }
 }
 
+/// Adds `authorization: Bearer <token>` to every request when a token is set.
+#[derive(Clone, Default)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token itself.
+        f.write_str(if self.0.is_some() {
+            "BearerToken(set)"
+        } else {
+            "BearerToken(none)"
+        })
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The generated tonic client, with the bearer token attached.
+pub type RawClient = LedgerServiceClient<InterceptedService<Channel, BearerToken>>;
+
 /// A connection to a ledger. Cloning is cheap and shares the connection.
 #[derive(Clone, Debug)]
 pub struct LedgerClient {
-    inner: LedgerServiceClient<Channel>,
+    channel: Channel,
+    inner: RawClient,
 }
 
 impl LedgerClient {
@@ -78,15 +113,27 @@ impl LedgerClient {
     /// Wraps an existing channel, with the message-size limits raised to
     /// [`MAX_MESSAGE_BYTES`].
     pub fn from_channel(channel: Channel) -> Self {
-        let inner = LedgerServiceClient::new(channel)
+        Self::build(channel, BearerToken::default())
+    }
+
+    fn build(channel: Channel, token: BearerToken) -> Self {
+        let inner = LedgerServiceClient::with_interceptor(channel.clone(), token)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Self { inner }
+        Self { channel, inner }
+    }
+
+    /// The same connection, sending `token` (a JWT) as the bearer credential of every call.
+    pub fn with_token(&self, token: &str) -> Result<Self, ClientError> {
+        let value = format!("Bearer {}", token.trim())
+            .parse::<MetadataValue<Ascii>>()
+            .map_err(|_| ClientError::InvalidToken)?;
+        Ok(Self::build(self.channel.clone(), BearerToken(Some(value))))
     }
 
     /// Returns the generated tonic client sharing this connection, for requests this
     /// wrapper does not model (e.g. deliberately malformed ones in tests).
-    pub fn raw(&self) -> LedgerServiceClient<Channel> {
+    pub fn raw(&self) -> RawClient {
         self.inner.clone()
     }
 

@@ -19,6 +19,9 @@ pub enum ClientError {
     /// unknown enum value).
     #[error("unexpected response from the ledger: {0}")]
     Protocol(String),
+    /// The access token cannot be sent as a header (it is not printable ASCII).
+    #[error("the access token is not a valid header value")]
+    InvalidToken,
 }
 
 impl ClientError {

@@ -7,6 +7,7 @@
 mod accounts;
 mod blobs;
 mod db;
+mod decisions;
 mod error;
 mod jobs;
 mod tenants;
@@ -14,6 +15,7 @@ mod tenants;
 pub use accounts::{AccountRow, BalanceWrite};
 pub use blobs::KeyBlobStore;
 pub use db::{Backend, Db};
+pub use decisions::DecisionRecord;
 pub use error::StoreError;
 pub use jobs::{CommitOutcome, JobCommit, JobRow, JobState, NewJob, SubmitOutcome};
 pub use tenants::TenantRow;

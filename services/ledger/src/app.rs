@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use blindledger_fhe::FheExecutor;
+use blindledger_gate::{AuthLayer, BundleLoader, PolicyGate, TokenVerifier};
 use blindledger_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use blindledger_store::{Db, KeyBlobStore};
 use blindledger_telemetry::GrpcMetricsLayer;
@@ -18,6 +19,7 @@ use blindledger_telemetry::GrpcMetricsLayer;
 use crate::config::LedgerConfig;
 use crate::grpc::LedgerGrpc;
 use crate::ledger::Ledger;
+use crate::policy::{policy_gate, token_verifier};
 use crate::worker::{run_worker, WorkerSettings};
 
 /// A built ledger service: storage connected and migrated, ports bound, not yet serving.
@@ -28,6 +30,9 @@ pub struct Application {
     grpc_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     owner: String,
+    tokens: TokenVerifier,
+    gate: PolicyGate,
+    bundles: Arc<BundleLoader>,
 }
 
 impl std::fmt::Debug for Application {
@@ -46,11 +51,18 @@ impl Application {
             std::fs::create_dir_all(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
         }
+        let tokens = token_verifier(&config)?;
         let db = Db::connect(&url, config.max_connections)
             .await
             .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
         if config.migrate {
             db.migrate().await.context("running migrations")?;
+        }
+        let (gate, bundles) = policy_gate(&config, db.clone())?;
+        // A bad bundle at start-up is not fatal: calls are refused (UNAVAILABLE) until a
+        // good one appears, and the loader's status says why.
+        if let Err(err) = bundles.reload().await {
+            tracing::error!(error = %err, "no policy active at start-up");
         }
         let blobs =
             KeyBlobStore::local(&config.object_store_dir).context("opening the object store")?;
@@ -82,7 +94,20 @@ impl Application {
             grpc_addr,
             metrics_addr,
             owner,
+            tokens,
+            gate,
+            bundles,
         })
+    }
+
+    /// The policy gate, e.g. to read the active bundle revisions.
+    pub fn gate(&self) -> PolicyGate {
+        self.gate.clone()
+    }
+
+    /// The bundle loader: its status, or an immediate reload.
+    pub fn bundles(&self) -> Arc<BundleLoader> {
+        self.bundles.clone()
     }
 
     /// The bound gRPC address.
@@ -118,7 +143,13 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let max = self.config.max_message_bytes;
-        let service = LedgerServiceServer::new(LedgerGrpc::new(self.ledger.clone()))
+        let poll = std::time::Duration::from_millis(self.config.policy_poll_ms.max(100));
+        let mut loader_stop = stop_rx.clone();
+        let loader = tokio::spawn(self.bundles.clone().run(poll, async move {
+            let _ = loader_stop.changed().await;
+        }));
+        let grpc = LedgerGrpc::new(self.ledger.clone(), self.gate.clone());
+        let service = LedgerServiceServer::new(grpc)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
         tracing::info!(addr = %self.grpc_addr, owner = %self.owner, "ledger serving");
@@ -126,6 +157,13 @@ impl Application {
         tonic::transport::Server::builder()
             // Outermost: every RPC counted and timed, including rejected ones.
             .layer(GrpcMetricsLayer)
+            // Then authentication: no ledger method runs for an unauthenticated caller.
+            // Health checks and reflection (the schema only) stay open to probes and tools.
+            .layer(
+                AuthLayer::new(self.tokens.clone())
+                    .public_path_prefix("/grpc.health.v1.Health/")
+                    .public_path_prefix("/grpc.reflection.v1.ServerReflection/"),
+            )
             .add_service(health_service)
             .add_service(reflection)
             .add_service(service)
@@ -141,6 +179,7 @@ impl Application {
             let _ = worker.await;
         }
         let _ = depth.await;
+        let _ = loader.await;
         self.ledger.db().close().await;
         tracing::info!("ledger stopped");
         Ok(())

@@ -1,6 +1,7 @@
 //! Ledger configuration: defaults, then a TOML file, then `BLINDLEDGER_*` environment
 //! variables (e.g. `BLINDLEDGER_DATABASE_URL`, `BLINDLEDGER_LISTEN_ADDR`).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,25 @@ pub struct LedgerConfig {
     pub instance_id: Option<String>,
     /// Run migrations at start-up. Turn off where one process migrates a shared cluster.
     pub migrate: bool,
+    /// The `blindledger` policy bundle (OPA tar.gz). Until a valid one is loaded, every
+    /// call is refused with UNAVAILABLE.
+    pub policy_bundle: Option<PathBuf>,
+    /// The controller's `risk` data bundle; optional.
+    pub risk_bundle: Option<PathBuf>,
+    /// Ed25519 public keys (PEM files) verifying bundle signatures, by key id.
+    pub bundle_keys: BTreeMap<String, PathBuf>,
+    /// Refuse unsigned bundles (never turn off outside development).
+    pub require_signed_bundles: bool,
+    /// Signature scope bundles must carry, if any.
+    pub bundle_scope: Option<String>,
+    /// How often bundle files are checked for a new revision.
+    pub policy_poll_ms: u64,
+    /// Ed25519 public keys (PEM files) verifying access tokens, by key id. Required.
+    pub token_keys: BTreeMap<String, PathBuf>,
+    /// Required `iss` of access tokens.
+    pub token_issuer: String,
+    /// Required `aud` of access tokens.
+    pub token_audience: String,
 }
 
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -67,6 +87,15 @@ impl Default for LedgerConfig {
             max_message_bytes: 8 * 1024 * 1024,
             instance_id: None,
             migrate: true,
+            policy_bundle: None,
+            risk_bundle: None,
+            bundle_keys: BTreeMap::new(),
+            require_signed_bundles: true,
+            bundle_scope: None,
+            policy_poll_ms: 5_000,
+            token_keys: BTreeMap::new(),
+            token_issuer: "blindledger".into(),
+            token_audience: "blindledger".into(),
         }
     }
 }
@@ -89,6 +118,15 @@ impl LedgerConfig {
         "max_message_bytes",
         "instance_id",
         "migrate",
+        "policy_bundle",
+        "risk_bundle",
+        "bundle_keys",
+        "require_signed_bundles",
+        "bundle_scope",
+        "policy_poll_ms",
+        "token_keys",
+        "token_issuer",
+        "token_audience",
     ];
 
     /// Loads defaults, then `file` when given, then `BLINDLEDGER_*` variables.

@@ -100,7 +100,6 @@ pub fn account(row: &AccountRow) -> pb::Account {
 /// A transfer job's metadata (never its amounts).
 pub fn transfer(row: &JobRow) -> pb::Transfer {
     pb::Transfer {
-        id: row.id.clone(),
         job_id: row.id.clone(),
         from_account: row.account_a.clone(),
         to_account: row.account_b.clone().unwrap_or_default(),

@@ -10,32 +10,98 @@ use tokio::sync::broadcast;
 use tonic::{Request, Response, Status, Streaming};
 
 use blindledger_fhe::LedgerWidth;
+use blindledger_gate::{
+    with_decision_id, Authorized, CalledMethod, PolicyGate, Principal, Resource,
+};
 use blindledger_proto::ledger::v1 as pb;
 use blindledger_proto::ledger::v1::ledger_service_server::LedgerService;
 use blindledger_store::JobRow;
 
 use crate::convert;
 use crate::error::LedgerError;
-use crate::jobs::{JobKind, JobParams, JobRequest};
+use crate::jobs::{JobKind, JobParams, JobRequest, PolicyLimits};
 use crate::keys::KeyUpload;
 use crate::ledger::{AccountLimits, Ledger};
 use crate::names::AccountRef;
 
-/// Serves `blindledger.ledger.v1.LedgerService` over a [`Ledger`].
-#[derive(Debug, Clone)]
+/// Serves `blindledger.ledger.v1.LedgerService` over a [`Ledger`]. Every handler asks the
+/// policy gate before it acts, with the caller the auth layer authenticated.
+#[derive(Clone)]
 pub struct LedgerGrpc {
     ledger: Arc<Ledger>,
+    gate: PolicyGate,
+}
+
+impl std::fmt::Debug for LedgerGrpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerGrpc").finish_non_exhaustive()
+    }
+}
+
+/// Who calls which method: what the auth layer established.
+struct Caller {
+    principal: Principal,
+    method: String,
+}
+
+impl Caller {
+    fn of<T>(request: &Request<T>) -> Result<Self, Status> {
+        let principal = blindledger_gate::principal(request)?;
+        let method = request
+            .extensions()
+            .get::<CalledMethod>()
+            .map(|m| m.0.clone())
+            .ok_or_else(|| Status::internal("request has no gRPC method"))?;
+        Ok(Self { principal, method })
+    }
 }
 
 impl LedgerGrpc {
-    /// Wraps the ledger.
-    pub fn new(ledger: Arc<Ledger>) -> Self {
-        Self { ledger }
+    /// Wraps the ledger behind the gate.
+    pub fn new(ledger: Arc<Ledger>, gate: PolicyGate) -> Self {
+        Self { ledger, gate }
+    }
+
+    /// Asks the policy about `caller` acting on `tenant`/`account`. The tenant's region comes
+    /// from storage; an unknown tenant has none, and the handler reports it missing only
+    /// after the policy allowed the call, so a denied caller learns nothing.
+    async fn authorize(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        account: Option<&str>,
+    ) -> Result<Authorized, Status> {
+        let region = self.ledger.tenant_row(tenant).await.ok().map(|t| t.region);
+        let resource = Resource {
+            tenant: Some(tenant.to_owned()),
+            account: account.map(str::to_owned),
+            region,
+        };
+        self.gate
+            .authorize(&caller.principal, &caller.method, resource)
+            .await
     }
 
     async fn submit(&self, request: JobRequest) -> Result<pb::Job, Status> {
         let row = self.ledger.submit(request).await?;
         Ok(convert::job(&row, None))
+    }
+}
+
+/// The answer, tagged with the id of the decision that allowed it.
+fn respond<T>(message: T, allowed: &Authorized) -> Result<Response<T>, Status> {
+    Ok(with_decision_id(
+        Response::new(message),
+        &allowed.decision_id,
+    ))
+}
+
+fn policy_limits(allowed: &Authorized) -> PolicyLimits {
+    let o = &allowed.obligations;
+    PolicyLimits {
+        max_amount: o.max_amount,
+        window_limit: o.window_limit,
+        window_seconds: o.window_seconds,
     }
 }
 
@@ -68,11 +134,11 @@ fn limits(limits: Option<pb::TransferLimits>) -> AccountLimits {
 
 fn movement(
     kind: JobKind,
-    tenant: &str,
-    account: &str,
+    (tenant, account): (&str, &str),
     to: Option<String>,
     amount: Vec<u8>,
     key: String,
+    allowed: &Authorized,
 ) -> Result<JobRequest, LedgerError> {
     Ok(JobRequest {
         kind,
@@ -80,6 +146,7 @@ fn movement(
         counterparty: to,
         amount: Some(amount),
         params: JobParams::default(),
+        policy_limits: policy_limits(allowed),
         idempotency_key: key,
     })
 }
@@ -91,6 +158,7 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<Streaming<pb::RegisterTenantKeysRequest>>,
     ) -> Result<Response<pb::RegisterTenantKeysResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let mut stream = request.into_inner();
         let header = match stream.message().await?.and_then(|m| m.part) {
             Some(pb::register_tenant_keys_request::Part::Header(h)) => h,
@@ -101,6 +169,17 @@ impl LedgerService for LedgerGrpc {
                 .into())
             }
         };
+        // Decided on the header, before the server key is read; the region is the one
+        // being registered.
+        let resource = Resource {
+            tenant: Some(header.tenant.clone()),
+            account: None,
+            region: Some(header.region.clone()),
+        };
+        let allowed = self
+            .gate
+            .authorize(&caller.principal, &caller.method, resource)
+            .await?;
         let upload = KeyUpload {
             width: width(header.width)?,
             tenant: header.tenant,
@@ -121,10 +200,7 @@ impl LedgerService for LedgerGrpc {
         });
         let tenant = upload.tenant.clone();
         let key_id = self.ledger.register_keys(upload, chunks).await?;
-        Ok(Response::new(pb::RegisterTenantKeysResponse {
-            tenant,
-            key_id,
-        }))
+        respond(pb::RegisterTenantKeysResponse { tenant, key_id }, &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -132,15 +208,19 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
-        let row = self.ledger.tenant_row(&request.into_inner().tenant).await?;
+        let caller = Caller::of(&request)?;
+        let tenant = request.into_inner().tenant;
+        let allowed = self.authorize(&caller, &tenant, None).await?;
+        let row = self.ledger.tenant_row(&tenant).await?;
         let width = convert::width(Ledger::width(&row)?);
-        Ok(Response::new(pb::GetTenantResponse {
+        let message = pb::GetTenantResponse {
             tenant: row.name,
             region: row.region,
             width: width.into(),
             public_key: row.public_key,
             key_id: row.key_id,
-        }))
+        };
+        respond(message, &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -148,14 +228,15 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::OpenAccountRequest>,
     ) -> Result<Response<pb::OpenAccountResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let r = request.into_inner();
+        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
         let row = self
             .ledger
             .open_account(&AccountRef::new(&r.tenant, &r.account)?, limits(r.limits))
             .await?;
-        Ok(Response::new(pb::OpenAccountResponse {
-            account: Some(convert::account(&row)),
-        }))
+        let account = Some(convert::account(&row));
+        respond(pb::OpenAccountResponse { account }, &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -163,18 +244,20 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::DepositRequest>,
     ) -> Result<Response<pb::DepositResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let r = request.into_inner();
-        let job = self
-            .submit(movement(
-                JobKind::Deposit,
-                &r.tenant,
-                &r.account,
-                None,
-                r.amount,
-                r.idempotency_key,
-            )?)
-            .await?;
-        Ok(Response::new(pb::DepositResponse { job: Some(job) }))
+        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
+        let account = (r.tenant.as_str(), r.account.as_str());
+        let request = movement(
+            JobKind::Deposit,
+            account,
+            None,
+            r.amount,
+            r.idempotency_key,
+            &allowed,
+        )?;
+        let job = Some(self.submit(request).await?);
+        respond(pb::DepositResponse { job }, &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -182,18 +265,20 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::WithdrawRequest>,
     ) -> Result<Response<pb::WithdrawResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let r = request.into_inner();
-        let job = self
-            .submit(movement(
-                JobKind::Withdraw,
-                &r.tenant,
-                &r.account,
-                None,
-                r.amount,
-                r.idempotency_key,
-            )?)
-            .await?;
-        Ok(Response::new(pb::WithdrawResponse { job: Some(job) }))
+        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
+        let account = (r.tenant.as_str(), r.account.as_str());
+        let request = movement(
+            JobKind::Withdraw,
+            account,
+            None,
+            r.amount,
+            r.idempotency_key,
+            &allowed,
+        )?;
+        let job = Some(self.submit(request).await?);
+        respond(pb::WithdrawResponse { job }, &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -201,18 +286,22 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::TransferRequest>,
     ) -> Result<Response<pb::TransferResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let r = request.into_inner();
+        let allowed = self
+            .authorize(&caller, &r.tenant, Some(&r.from_account))
+            .await?;
         AccountRef::new(&r.tenant, &r.to_account)?;
         let request = movement(
             JobKind::Transfer,
-            &r.tenant,
-            &r.from_account,
+            (&r.tenant, &r.from_account),
             Some(r.to_account),
             r.amount,
             r.idempotency_key,
+            &allowed,
         )?;
-        let job = self.submit(request).await?;
-        Ok(Response::new(pb::TransferResponse { job: Some(job) }))
+        let job = Some(self.submit(request).await?);
+        respond(pb::TransferResponse { job }, &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -220,18 +309,21 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::GetBalanceRequest>,
     ) -> Result<Response<pb::GetBalanceResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let r = request.into_inner();
+        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
         let (width, balance, version) = self
             .ledger
             .balance(&AccountRef::new(&r.tenant, &r.account)?)
             .await?;
-        Ok(Response::new(pb::GetBalanceResponse {
+        let message = pb::GetBalanceResponse {
             tenant: r.tenant,
             account: r.account,
             width: convert::width(width).into(),
             balance,
             version,
-        }))
+        };
+        respond(message, &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -239,7 +331,9 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let r = request.into_inner();
+        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
         let from_ms = r.from.as_ref().map(convert::millis).unwrap_or(0);
         let to_ms = r.to.as_ref().map(convert::millis).unwrap_or(i64::MAX);
         if from_ms >= to_ms {
@@ -258,11 +352,11 @@ impl LedgerService for LedgerGrpc {
                 threshold: Some(r.threshold),
                 ..JobParams::default()
             },
+            policy_limits: PolicyLimits::default(),
             idempotency_key: r.idempotency_key,
         };
-        Ok(Response::new(pb::AggregateResponse {
-            job: Some(self.submit(request).await?),
-        }))
+        let job = Some(self.submit(request).await?);
+        respond(pb::AggregateResponse { job }, &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -270,15 +364,18 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::GetJobResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let r = request.into_inner();
         let row = self.ledger.job(&r.id).await?;
+        let allowed = self
+            .authorize(&caller, &row.tenant, Some(&row.account_a))
+            .await?;
         let results = match r.include_results {
             true => self.ledger.job_results(&row).await?,
             false => None,
         };
-        Ok(Response::new(pb::GetJobResponse {
-            job: Some(convert::job(&row, results)),
-        }))
+        let job = Some(convert::job(&row, results));
+        respond(pb::GetJobResponse { job }, &allowed)
     }
 
     type WatchJobStream = JobStream;
@@ -288,9 +385,13 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = Caller::of(&request)?;
         let id = request.into_inner().id;
         let first = self.ledger.job(&id).await?;
-        Ok(Response::new(watch(self.ledger.clone(), first)))
+        let allowed = self
+            .authorize(&caller, &first.tenant, Some(&first.account_a))
+            .await?;
+        respond(watch(self.ledger.clone(), first), &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -298,7 +399,9 @@ impl LedgerService for LedgerGrpc {
         &self,
         request: Request<pb::ListTransfersRequest>,
     ) -> Result<Response<pb::ListTransfersResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let r = request.into_inner();
+        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
         let before = match r.page_token.as_str() {
             "" => None,
             token => Some(
@@ -316,10 +419,11 @@ impl LedgerService for LedgerGrpc {
             Some(last) if rows.len() as u32 == limit.min(500) => last.seq.to_string(),
             _ => String::new(),
         };
-        Ok(Response::new(pb::ListTransfersResponse {
+        let message = pb::ListTransfersResponse {
             transfers: rows.iter().map(convert::transfer).collect(),
             next_page_token,
-        }))
+        };
+        respond(message, &allowed)
     }
 }
 

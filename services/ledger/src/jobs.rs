@@ -69,6 +69,35 @@ pub struct JobParams {
     pub threshold: Option<u64>,
 }
 
+/// Limits the policy attached to a call (its obligations). They only ever tighten the
+/// account's own limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicyLimits {
+    /// Largest amount one movement may move.
+    pub max_amount: Option<u64>,
+    /// Largest outflow per window.
+    pub window_limit: Option<u64>,
+    /// Window length in seconds, used when the account has no window of its own.
+    pub window_seconds: Option<u64>,
+}
+
+impl PolicyLimits {
+    /// Folds these obligations into the account's limits: the smaller of each limit wins.
+    fn tighten(&self, params: &mut JobParams) {
+        fn min(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        params.max_amount = min(params.max_amount, self.max_amount);
+        if params.window_limit.is_none() && self.window_limit.is_some() {
+            params.window_seconds = self.window_seconds.or(params.window_seconds);
+        }
+        params.window_limit = min(params.window_limit, self.window_limit);
+    }
+}
+
 /// A mutating request, before validation.
 #[derive(Debug, Clone)]
 pub struct JobRequest {
@@ -82,6 +111,9 @@ pub struct JobRequest {
     pub amount: Option<Vec<u8>>,
     /// Aggregate parameters.
     pub params: JobParams,
+    /// Obligations of the policy decision that allowed the request; not part of what the
+    /// client sent, so not part of its fingerprint.
+    pub policy_limits: PolicyLimits,
     /// Client idempotency key.
     pub idempotency_key: String,
 }
@@ -133,6 +165,7 @@ impl Ledger {
             params.max_amount = account.max_amount.map(|v| v as u64);
             params.window_limit = account.window_limit.map(|v| v as u64);
             params.window_seconds = Some(account.window_seconds as u64);
+            request.policy_limits.tighten(&mut params);
         }
         let job = NewJob {
             id: uuid::Uuid::now_v7().to_string(),
@@ -157,5 +190,48 @@ impl Ledger {
                 "idempotency key already used with a different request".into(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn obligations_only_tighten_limits() {
+        let mut params = JobParams {
+            max_amount: Some(500),
+            window_limit: None,
+            window_seconds: Some(86_400),
+            ..JobParams::default()
+        };
+        PolicyLimits {
+            max_amount: Some(1_000),
+            window_limit: Some(2_000),
+            window_seconds: Some(3_600),
+        }
+        .tighten(&mut params);
+        assert_eq!(params.max_amount, Some(500));
+        assert_eq!(params.window_limit, Some(2_000));
+        assert_eq!(params.window_seconds, Some(3_600));
+
+        let mut params = JobParams {
+            window_limit: Some(100),
+            window_seconds: Some(86_400),
+            ..JobParams::default()
+        };
+        PolicyLimits {
+            max_amount: Some(50),
+            window_limit: Some(1_000),
+            window_seconds: Some(60),
+        }
+        .tighten(&mut params);
+        assert_eq!(params.max_amount, Some(50));
+        assert_eq!(params.window_limit, Some(100));
+        assert_eq!(
+            params.window_seconds,
+            Some(86_400),
+            "the account keeps its window"
+        );
     }
 }

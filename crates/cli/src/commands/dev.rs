@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use blindledger_ledger::dev::DevCredentials;
 use blindledger_ledger::{Application, LedgerConfig};
 use secrecy::SecretString;
+
+use super::Context;
 
 /// Arguments of `blindledger dev`.
 #[derive(Debug, clap::Args)]
@@ -19,12 +22,16 @@ pub struct DevArgs {
     /// gRPC listen address [default: the configuration's, 127.0.0.1:50051].
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// The policy to enforce, built and signed at start-up with development keys.
+    #[arg(long, value_name = "DIR", default_value = "policies")]
+    policies: PathBuf,
 }
 
 /// Runs the ledger until Ctrl-C, then shuts it down gracefully.
-pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+pub async fn run(ctx: &Context, args: DevArgs) -> anyhow::Result<()> {
     blindledger_telemetry::init_tracing(false);
-    let config = dev_config(&args)?;
+    let mut config = dev_config(&args)?;
+    provision(ctx, &args, &mut config)?;
     let app = Application::build(config)
         .await
         .context("starting the ledger")?;
@@ -38,6 +45,37 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .await
         .context("running the ledger")?;
     println!("ledger stopped");
+    Ok(())
+}
+
+/// Development credentials: token and bundle-signing keys under `<data-dir>/dev/`, the
+/// policy built and signed from `--policies`, and an administrator's token (valid 30 days)
+/// in the CLI's home directory, which the other verbs send.
+fn provision(ctx: &Context, args: &DevArgs, config: &mut LedgerConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.policies.is_dir(),
+        "no policy directory at {} (run from the repository root or pass --policies)",
+        args.policies.display()
+    );
+    let dir = args.data_dir.join("dev");
+    let credentials = DevCredentials::provision(&dir, &args.policies, "dev")
+        .context("provisioning development credentials")?;
+    credentials.configure(config);
+    let token = credentials.token(
+        "dev-admin",
+        &["admin"],
+        &[],
+        std::time::Duration::from_secs(30 * 86_400),
+    )?;
+    let home = ctx.home()?;
+    std::fs::create_dir_all(home.root())
+        .with_context(|| format!("creating {}", home.root().display()))?;
+    super::policy::write_private(&home.token_path(), token.as_bytes())?;
+    println!("admin token saved in {}", home.token_path().display());
+    println!(
+        "other tokens: blindledger token issue --sub NAME --role teller --tenant TENANT --key {}",
+        dir.join("token.key").display()
+    );
     Ok(())
 }
 

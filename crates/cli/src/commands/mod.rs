@@ -7,6 +7,8 @@ pub mod dev;
 pub mod jobs;
 pub mod keys;
 pub mod money;
+pub mod policy;
+pub mod token;
 pub mod transfers;
 
 use std::path::PathBuf;
@@ -23,14 +25,25 @@ pub struct Context {
     pub endpoint: String,
     /// `--home`, when given.
     pub home: Option<PathBuf>,
+    /// `--token`, when given; else the token file in the home directory.
+    pub token: Option<String>,
 }
 
 impl Context {
-    /// Connects to the ledger.
+    /// Connects to the ledger, sending the access token (`--token`, `BLINDLEDGER_TOKEN`, or
+    /// `<home>/token`, which `blindledger dev` writes).
     pub async fn connect(&self) -> anyhow::Result<LedgerClient> {
-        LedgerClient::connect(&self.endpoint)
+        let client = LedgerClient::connect(&self.endpoint)
             .await
-            .with_context(|| format!("connecting to {}", self.endpoint))
+            .with_context(|| format!("connecting to {}", self.endpoint))?;
+        let token = match &self.token {
+            Some(token) => Some(token.clone()),
+            None => self.home()?.token()?,
+        };
+        match token {
+            Some(token) => Ok(client.with_token(&token)?),
+            None => Ok(client),
+        }
     }
 
     /// Resolves the home directory.

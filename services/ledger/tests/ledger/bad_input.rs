@@ -3,7 +3,6 @@
 use blindledger_fhe::client::encrypt_amount;
 use blindledger_fhe::LedgerWidth;
 use blindledger_proto::ledger::v1 as pb;
-use blindledger_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use blindledger_test_support::{mysql_url_via, TcpProxy};
 use tonic::Code;
 
@@ -127,9 +126,7 @@ async fn unknown_names_and_misuse_are_refused() {
 async fn a_key_upload_with_the_wrong_digest_is_refused() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let app = env.spawn().await;
-    let mut raw = LedgerServiceClient::connect(format!("http://{}", app.addr))
-        .await
-        .unwrap();
+    let mut raw = app.client.raw();
     let key_bytes = blindledger_fhe::wire::encode_compressed_server_key(&env.keys.server_key);
     let header = pb::TenantKeysHeader {
         tenant: "acme".into(),
@@ -168,7 +165,7 @@ async fn a_dead_database_answers_unavailable_and_loses_no_job() {
     let proxy = TcpProxy::start(upstream).await.unwrap();
     let mut config = env.config();
     config.database_url = mysql_url_via(&proxy, env.db.url()).into();
-    let app = spawn_with(config).await;
+    let app = spawn_with(config, &env.admin_token()).await;
     tenant_with_accounts(&app, &env.keys, "acme", &["alice"]).await;
 
     let accepted = app

@@ -7,6 +7,7 @@ use std::time::Duration;
 use blindledger_client::LedgerClient;
 use blindledger_fhe::client::{decrypt_value, encrypt_amount, TenantKeys};
 use blindledger_fhe::LedgerWidth;
+use blindledger_ledger::dev::DevCredentials;
 use blindledger_ledger::{Application, LedgerConfig};
 use blindledger_proto::ledger::v1 as pb;
 use blindledger_test_support::{TestDatabase, TestKeys};
@@ -45,11 +46,18 @@ impl TestApp {
     }
 }
 
-/// A database and object store shared by the instances of one test.
+/// A database, object store and credentials shared by the instances of one test.
 pub struct TestEnv {
     pub db: TestDatabase,
     pub objects: tempfile::TempDir,
     pub keys: Arc<TenantKeys>,
+    /// Token keys and the shipped policy, signed; in `objects/credentials`.
+    pub credentials: DevCredentials,
+}
+
+/// The shipped policy, `policies/` at the repository root.
+pub fn policies_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
 }
 
 impl TestEnv {
@@ -74,19 +82,38 @@ impl TestEnv {
                 .unwrap()
                 .expect("test keys"),
         );
+        let objects = tempfile::tempdir().expect("temp dir");
+        let credentials =
+            DevCredentials::provision(&objects.path().join("credentials"), &policies_dir(), "test")
+                .expect("credentials");
         Self {
             db,
-            objects: tempfile::tempdir().expect("temp dir"),
+            objects,
             keys,
+            credentials,
         }
     }
 
     pub fn config(&self) -> LedgerConfig {
-        config_for(self.db.url(), self.objects.path())
+        let mut config = config_for(self.db.url(), self.objects.path());
+        self.credentials.configure(&mut config);
+        config
+    }
+
+    /// A token of `subject` with `roles` on `tenants`, valid for an hour.
+    pub fn token(&self, subject: &str, roles: &[&str], tenants: &[&str]) -> String {
+        self.credentials
+            .token(subject, roles, tenants, Duration::from_secs(3600))
+            .expect("token")
+    }
+
+    /// An administrator's token.
+    pub fn admin_token(&self) -> String {
+        self.token("admin", &["admin"], &[])
     }
 
     pub async fn spawn(&self) -> TestApp {
-        spawn_with(self.config()).await
+        spawn_with(self.config(), &self.admin_token()).await
     }
 }
 
@@ -104,7 +131,8 @@ pub fn config_for(url: &str, objects: &Path) -> LedgerConfig {
     }
 }
 
-pub async fn spawn_with(config: LedgerConfig) -> TestApp {
+/// Starts an instance; its client sends `token`.
+pub async fn spawn_with(config: LedgerConfig, token: &str) -> TestApp {
     let app = Application::build(config).await.expect("ledger builds");
     let addr = app.grpc_addr();
     let (stop, stopped) = oneshot::channel();
@@ -113,7 +141,9 @@ pub async fn spawn_with(config: LedgerConfig) -> TestApp {
     }));
     let client = LedgerClient::connect(&format!("http://{addr}"))
         .await
-        .expect("client connects");
+        .expect("client connects")
+        .with_token(token)
+        .expect("token is a header value");
     TestApp {
         client,
         addr,

@@ -12,7 +12,12 @@ use crate::helpers::*;
 
 /// Starts `blindledger-ledger` as a process and returns it once it listens.
 async fn start_process(env: &TestEnv) -> (Child, LedgerClient) {
+    // Keys and bundle paths come from a config file, the rest from the environment.
+    let config_file = env.objects.path().join("ledger.toml");
+    std::fs::write(&config_file, toml::to_string(&env.config()).unwrap()).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_blindledger-ledger"))
+        .arg("--config")
+        .arg(&config_file)
         .env("BLINDLEDGER_LISTEN_ADDR", "127.0.0.1:0")
         .env("BLINDLEDGER_METRICS_ADDR", "127.0.0.1:0")
         .env("BLINDLEDGER_DATABASE_URL", env.db.url())
@@ -37,7 +42,9 @@ async fn start_process(env: &TestEnv) -> (Child, LedgerClient) {
     };
     let client = LedgerClient::connect(&format!("http://{addr}"))
         .await
-        .expect("client connects");
+        .expect("client connects")
+        .with_token(&env.admin_token())
+        .unwrap();
     (child, client)
 }
 

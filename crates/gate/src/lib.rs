@@ -1,0 +1,24 @@
+//! The request gate of blindledger services.
+//!
+//! - [`AuthLayer`] authenticates every gRPC request with an EdDSA JWT ([`TokenVerifier`])
+//!   and hands the [`Principal`] to handlers through the request's extensions.
+//! - [`PolicyGate`] decides each request with the installed [`blindledger_policy`] engine,
+//!   failing closed, and records every decision through a [`DecisionSink`] before answering.
+//! - [`BundleLoader`] keeps the engine up to date from signed bundle files, swapping it
+//!   atomically and keeping the last good one on any failure.
+
+mod auth;
+mod auth_layer;
+mod error;
+mod gate;
+mod loader;
+mod sink;
+
+pub use auth::{generate_keypair, AuthError, Principal, TokenIssuer, TokenVerifier};
+pub use auth_layer::{AuthLayer, AuthService, CalledMethod};
+pub use error::GateError;
+pub use gate::{
+    principal, with_decision_id, Authorized, PolicyGate, Resource, DECISION_ID_METADATA,
+};
+pub use loader::{BundleConfig, BundleLoader, BundleStatus};
+pub use sink::{DecisionSink, MemorySink};

@@ -1,0 +1,258 @@
+//! Keeps the gate's engine fresh from bundle files on disk.
+//!
+//! Each bundle is activated on its own, as in OPA: a file that cannot be read, parsed or
+//! verified leaves that bundle at its last good revision while the other bundles may still
+//! move on. A new engine is built from every bundle's newest good revision and installed
+//! only when it compiles and warms up; otherwise the previous engine stays.
+
+mod status;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blindledger_policy::{Bundle, BundleLimits, BundleVerifier, PolicyEngine, PolicyError};
+use sha2::{Digest, Sha256};
+
+pub use status::BundleStatus;
+
+use crate::error::GateError;
+use crate::gate::{PolicyGate, Resource};
+use crate::Principal;
+use status::Statuses;
+
+/// One bundle the loader watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleConfig {
+    /// The bundle's name, as reported in decision logs (e.g. `blindledger`, `risk`).
+    pub name: String,
+    /// The `.tar.gz` file it is read from. A missing file is not an error: the bundle is
+    /// left out until it appears (the risk bundle may not exist yet), or keeps its last good
+    /// revision if it was active.
+    pub path: PathBuf,
+}
+
+/// A bundle that is part of the installed engine, with the digest of the file it came from.
+#[derive(Clone)]
+struct ActiveBundle {
+    sha256: String,
+    bundle: Bundle,
+}
+
+/// What reading one bundle file gave.
+enum Fetched {
+    /// No file: nothing to change.
+    Missing,
+    /// The same bytes as the active revision.
+    Unchanged,
+    /// A new, verified revision.
+    New(Box<ActiveBundle>),
+}
+
+/// Reads, verifies and activates policy bundles for a [`PolicyGate`].
+pub struct BundleLoader {
+    gate: PolicyGate,
+    bundles: Vec<BundleConfig>,
+    verifier: BundleVerifier,
+    limits: BundleLimits,
+    /// The bundles of the installed engine; held across a whole reload so two reloads never
+    /// interleave.
+    active: tokio::sync::Mutex<BTreeMap<String, ActiveBundle>>,
+    statuses: Statuses,
+}
+
+impl std::fmt::Debug for BundleLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BundleLoader")
+            .field("bundles", &self.bundles)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BundleLoader {
+    /// Creates a loader installing engines into `gate`; nothing is read until
+    /// [`BundleLoader::reload`] or [`BundleLoader::run`].
+    pub fn new(
+        gate: PolicyGate,
+        bundles: Vec<BundleConfig>,
+        verifier: BundleVerifier,
+        limits: BundleLimits,
+    ) -> Self {
+        let statuses = Statuses::new(bundles.iter().map(|b| b.name.clone()));
+        BundleLoader {
+            gate,
+            bundles,
+            verifier,
+            limits,
+            active: tokio::sync::Mutex::new(BTreeMap::new()),
+            statuses,
+        }
+    }
+
+    /// Reads every bundle file, verifies the changed ones, and builds, warms and installs a
+    /// new engine when anything changed.
+    ///
+    /// Files with the same SHA-256 as the active revision are skipped. Every failure is
+    /// recorded in the status of the bundle concerned, logged and counted; the first one is
+    /// returned. Fails with [`GateError::NoBundles`] when no bundle is available at all.
+    pub async fn reload(&self) -> Result<(), GateError> {
+        let mut active = self.active.lock().await;
+        let mut candidates = active.clone();
+        let mut changed = Vec::new();
+        let mut first_error = None;
+        for config in &self.bundles {
+            match self.fetch(config, active.get(&config.name)).await {
+                Ok(Fetched::Missing) => {}
+                Ok(Fetched::Unchanged) => self.statuses.clear_error(&config.name),
+                Ok(Fetched::New(bundle)) => {
+                    candidates.insert(config.name.clone(), *bundle);
+                    changed.push(config.name.clone());
+                }
+                Err(error) => {
+                    self.statuses.fail(&config.name, &error);
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if !changed.is_empty() {
+            match self.build(&candidates).await {
+                Ok(engine) => {
+                    self.gate.install(engine);
+                    for (name, activated) in candidates.iter().filter(|(n, _)| changed.contains(n))
+                    {
+                        self.statuses
+                            .activate(name, &activated.bundle.manifest.revision);
+                    }
+                    *active = candidates;
+                }
+                Err(error) => {
+                    for name in blamed(&error, &changed) {
+                        self.statuses.fail(&name, &error);
+                    }
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None if active.is_empty() => Err(GateError::NoBundles),
+            None => Ok(()),
+        }
+    }
+
+    /// Calls [`BundleLoader::reload`] every `interval`, starting now, until `shutdown`
+    /// resolves. Failures are in [`BundleLoader::status`] and the logs.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        shutdown: impl Future<Output = ()> + Send,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        // A zero period would make tokio panic; a millisecond is as good as "continuously".
+        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
+        // After a slow reload, wait a full interval instead of reloading in a burst.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = ticker.tick() => {
+                    // The failure is already logged, counted and in the bundle's status.
+                    if self.reload().await.is_err() {
+                        continue;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Returns each configured bundle's status, in configuration order.
+    pub fn status(&self) -> Vec<BundleStatus> {
+        self.statuses.snapshot()
+    }
+
+    /// Reads one bundle file and, if it is new, parses and verifies it.
+    async fn fetch(
+        &self,
+        config: &BundleConfig,
+        active: Option<&ActiveBundle>,
+    ) -> Result<Fetched, GateError> {
+        let bytes = match tokio::fs::read(&config.path).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fetched::Missing),
+            Err(source) => {
+                let (bundle, path) = (config.name.clone(), config.path.clone());
+                return Err(GateError::Read {
+                    bundle,
+                    path,
+                    source,
+                });
+            }
+        };
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        if active.is_some_and(|a| a.sha256 == sha256) {
+            return Ok(Fetched::Unchanged);
+        }
+        let bundle_error = |source| GateError::Bundle {
+            bundle: config.name.clone(),
+            source,
+        };
+        let bundle =
+            Bundle::from_tar_gz(&config.name, &bytes, &self.limits).map_err(bundle_error)?;
+        self.verifier.verify(&bundle).map_err(bundle_error)?;
+        Ok(Fetched::New(Box::new(ActiveBundle { sha256, bundle })))
+    }
+
+    /// Compiles and warms an engine over `bundles` off the async runtime.
+    async fn build(
+        &self,
+        bundles: &BTreeMap<String, ActiveBundle>,
+    ) -> Result<PolicyEngine, GateError> {
+        let bundles: Vec<Bundle> = bundles.values().map(|a| a.bundle.clone()).collect();
+        let warm_principal = Principal {
+            subject: "bundle-loader".to_string(),
+            roles: Vec::new(),
+            tenants: Vec::new(),
+        };
+        let input = self.gate.input(
+            &warm_principal,
+            "/blindledger.warmup/Warmup",
+            &Resource::default(),
+        );
+        let task = tokio::task::spawn_blocking(move || -> Result<PolicyEngine, PolicyError> {
+            let engine = PolicyEngine::build(&bundles, &input)?;
+            // A broken mask rule would refuse every request (no safe log entry), so it is
+            // caught here, before the engine is installed.
+            let decision = engine.decide(&input)?;
+            let mut event = engine.decision_event(&input, Some(&decision));
+            engine.mask(&mut event)?;
+            Ok(engine)
+        });
+        match task.await {
+            Ok(result) => result.map_err(GateError::Engine),
+            Err(join) => Err(GateError::Internal(format!(
+                "engine build task failed: {join}"
+            ))),
+        }
+    }
+}
+
+/// The bundles a failed build is charged to: the one the error names if it changed in this
+/// reload, otherwise every bundle that changed.
+fn blamed(error: &GateError, changed: &[String]) -> Vec<String> {
+    let named = match error {
+        GateError::Engine(PolicyError::Compile { file, .. }) => file.split('/').next(),
+        GateError::Engine(
+            PolicyError::PackageOutsideRoots { bundle, .. }
+            | PolicyError::DataOutsideRoots { bundle, .. }
+            | PolicyError::Data { bundle, .. },
+        ) => Some(bundle.as_str()),
+        _ => None,
+    };
+    match named {
+        Some(name) if changed.iter().any(|c| c == name) => vec![name.to_string()],
+        _ => changed.to_vec(),
+    }
+}

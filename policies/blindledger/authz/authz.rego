@@ -1,0 +1,130 @@
+# Authorization of every blindledger RPC. The service evaluates `decision` once per
+# request, enforces `allow`, records `reasons`, and applies `obligations` to amounts.
+#
+# Input, built by the service's policy layer:
+#   principal      authenticated subject, e.g. "alice"
+#   roles          roles the token grants: "admin", "treasury", "teller", "auditor"
+#   tenant_claims  tenants the token grants access to
+#   method         full gRPC method, e.g. "/blindledger.ledger.v1.LedgerService/Transfer"
+#   resource       {"tenant", "account", "region"}: what the request touches
+#   context        {"service_region", "time", "risk"}: facts about the serving side;
+#                  "risk" is carried for the decision log only (and masked there)
+#
+# Risk data comes from the controller's `risk` bundle, which owns the root `risk`:
+#   data.risk.tiers   {"<tenant>/<account>": "low" | "medium" | "high" | "blocked"}
+#   data.risk.limits  {"medium": {"max_amount": 100000, "window_limit": 500000,
+#                                 "window_seconds": 86400}, "high": {...}}
+# Without it every account is "low" and no obligations apply.
+package blindledger.authz
+
+service_prefix := "/blindledger.ledger.v1.LedgerService/"
+
+# The RPC name, defined only for methods of the ledger service.
+rpc := trim_prefix(input.method, service_prefix) if startswith(input.method, service_prefix)
+
+read_rpcs := {"GetBalance", "GetJob", "WatchJob", "ListTransfers", "GetTenant", "Aggregate"}
+
+# Auditors see metadata, never balances or aggregates (even encrypted ones).
+metadata_rpcs := {"GetTenant", "GetJob", "WatchJob", "ListTransfers"}
+
+# What each non-admin role may call; admin may call everything.
+role_rpcs := {
+	"treasury": {"Deposit", "Withdraw"} | read_rpcs,
+	"teller": {"Transfer"} | read_rpcs,
+	"auditor": metadata_rpcs,
+}
+
+roles := object.get(input, "roles", [])
+
+tenant_claims := object.get(input, "tenant_claims", [])
+
+requested_method := object.get(input, "method", "(none)")
+
+is_admin if "admin" in roles
+
+method_permitted if is_admin
+
+method_permitted if {
+	some role in roles
+	rpc in role_rpcs[role]
+}
+
+# Every non-admin role is limited to the tenants its token names.
+tenant_permitted if is_admin
+
+tenant_permitted if input.resource.tenant in tenant_claims
+
+default allow := false
+
+allow if {
+	method_permitted
+	tenant_permitted
+	count(deny) == 0
+}
+
+deny contains sprintf("roles %v may not call %s", [roles, requested_method]) if {
+	not method_permitted
+}
+
+deny contains sprintf("tenant %s is not among the token's tenants %v", [tenant, tenant_claims]) if {
+	not tenant_permitted
+	tenant := object.get(object.get(input, "resource", {}), "tenant", "(none)")
+}
+
+# Data residency: a tenant pinned to a region is served only there.
+default service_region := "unknown"
+
+service_region := input.context.service_region
+
+deny contains sprintf("data residency: tenant region %s, service region %s", [region, service_region]) if {
+	region := input.resource.region
+	region != service_region
+}
+
+# Risk tiers, from the risk bundle when present.
+default tier := "low"
+
+tier := data.risk.tiers[sprintf("%s/%s", [input.resource.tenant, input.resource.account])]
+
+known_tiers := {"low", "medium", "high", "blocked"}
+
+limited_tiers := {"medium", "high"}
+
+limited_rpcs := {"Transfer", "Withdraw"}
+
+obligation_keys := {"max_amount", "window_limit", "window_seconds"}
+
+deny contains "account blocked by risk tier" if tier == "blocked"
+
+# A tier this policy does not know (a typo in the risk bundle) must not mean "low".
+deny contains sprintf("unknown risk tier %v", [tier]) if not tier in known_tiers
+
+# A limited tier without configured limits must not mean "no limits".
+deny contains sprintf("risk tier %s has no limits configured", [tier]) if {
+	rpc in limited_rpcs
+	tier in limited_tiers
+	not data.risk.limits[tier]
+}
+
+default obligations := {}
+
+obligations := {key: value |
+	some key, value in data.risk.limits[tier]
+	key in obligation_keys
+} if {
+	rpc in limited_rpcs
+	tier in limited_tiers
+}
+
+reasons contains reason if some reason in deny
+
+reasons contains sprintf("risk tier %s: limits apply", [tier]) if {
+	allow
+	count(obligations) > 0
+}
+
+decision := {
+	"allow": allow,
+	"reasons": sort(reasons),
+	"obligations": obligations,
+}

@@ -1,0 +1,188 @@
+package blindledger.authz_test
+
+# `with ... as` takes local variables here: regorus 0.14.1 evaluates a `with` value that
+# refers to a rule or calls a function as undefined.
+
+import data.blindledger.authz
+
+method(name) := concat("", [authz.service_prefix, name])
+
+# A teller of tenant acme transferring from alice's account, served in the tenant's region.
+teller := {
+	"principal": "alice",
+	"roles": ["teller"],
+	"tenant_claims": ["acme"],
+	"method": method("Transfer"),
+	"resource": {"tenant": "acme", "account": "alice", "region": "eu-west"},
+	"context": {"service_region": "eu-west", "time": "2026-11-21T10:00:00Z"},
+}
+
+as_role(role, rpc) := object.union(teller, {"roles": [role], "method": method(rpc)})
+
+allowed(request) if authz.decision.allow with input as request
+
+risk := {
+	"tiers": {"acme/alice": "medium", "acme/bob": "high", "acme/mallory": "blocked", "acme/eve": "critical"},
+	"limits": {"medium": {"max_amount": 100000, "window_limit": 500000, "window_seconds": 86400}},
+}
+
+test_teller_may_transfer_in_own_tenant if {
+	request := teller
+	d := authz.decision with input as request
+	d.allow
+	d.reasons == []
+	d.obligations == {}
+}
+
+test_teller_may_read if {
+	every rpc in authz.read_rpcs {
+		allowed(as_role("teller", rpc))
+	}
+}
+
+test_teller_may_not_deposit_or_admin if {
+	not allowed(as_role("teller", "Deposit"))
+	not allowed(as_role("teller", "OpenAccount"))
+	request := as_role("teller", "Deposit")
+	d := authz.decision with input as request
+	d.reasons == [sprintf("roles [\"teller\"] may not call %s", [method("Deposit")])]
+}
+
+test_teller_limited_to_claimed_tenants if {
+	request := object.union(teller, {"resource": {"tenant": "globex", "account": "alice"}})
+	d := authz.decision with input as request
+	not d.allow
+	d.reasons == ["tenant globex is not among the token's tenants [\"acme\"]"]
+}
+
+test_request_without_tenant_denied if {
+	request := object.remove(teller, ["resource"])
+	d := authz.decision with input as request
+	not d.allow
+	d.reasons == ["tenant (none) is not among the token's tenants [\"acme\"]"]
+}
+
+test_treasury_may_move_money_in_and_out_and_read if {
+	allowed(as_role("treasury", "Deposit"))
+	allowed(as_role("treasury", "Withdraw"))
+	every rpc in authz.read_rpcs {
+		allowed(as_role("treasury", rpc))
+	}
+	not allowed(as_role("treasury", "Transfer"))
+	not allowed(as_role("treasury", "RegisterTenantKeys"))
+}
+
+test_auditor_reads_metadata_only if {
+	every rpc in {"GetTenant", "GetJob", "WatchJob", "ListTransfers"} {
+		allowed(as_role("auditor", rpc))
+	}
+	not allowed(as_role("auditor", "GetBalance"))
+	not allowed(as_role("auditor", "Aggregate"))
+	not allowed(as_role("auditor", "Transfer"))
+}
+
+test_admin_may_do_everything_in_any_tenant if {
+	admin := object.union(teller, {"roles": ["admin"], "tenant_claims": []})
+	every rpc in {"RegisterTenantKeys", "OpenAccount", "Deposit", "Withdraw", "Transfer", "Aggregate"} {
+		allowed(object.union(admin, {"method": method(rpc)}))
+	}
+}
+
+test_unknown_role_and_missing_roles_denied if {
+	not allowed(as_role("intern", "GetBalance"))
+	request := object.remove(teller, ["roles"])
+	d := authz.decision with input as request
+	not d.allow
+	d.reasons == [sprintf("roles [] may not call %s", [method("Transfer")])]
+}
+
+test_other_services_denied_to_non_admins if {
+	not allowed(object.union(teller, {"method": "/grpc.health.v1.Health/Check"}))
+}
+
+test_empty_input_is_a_defined_denial if {
+	d := authz.decision with input as {}
+	d.allow == false
+	count(d.reasons) == 2
+	d.obligations == {}
+}
+
+test_data_residency if {
+	request := object.union(teller, {"context": {"service_region": "us-east"}})
+	d := authz.decision with input as request
+	not d.allow
+	d.reasons == ["data residency: tenant region eu-west, service region us-east"]
+}
+
+test_data_residency_unknown_service_region if {
+	request := object.remove(teller, ["context"])
+	d := authz.decision with input as request
+	not d.allow
+	d.reasons == ["data residency: tenant region eu-west, service region unknown"]
+}
+
+test_tenant_without_region_served_anywhere if {
+	# object.union merges nested objects, so drop the region-bearing ones first.
+	request := object.union(object.remove(teller, ["resource", "context"]), {
+		"resource": {"tenant": "acme", "account": "alice"},
+		"context": {"service_region": "us-east"},
+	})
+	allowed(request)
+}
+
+test_no_risk_data_means_low_tier if {
+	request := teller
+	authz.tier == "low" with input as request
+}
+
+test_medium_tier_transfer_carries_obligations if {
+	request := teller
+	risk_data := risk
+	d := authz.decision with input as request with data.risk as risk_data
+	d.allow
+	d.obligations == {"max_amount": 100000, "window_limit": 500000, "window_seconds": 86400}
+	d.reasons == ["risk tier medium: limits apply"]
+}
+
+test_medium_tier_reads_carry_no_obligations if {
+	request := as_role("teller", "GetBalance")
+	risk_data := risk
+	d := authz.decision with input as request with data.risk as risk_data
+	d.allow
+	d.obligations == {}
+}
+
+test_unknown_limit_keys_are_dropped if {
+	limits := {"medium": {"max_amount": 5, "colour": "red"}}
+	request := teller
+	risk_data := {"tiers": risk.tiers, "limits": limits}
+	d := authz.decision with input as request with data.risk as risk_data
+	d.obligations == {"max_amount": 5}
+}
+
+test_high_tier_without_limits_denied if {
+	request := object.union(teller, {"resource": {"tenant": "acme", "account": "bob", "region": "eu-west"}})
+	risk_data := risk
+	d := authz.decision with input as request with data.risk as risk_data
+	not d.allow
+	d.reasons == ["risk tier high has no limits configured"]
+}
+
+test_blocked_account_denied_even_to_admin if {
+	request := object.union(teller, {
+		"roles": ["admin"],
+		"resource": {"tenant": "acme", "account": "mallory", "region": "eu-west"},
+	})
+	risk_data := risk
+	d := authz.decision with input as request with data.risk as risk_data
+	not d.allow
+	d.reasons == ["account blocked by risk tier"]
+}
+
+test_unknown_tier_denied if {
+	request := object.union(teller, {"resource": {"tenant": "acme", "account": "eve", "region": "eu-west"}})
+	risk_data := risk
+	d := authz.decision with input as request with data.risk as risk_data
+	not d.allow
+	d.reasons == ["unknown risk tier critical"]
+}
