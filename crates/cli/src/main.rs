@@ -132,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job(command) => commands::jobs::run(&ctx, command).await,
         Command::Aggregate(args) => commands::aggregate::run(&ctx, args).await,
         Command::Transfers(args) => commands::transfers::run(&ctx, args).await,
+        Command::Policy(PolicyCommand::Status) => commands::policy::status(&ctx).await,
         Command::Policy(command) => commands::policy::run(command),
         Command::Token(command) => commands::token::run(command),
     }

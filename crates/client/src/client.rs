@@ -322,6 +322,17 @@ impl LedgerClient {
         }
     }
 
+    /// The policy bundles the ledger enforces: revisions, activation times, last errors.
+    pub async fn policy_status(&self) -> Result<Vec<pb::PolicyBundleStatus>, ClientError> {
+        let request = pb::GetPolicyStatusRequest {};
+        Ok(self
+            .raw()
+            .get_policy_status(request)
+            .await?
+            .into_inner()
+            .bundles)
+    }
+
     /// Lists one page of transfer metadata (never amounts) touching an account, newest
     /// first. `page_size` 0 means the ledger's default (50); pass the previous response's
     /// `next_page_token` to continue.

@@ -148,7 +148,7 @@ impl Application {
         let loader = tokio::spawn(self.bundles.clone().run(poll, async move {
             let _ = loader_stop.changed().await;
         }));
-        let grpc = LedgerGrpc::new(self.ledger.clone(), self.gate.clone());
+        let grpc = LedgerGrpc::new(self.ledger.clone(), self.gate.clone(), self.bundles.clone());
         let service = LedgerServiceServer::new(grpc)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);

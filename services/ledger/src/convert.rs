@@ -15,6 +15,15 @@ pub fn timestamp(ms: i64) -> Timestamp {
     }
 }
 
+/// A system time as a protobuf timestamp.
+pub fn system_time(time: std::time::SystemTime) -> Timestamp {
+    let ms = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    timestamp(ms)
+}
+
 /// A protobuf timestamp as milliseconds since the epoch.
 pub fn millis(ts: &Timestamp) -> i64 {
     ts.seconds

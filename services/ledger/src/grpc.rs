@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use blindledger_fhe::LedgerWidth;
 use blindledger_gate::{
-    with_decision_id, Authorized, CalledMethod, PolicyGate, Principal, Resource,
+    with_decision_id, Authorized, BundleLoader, CalledMethod, PolicyGate, Principal, Resource,
 };
 use blindledger_proto::ledger::v1 as pb;
 use blindledger_proto::ledger::v1::ledger_service_server::LedgerService;
@@ -30,6 +30,7 @@ use crate::names::AccountRef;
 pub struct LedgerGrpc {
     ledger: Arc<Ledger>,
     gate: PolicyGate,
+    bundles: Arc<BundleLoader>,
 }
 
 impl std::fmt::Debug for LedgerGrpc {
@@ -57,9 +58,13 @@ impl Caller {
 }
 
 impl LedgerGrpc {
-    /// Wraps the ledger behind the gate.
-    pub fn new(ledger: Arc<Ledger>, gate: PolicyGate) -> Self {
-        Self { ledger, gate }
+    /// Wraps the ledger behind the gate, which `bundles` keeps current.
+    pub fn new(ledger: Arc<Ledger>, gate: PolicyGate, bundles: Arc<BundleLoader>) -> Self {
+        Self {
+            ledger,
+            gate,
+            bundles,
+        }
     }
 
     /// Asks the policy about `caller` acting on `tenant`/`account`. The tenant's region comes
@@ -392,6 +397,30 @@ impl LedgerService for LedgerGrpc {
             .authorize(&caller, &first.tenant, Some(&first.account_a))
             .await?;
         respond(watch(self.ledger.clone(), first), &allowed)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_policy_status(
+        &self,
+        request: Request<pb::GetPolicyStatusRequest>,
+    ) -> Result<Response<pb::GetPolicyStatusResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let allowed = self
+            .gate
+            .authorize(&caller.principal, &caller.method, Resource::default())
+            .await?;
+        let bundles = self
+            .bundles
+            .status()
+            .into_iter()
+            .map(|b| pb::PolicyBundleStatus {
+                name: b.name,
+                active_revision: b.active_revision.unwrap_or_default(),
+                last_successful_activation: b.last_successful_activation.map(convert::system_time),
+                last_error: b.last_error.unwrap_or_default(),
+            })
+            .collect();
+        respond(pb::GetPolicyStatusResponse { bundles }, &allowed)
     }
 
     #[tracing::instrument(skip_all)]

@@ -67,6 +67,8 @@ pub enum PolicyCommand {
         /// Private key file to create
         file: PathBuf,
     },
+    /// Shows the bundles the ledger enforces: active revision, last activation, last error
+    Status,
 }
 
 /// Runs a `policy` verb.
@@ -88,7 +90,40 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
         } => sign(&bundle, &key, &kid, scope.as_deref(), output.as_deref()),
         PolicyCommand::Inspect { bundle, key, kid } => inspect(&bundle, key.as_deref(), kid),
         PolicyCommand::Keygen { file } => keygen(&file),
+        PolicyCommand::Status => anyhow::bail!("`policy status` talks to the ledger: use `status`"),
     }
+}
+
+/// `policy status`: asks the ledger.
+pub async fn status(ctx: &super::Context) -> anyhow::Result<()> {
+    let bundles = ctx
+        .connect()
+        .await?
+        .policy_status()
+        .await
+        .context("fetching the policy status")?;
+    if bundles.is_empty() {
+        println!("no bundles configured");
+    }
+    for bundle in bundles {
+        let revision = match bundle.active_revision.as_str() {
+            "" => "(none active)",
+            r => r,
+        };
+        let activated = bundle
+            .last_successful_activation
+            .and_then(|t| std::time::SystemTime::try_from(t).ok())
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+            .unwrap_or_else(|| "never".into());
+        println!(
+            "{}: revision {revision}, activated {activated}",
+            bundle.name
+        );
+        if !bundle.last_error.is_empty() {
+            println!("  last error: {}", bundle.last_error);
+        }
+    }
+    Ok(())
 }
 
 fn test(dir: &Path, min_coverage: f64) -> anyhow::Result<()> {

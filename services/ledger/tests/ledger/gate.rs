@@ -225,3 +225,58 @@ async fn risk_obligations_are_enforced_on_ciphertexts() {
     assert_eq!(balance(&app, &env.keys, "acme", "carol").await, 90);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_bundle_is_refused_and_the_last_good_one_stays() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let mut config = env.config();
+    config.policy_poll_ms = 100;
+    let bundle_path = config.policy_bundle.clone().unwrap();
+    let app = spawn_with(config, &env.admin_token()).await;
+    let status = app.client.policy_status().await.unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].name, "blindledger");
+    assert_eq!(status[0].active_revision, "test");
+    assert!(status[0].last_error.is_empty());
+
+    // Tamper with the signed bundle: one changed policy file, same signature.
+    let good = std::fs::read(&bundle_path).unwrap();
+    let mut bundle = Bundle::from_tar_gz("blindledger", &good, &Default::default()).unwrap();
+    let path = "blindledger/authz/authz.rego";
+    let mut rego = bundle.file(path).unwrap().to_vec();
+    rego.extend_from_slice(b"\nallow if true\n");
+    bundle.insert_file(path, rego).unwrap();
+    std::fs::write(&bundle_path, bundle.to_tar_gz().unwrap()).unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let refused = loop {
+        let status = app.client.policy_status().await.unwrap();
+        if !status[0].last_error.is_empty() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loader never saw the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        refused[0].active_revision, "test",
+        "the last good bundle stays"
+    );
+    assert!(
+        refused[0].last_error.contains(path),
+        "{}",
+        refused[0].last_error
+    );
+    // Still enforced by the good revision: an auditor may not read balances.
+    let auditor = app
+        .client
+        .with_token(&env.token("ann", &["auditor"], &["acme"]))
+        .unwrap();
+    assert_eq!(
+        code(auditor.balance("acme", "alice").await),
+        Code::PermissionDenied
+    );
+    app.stop().await;
+}
