@@ -99,8 +99,8 @@ fn key_pair(dir: &Path, name: &str) -> anyhow::Result<SigningKey> {
     Ok(key)
 }
 
-/// Writes a file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes a file readable by its owner only (keys, tokens).
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

@@ -87,6 +87,28 @@ impl LedgerGrpc {
             .await
     }
 
+    /// Authorizes and queues a deposit or a withdrawal on one account.
+    async fn one_account_job(
+        &self,
+        caller: &Caller,
+        kind: JobKind,
+        tenant: &str,
+        account: &str,
+        amount: Vec<u8>,
+        idempotency_key: String,
+    ) -> Result<(pb::Job, Authorized), Status> {
+        let allowed = self.authorize(caller, tenant, Some(account)).await?;
+        let request = movement(
+            kind,
+            (tenant, account),
+            None,
+            amount,
+            idempotency_key,
+            &allowed,
+        )?;
+        Ok((self.submit(request).await?, allowed))
+    }
+
     async fn submit(&self, request: JobRequest) -> Result<pb::Job, Status> {
         let row = self.ledger.submit(request).await?;
         Ok(convert::job(&row, None))
@@ -251,18 +273,17 @@ impl LedgerService for LedgerGrpc {
     ) -> Result<Response<pb::DepositResponse>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.into_inner();
-        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
-        let account = (r.tenant.as_str(), r.account.as_str());
-        let request = movement(
-            JobKind::Deposit,
-            account,
-            None,
-            r.amount,
-            r.idempotency_key,
-            &allowed,
-        )?;
-        let job = Some(self.submit(request).await?);
-        respond(pb::DepositResponse { job }, &allowed)
+        let (job, allowed) = self
+            .one_account_job(
+                &caller,
+                JobKind::Deposit,
+                &r.tenant,
+                &r.account,
+                r.amount,
+                r.idempotency_key,
+            )
+            .await?;
+        respond(pb::DepositResponse { job: Some(job) }, &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -272,18 +293,17 @@ impl LedgerService for LedgerGrpc {
     ) -> Result<Response<pb::WithdrawResponse>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.into_inner();
-        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
-        let account = (r.tenant.as_str(), r.account.as_str());
-        let request = movement(
-            JobKind::Withdraw,
-            account,
-            None,
-            r.amount,
-            r.idempotency_key,
-            &allowed,
-        )?;
-        let job = Some(self.submit(request).await?);
-        respond(pb::WithdrawResponse { job }, &allowed)
+        let (job, allowed) = self
+            .one_account_job(
+                &caller,
+                JobKind::Withdraw,
+                &r.tenant,
+                &r.account,
+                r.amount,
+                r.idempotency_key,
+            )
+            .await?;
+        respond(pb::WithdrawResponse { job: Some(job) }, &allowed)
     }
 
     #[tracing::instrument(skip_all)]

@@ -70,7 +70,7 @@ fn provision(ctx: &Context, args: &DevArgs, config: &mut LedgerConfig) -> anyhow
     let home = ctx.home()?;
     std::fs::create_dir_all(home.root())
         .with_context(|| format!("creating {}", home.root().display()))?;
-    super::policy::write_private(&home.token_path(), token.as_bytes())?;
+    blindledger_ledger::dev::write_private(&home.token_path(), token.as_bytes())?;
     println!("admin token saved in {}", home.token_path().display());
     println!(
         "other tokens: blindledger token issue --sub NAME --role teller --tenant TENANT --key {}",

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use blindledger_ledger::dev::write_private;
 use blindledger_policy::{
     run_tests, sign_bundle, Bundle, BundleLimits, BundleVerifier, PolicyEngine, SigningKey,
 };
@@ -262,20 +263,4 @@ fn keygen(file: &Path) -> anyhow::Result<()> {
         public.display()
     );
     Ok(())
-}
-
-/// Writes a file only its owner can read.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
 }
