@@ -11,6 +11,10 @@
 #      socket, pid file and logs under target/mariadb/<port>/, and stopped when this script
 #      exits. mariadb-server is installed with apt-get if missing (as root, or with sudo -n).
 #
+# The cluster fault tests (services/ledger/tests/galera) need the local three-node MariaDB
+# Galera cluster of deploy/galera/cluster.sh: started here when it is not running (packages
+# installed with apt-get when missing) and stopped again at exit; data under target/galera.
+#
 # Works unattended (CI=true, no stdin) on Debian bookworm with a Rust toolchain (rustup; the
 # version comes from rust-toolchain.toml). Sourcing this file only defines its functions, e.g.
 #   source scripts/test.sh; ensure_mariadb mysql://root@127.0.0.1:1; ...; stop_private_mariadb
@@ -337,9 +341,44 @@ ensure_toolchain() {
   log "$(cargo --version)"
 }
 
+GALERA_STARTED=""
+# Starts the local Galera cluster unless it runs already.
+ensure_galera() {
+  local cluster="$REPO_ROOT/deploy/galera/cluster.sh"
+  if bash "$cluster" status >/dev/null 2>&1; then
+    log "Galera: the local cluster is running"
+    return 0
+  fi
+  log "Galera: starting the local three-node cluster"
+  GALERA_STARTED=1
+  bash "$cluster" up || die "the Galera cluster did not start (see target/galera/*/error.log)"
+}
+
+# Stops the cluster if this script started it (its data stays for the next run).
+stop_galera() {
+  [[ -n $GALERA_STARTED ]] || return 0
+  GALERA_STARTED=""
+  log "Galera: stopping the local cluster"
+  bash "$REPO_ROOT/deploy/galera/cluster.sh" down || true
+}
+
+# The dashboard's browser test drives Debian's headless Chromium through chromedriver.
+ensure_chromium() {
+  if [[ -x /usr/bin/chromedriver && -x /usr/bin/chromium ]]; then
+    log "Chromium: $(/usr/bin/chromium --version 2>/dev/null || echo installed)"
+    return 0
+  fi
+  apt_install chromium chromium-driver || die "the dashboard tests need chromium and chromium-driver"
+}
+
+cleanup() {
+  stop_galera
+  stop_private_mariadb
+}
+
 main() {
   cd "$REPO_ROOT"
-  trap stop_private_mariadb EXIT
+  trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
   if [[ -n ${CI:-} ]]; then
@@ -347,9 +386,11 @@ main() {
     export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
   fi
 
-  header "[1/5] toolchain and MariaDB"
+  header "[1/5] toolchain, MariaDB, the Galera cluster and Chromium"
   ensure_toolchain
   ensure_mariadb
+  ensure_galera
+  ensure_chromium
 
   header "[2/5] cargo fmt --all -- --check"
   cargo fmt --all -- --check
@@ -360,6 +401,8 @@ main() {
   local -a test_cmd=(cargo test --release --workspace --no-fail-fast "$@")
   header "[4/5] ${test_cmd[*]}"
   "${test_cmd[@]}"
+  local report="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/tmp/galera-fault-report.txt"
+  if [[ -f $report ]]; then cat "$report"; fi
 
   # The shipped policy's own Rego tests, with the CLI built from what the tests compiled
   # (--workspace keeps the features, and so tfhe's build, the same).

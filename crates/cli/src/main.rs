@@ -17,11 +17,13 @@ use clap::{Parser, Subcommand};
 use commands::account::AccountCommand;
 use commands::aggregate::AggregateArgs;
 use commands::balance::BalanceArgs;
+use commands::controller::ControllerArgs;
 use commands::dev::DevArgs;
 use commands::jobs::JobCommand;
 use commands::keys::KeysCommand;
 use commands::money::{MoneyArgs, Movement, TransferArgs};
 use commands::policy::PolicyCommand;
+use commands::risk::RiskCommand;
 use commands::token::TokenCommand;
 use commands::transfers::TransfersArgs;
 use commands::Context;
@@ -60,6 +62,8 @@ struct Cli {
 enum Command {
     /// Runs a ledger in-process on SQLite until Ctrl-C.
     Dev(DevArgs),
+    /// Runs the controller: risk scores, the risk bundle, the bundle server, alerts.
+    Controller(ControllerArgs),
     /// Manages tenant keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -87,6 +91,9 @@ enum Command {
     /// Issues access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Evaluates the risk engine's anomaly detector.
+    #[command(subcommand)]
+    Risk(RiskCommand),
 }
 
 #[tokio::main]
@@ -123,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Dev(args) => commands::dev::run(&ctx, args).await,
+        Command::Controller(args) => commands::controller::run(args).await,
         Command::Keys(command) => commands::keys::run(&ctx, command).await,
         Command::Account(command) => commands::account::run(&ctx, command).await,
         Command::Deposit(args) => commands::money::movement(&ctx, Movement::Deposit, args).await,
@@ -132,9 +140,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job(command) => commands::jobs::run(&ctx, command).await,
         Command::Aggregate(args) => commands::aggregate::run(&ctx, args).await,
         Command::Transfers(args) => commands::transfers::run(&ctx, args).await,
-        Command::Policy(PolicyCommand::Status) => commands::policy::status(&ctx).await,
+        Command::Policy(
+            command @ (PolicyCommand::Status
+            | PolicyCommand::Push { .. }
+            | PolicyCommand::History { .. }
+            | PolicyCommand::Rollback { .. }),
+        ) => commands::policy::remote(&ctx, command).await,
         Command::Policy(command) => commands::policy::run(command),
         Command::Token(command) => commands::token::run(command),
+        Command::Risk(command @ RiskCommand::Scores { .. }) => {
+            commands::risk::scores(&ctx, command).await
+        }
+        Command::Risk(command) => commands::risk::run(command),
     }
 }
 

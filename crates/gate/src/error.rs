@@ -17,6 +17,16 @@ pub enum GateError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A bundle server could not be reached or answered with an error.
+    #[error("bundle {bundle}: downloading {url}: {reason}")]
+    Download {
+        /// The bundle.
+        bundle: String,
+        /// The bundle's URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A bundle file is malformed, over the limits or fails signature verification.
     #[error("bundle {bundle}: {source}")]
     Bundle {

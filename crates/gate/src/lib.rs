@@ -20,5 +20,5 @@ pub use error::GateError;
 pub use gate::{
     principal, with_decision_id, Authorized, PolicyGate, Resource, DECISION_ID_METADATA,
 };
-pub use loader::{BundleConfig, BundleLoader, BundleStatus};
+pub use loader::{BundleConfig, BundleLoader, BundleSource, BundleStatus};
 pub use sink::{DecisionSink, MemorySink};

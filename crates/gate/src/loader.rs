@@ -1,49 +1,56 @@
-//! Keeps the gate's engine fresh from bundle files on disk.
+//! Keeps the gate's engine fresh from bundle files or an HTTP bundle server.
 //!
-//! Each bundle is activated on its own, as in OPA: a file that cannot be read, parsed or
+//! Each bundle is activated on its own, as in OPA: a download that cannot be read, parsed or
 //! verified leaves that bundle at its last good revision while the other bundles may still
 //! move on. A new engine is built from every bundle's newest good revision and installed
 //! only when it compiles and warms up; otherwise the previous engine stays.
 
+mod source;
 mod status;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use blindledger_policy::{Bundle, BundleLimits, BundleVerifier, PolicyEngine, PolicyError};
 use sha2::{Digest, Sha256};
 
+pub use source::BundleSource;
 pub use status::BundleStatus;
 
 use crate::error::GateError;
 use crate::gate::{PolicyGate, Resource};
 use crate::Principal;
+use source::{Download, Fetcher};
 use status::Statuses;
+
+/// How long one bundle download may take before the poll counts as failed.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One bundle the loader watches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleConfig {
     /// The bundle's name, as reported in decision logs (e.g. `blindledger`, `risk`).
     pub name: String,
-    /// The `.tar.gz` file it is read from. A missing file is not an error: the bundle is
-    /// left out until it appears (the risk bundle may not exist yet), or keeps its last good
-    /// revision if it was active.
-    pub path: PathBuf,
+    /// Where it is read from. A missing file (or a 404 from the server) is not an error:
+    /// the bundle is left out until it appears (the risk bundle may not exist yet), or keeps
+    /// its last good revision if it was active.
+    pub source: BundleSource,
 }
 
-/// A bundle that is part of the installed engine, with the digest of the file it came from.
+/// A bundle that is part of the installed engine, with the digest of the archive it came
+/// from and the server's ETag for it.
 #[derive(Clone)]
 struct ActiveBundle {
     sha256: String,
+    etag: Option<String>,
     bundle: Bundle,
 }
 
-/// What reading one bundle file gave.
+/// What polling one bundle gave.
 enum Fetched {
-    /// No file: nothing to change.
+    /// No file or no bundle on the server: nothing to change.
     Missing,
     /// The same bytes as the active revision.
     Unchanged,
@@ -57,6 +64,7 @@ pub struct BundleLoader {
     bundles: Vec<BundleConfig>,
     verifier: BundleVerifier,
     limits: BundleLimits,
+    fetcher: Fetcher,
     /// The bundles of the installed engine; held across a whole reload so two reloads never
     /// interleave.
     active: tokio::sync::Mutex<BTreeMap<String, ActiveBundle>>,
@@ -74,28 +82,32 @@ impl std::fmt::Debug for BundleLoader {
 
 impl BundleLoader {
     /// Creates a loader installing engines into `gate`; nothing is read until
-    /// [`BundleLoader::reload`] or [`BundleLoader::run`].
+    /// [`BundleLoader::reload`] or [`BundleLoader::run`]. Fails only when the HTTP client
+    /// cannot be set up.
     pub fn new(
         gate: PolicyGate,
         bundles: Vec<BundleConfig>,
         verifier: BundleVerifier,
         limits: BundleLimits,
-    ) -> Self {
+    ) -> Result<Self, GateError> {
         let statuses = Statuses::new(bundles.iter().map(|b| b.name.clone()));
-        BundleLoader {
+        let fetcher = Fetcher::new(limits.max_compressed_bytes, DOWNLOAD_TIMEOUT)?;
+        Ok(BundleLoader {
             gate,
             bundles,
             verifier,
             limits,
+            fetcher,
             active: tokio::sync::Mutex::new(BTreeMap::new()),
             statuses,
-        }
+        })
     }
 
-    /// Reads every bundle file, verifies the changed ones, and builds, warms and installs a
-    /// new engine when anything changed.
+    /// Polls every bundle source, verifies the changed bundles, and builds, warms and
+    /// installs a new engine when anything changed.
     ///
-    /// Files with the same SHA-256 as the active revision are skipped. Every failure is
+    /// Downloads answered `304 Not Modified`, and archives with the same SHA-256 as the
+    /// active revision, are skipped. Every failure is
     /// recorded in the status of the bundle concerned, logged and counted; the first one is
     /// returned. Fails with [`GateError::NoBundles`] when no bundle is available at all.
     pub async fn reload(&self) -> Result<(), GateError> {
@@ -105,8 +117,10 @@ impl BundleLoader {
         let mut first_error = None;
         for config in &self.bundles {
             match self.fetch(config, active.get(&config.name)).await {
-                Ok(Fetched::Missing) => {}
-                Ok(Fetched::Unchanged) => self.statuses.clear_error(&config.name),
+                // Nothing published, or the active revision: no error to report any more.
+                Ok(Fetched::Missing | Fetched::Unchanged) => {
+                    self.statuses.clear_error(&config.name)
+                }
                 Ok(Fetched::New(bundle)) => {
                     candidates.insert(config.name.clone(), *bundle);
                     changed.push(config.name.clone());
@@ -173,23 +187,21 @@ impl BundleLoader {
         self.statuses.snapshot()
     }
 
-    /// Reads one bundle file and, if it is new, parses and verifies it.
+    /// Polls one bundle source and, if it brings a new archive, parses and verifies it.
     async fn fetch(
         &self,
         config: &BundleConfig,
         active: Option<&ActiveBundle>,
     ) -> Result<Fetched, GateError> {
-        let bytes = match tokio::fs::read(&config.path).await {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fetched::Missing),
-            Err(source) => {
-                let (bundle, path) = (config.name.clone(), config.path.clone());
-                return Err(GateError::Read {
-                    bundle,
-                    path,
-                    source,
-                });
-            }
+        let etag = active.and_then(|a| a.etag.as_deref());
+        let (bytes, etag) = match self
+            .fetcher
+            .fetch(&config.name, &config.source, etag)
+            .await?
+        {
+            Download::Missing => return Ok(Fetched::Missing),
+            Download::NotModified => return Ok(Fetched::Unchanged),
+            Download::Bytes { body, etag } => (body, etag),
         };
         let sha256 = hex::encode(Sha256::digest(&bytes));
         if active.is_some_and(|a| a.sha256 == sha256) {
@@ -202,7 +214,11 @@ impl BundleLoader {
         let bundle =
             Bundle::from_tar_gz(&config.name, &bytes, &self.limits).map_err(bundle_error)?;
         self.verifier.verify(&bundle).map_err(bundle_error)?;
-        Ok(Fetched::New(Box::new(ActiveBundle { sha256, bundle })))
+        Ok(Fetched::New(Box::new(ActiveBundle {
+            sha256,
+            etag,
+            bundle,
+        })))
     }
 
     /// Compiles and warms an engine over `bundles` off the async runtime.

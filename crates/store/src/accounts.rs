@@ -83,7 +83,7 @@ impl Db {
         .bind(window.map(|w| w.1).unwrap_or(86_400))
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         self.account(tenant, name).await
     }
@@ -94,7 +94,7 @@ impl Db {
         let row = sqlx::query(&sql)
             .bind(tenant)
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?
             .ok_or(StoreError::NotFound)?;
         from_row(row)

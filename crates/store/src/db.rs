@@ -2,9 +2,13 @@
 
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyQueryResult};
-use sqlx::AnyPool;
+use std::sync::Arc;
 
+use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::{Any, AnyPool};
+use tokio::sync::watch;
+
+use crate::cluster::{prepare_mysql, spawn_monitor, still_ready, Node, Nodes, NODE_NOT_READY};
 use crate::error::StoreError;
 
 /// Which engine a [`Db`] talks to.
@@ -16,10 +20,11 @@ pub enum Backend {
     Sqlite,
 }
 
-/// A pool of connections to the ledger database.
+/// Connections to the ledger database: one SQLite file, one MariaDB server, or the nodes
+/// of a MariaDB Galera cluster (see [`Db::connect`]).
 #[derive(Debug, Clone)]
 pub struct Db {
-    pub(crate) pool: AnyPool,
+    nodes: Arc<Nodes>,
     backend: Backend,
 }
 
@@ -27,7 +32,12 @@ static MYSQL: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/mysql")
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 impl Db {
-    /// Connects to `url` (`mysql://…` or `sqlite://…`) with at most `max_connections`.
+    /// Connects to `url` (`mysql://…` or `sqlite://…`) with at most `max_connections` per
+    /// server.
+    ///
+    /// A MySQL URL may name several Galera nodes, comma-separated, in the order they are
+    /// used: `mysql://user:pass@db1:3306,db2:3306,db3:3306/ledger`. Statements go to the
+    /// first healthy node; the others take over when it fails.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
@@ -40,39 +50,60 @@ impl Db {
             )));
         };
         let url = url.replacen("mariadb:", "mysql:", 1);
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the single writer; the busy timeout
-                        // turns short write contention into waiting instead of errors.
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        Ok(Self { pool, backend })
+        let targets = match backend {
+            Backend::Sqlite => vec![(String::from("sqlite"), url)],
+            Backend::MySql => split_hosts(&url)?,
+        };
+        let mut nodes = Vec::with_capacity(targets.len());
+        for (address, url) in targets {
+            let pool = pool_options(backend, max_connections).connect_lazy(&url)?;
+            nodes.push(Node { address, pool });
+        }
+        let db = Self {
+            nodes: Nodes::new(nodes, backend == Backend::MySql),
+            backend,
+        };
+        // Connect now so a wrong URL or a dead single server fails at start-up; a cluster
+        // only needs one healthy node.
+        if !db.nodes.check().await {
+            let first = db.nodes.all().next().map(|n| n.pool.clone());
+            if let Some(pool) = first {
+                pool.acquire().await?;
+            }
+            return Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                NODE_NOT_READY.to_owned(),
+            )));
+        }
+        if backend == Backend::MySql {
+            spawn_monitor(&db.nodes);
+        }
+        Ok(db)
     }
 
-    /// Applies the migrations of this backend. Run from one process against one node.
+    /// The pool of the node statements go to now.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        self.nodes.current()
+    }
+
+    /// The `host:port` of the node statements go to now (`sqlite` for SQLite).
+    pub fn current_node(&self) -> &str {
+        self.nodes.current_address()
+    }
+
+    /// Whether a healthy node takes statements now; the receiver sees every change. Always
+    /// true for SQLite.
+    pub fn serving(&self) -> watch::Receiver<bool> {
+        self.nodes.serving()
+    }
+
+    /// Applies the migrations of this backend, on the current node only: sqlx's migration
+    /// lock (`GET_LOCK`) is local to one Galera node, so run them from one process.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.backend {
             Backend::MySql => &MYSQL,
             Backend::Sqlite => &SQLITE,
         };
-        migrator.run(&self.pool).await.map_err(|err| match err {
+        migrator.run(self.pool()).await.map_err(|err| match err {
             sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
             other => StoreError::Other(sqlx::Error::Migrate(Box::new(other))),
         })
@@ -85,17 +116,107 @@ impl Db {
 
     /// Checks that the database answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
         Ok(())
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        for node in self.nodes.all() {
+            node.pool.close().await;
+        }
     }
+}
+
+/// Pool settings; each connection is prepared for its backend.
+fn pool_options(backend: Backend, max_connections: u32) -> sqlx::pool::PoolOptions<Any> {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                match backend {
+                    Backend::MySql => prepare_mysql(conn).await,
+                    Backend::Sqlite => prepare_sqlite(conn).await,
+                }
+            })
+        })
+        .before_acquire(move |conn, _| {
+            Box::pin(async move {
+                match backend {
+                    Backend::MySql => still_ready(conn).await,
+                    Backend::Sqlite => Ok(true),
+                }
+            })
+        })
+}
+
+async fn prepare_sqlite(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    // WAL lets readers run beside the single writer; the busy timeout turns short write
+    // contention into waiting instead of errors.
+    for pragma in [
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA busy_timeout = 10000",
+        "PRAGMA foreign_keys = ON",
+    ] {
+        sqlx::query(pragma).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Splits `mysql://user:pass@h1:p1,h2:p2/db?opts` into one URL per host, each with its
+/// `host:port` for logs.
+fn split_hosts(url: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let invalid = |why: &str| {
+        StoreError::Other(sqlx::Error::Configuration(
+            format!("invalid database url: {why}").into(),
+        ))
+    };
+    let rest = url
+        .strip_prefix("mysql://")
+        .ok_or_else(|| invalid("expected mysql://"))?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((user, hosts)) => (format!("{user}@"), hosts),
+        None => (String::new(), authority),
+    };
+    let hosts: Vec<&str> = hosts.split(',').map(str::trim).collect();
+    if hosts.iter().any(|h| h.is_empty()) {
+        return Err(invalid("empty host in the host list"));
+    }
+    Ok(hosts
+        .into_iter()
+        .map(|host| (host.to_owned(), format!("mysql://{userinfo}{host}{path}")))
+        .collect())
 }
 
 /// Returns an error unless exactly one row changed.
 pub(crate) fn expect_one(result: AnyQueryResult) -> Result<bool, StoreError> {
     Ok(result.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_hosts;
+
+    #[test]
+    fn host_lists_split_into_one_url_per_node() {
+        let nodes = split_hosts("mysql://u:p@db1:3306, db2:3307,db3/ledger?ssl-mode=required")
+            .expect("valid url");
+        let urls: Vec<&str> = nodes.iter().map(|(_, url)| url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "mysql://u:p@db1:3306/ledger?ssl-mode=required",
+                "mysql://u:p@db2:3307/ledger?ssl-mode=required",
+                "mysql://u:p@db3/ledger?ssl-mode=required",
+            ]
+        );
+        assert_eq!(nodes[1].0, "db2:3307");
+        assert_eq!(split_hosts("mysql://h1").expect("valid")[0].1, "mysql://h1");
+        assert!(split_hosts("mysql://u@h1,,h2/db").is_err());
+    }
 }

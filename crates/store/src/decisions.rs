@@ -37,7 +37,7 @@ impl Db {
         .bind(i64::from(record.allowed))
         .bind(&record.revisions)
         .bind(&record.event)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -49,7 +49,7 @@ impl Db {
              FROM decision_log ORDER BY seq DESC LIMIT ?",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         rows.into_iter()
             .map(|row| {

@@ -3,6 +3,8 @@
 use sqlx::error::ErrorKind;
 use sqlx::mysql::MySqlDatabaseError;
 
+use crate::cluster::NODE_NOT_READY;
+
 /// What went wrong in storage, in the terms callers act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,6 +61,9 @@ fn classify(err: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => return StoreError::Unavailable(err),
+        sqlx::Error::Protocol(message) if message == NODE_NOT_READY => {
+            return StoreError::Unavailable(err)
+        }
         sqlx::Error::Database(_) => {}
         _ => return StoreError::Other(err),
     }

@@ -13,7 +13,13 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::accounts::{compare_and_set, BalanceWrite};
+use crate::retry::retry_conflicts;
 use crate::{now_ms, Db, StoreError};
+
+/// Reads of a job row after a commit whose answer was lost, while a failover may be under
+/// way: 20 × 250 ms.
+const RESOLVE_ATTEMPTS: u32 = 20;
+const RESOLVE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Lifecycle of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +218,7 @@ impl Db {
         .bind(&job.params)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await;
         match inserted.map_err(StoreError::from) {
             Ok(_) => Ok(SubmitOutcome::Created(self.job(&job.id).await?)),
@@ -233,7 +239,7 @@ impl Db {
         let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = ?");
         let row = sqlx::query(&sql)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         from_row(row.ok_or(StoreError::NotFound)?)
     }
@@ -243,7 +249,7 @@ impl Db {
         let row = sqlx::query(&sql)
             .bind(tenant)
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         from_row(row.ok_or(StoreError::NotFound)?)
     }
@@ -251,7 +257,7 @@ impl Db {
     /// Number of jobs not yet committed or failed.
     pub async fn queue_depth(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state IN ('PENDING', 'RUNNING')")
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool())
             .await?;
         Ok(row.try_get(0)?)
     }
@@ -276,7 +282,7 @@ impl Db {
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         let mut claimed = Vec::new();
         for row in candidates {
@@ -291,12 +297,12 @@ impl Db {
             .bind(now)
             .bind(seq)
             .bind(now)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
             if won.rows_affected() == 1 {
                 let sql = format!("SELECT {COLUMNS} FROM jobs WHERE seq = ?");
                 claimed.push(from_row(
-                    sqlx::query(&sql).bind(seq).fetch_one(&self.pool).await?,
+                    sqlx::query(&sql).bind(seq).fetch_one(self.pool()).await?,
                 )?);
             }
         }
@@ -317,7 +323,7 @@ impl Db {
         .bind(now + lease_ms)
         .bind(seq)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -331,7 +337,7 @@ impl Db {
         .bind(now_ms())
         .bind(seq)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -348,21 +354,68 @@ impl Db {
         .bind(now_ms())
         .bind(seq)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
 
     /// Commits a job: its balance writes (each compare-and-set) and its results, in one
-    /// transaction that also checks the lease is still held.
+    /// transaction that also checks the lease is still held. A transaction that loses a
+    /// certification race is run again whole.
+    ///
+    /// When the connection is lost during COMMIT, the outcome is unknown: the job row, read
+    /// again (from another node if need be), says whether it committed. It is never
+    /// committed a second time: the lease and version checks would refuse it anyway.
     pub async fn commit_job(
         &self,
         job: &JobRow,
         owner: &str,
         commit: &JobCommit,
     ) -> Result<CommitOutcome, StoreError> {
+        let outcome = retry_conflicts("commit_job", || self.try_commit_job(job, owner, commit));
+        match outcome.await {
+            Err(StoreError::Unavailable(cause)) => self.resolve_commit(job, cause).await,
+            other => other,
+        }
+    }
+
+    /// Finds out whether a commit whose answer was lost took effect.
+    async fn resolve_commit(
+        &self,
+        job: &JobRow,
+        cause: sqlx::Error,
+    ) -> Result<CommitOutcome, StoreError> {
+        let resolved = |outcome: &'static str| {
+            metrics::counter!("blindledger_db_unknown_commits_total", "resolved" => outcome)
+                .increment(1);
+        };
+        // The failover monitor needs a moment to find a healthy node.
+        for _ in 0..RESOLVE_ATTEMPTS {
+            match self.job(&job.id).await {
+                Ok(row) if row.state == JobState::Committed => {
+                    resolved("committed");
+                    tracing::warn!("commit answer lost; the job row shows it committed");
+                    return Ok(CommitOutcome::Committed);
+                }
+                Ok(_) => {
+                    resolved("not_committed");
+                    return Err(StoreError::Unavailable(cause));
+                }
+                Err(_) => tokio::time::sleep(RESOLVE_BACKOFF).await,
+            }
+        }
+        resolved("unreachable");
+        Err(StoreError::Unavailable(cause))
+    }
+
+    async fn try_commit_job(
+        &self,
+        job: &JobRow,
+        owner: &str,
+        commit: &JobCommit,
+    ) -> Result<CommitOutcome, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let finished = sqlx::query(
             "UPDATE jobs SET state = 'COMMITTED', payload = NULL, lease_owner = NULL, lease_until = NULL, \
              result_moved = ?, result_ok = ?, result_sum_out = ?, result_sum_in = ?, result_count = ?, \
@@ -415,7 +468,7 @@ impl Db {
             .bind(account)
             .bind(from_ms)
             .bind(to_ms)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         rows.into_iter()
             .map(|r| Ok(r.try_get::<Vec<u8>, _>(0)?))
@@ -440,7 +493,7 @@ impl Db {
             .bind(account)
             .bind(before_seq)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         rows.into_iter().map(from_row).collect()
     }

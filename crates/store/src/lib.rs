@@ -2,14 +2,18 @@
 //! object storage for server keys.
 //!
 //! Queries are written once in the SQL both engines accept and run through sqlx's `Any`
-//! driver; the schema lives in `migrations/mysql` and `migrations/sqlite`.
+//! driver; the schema lives in `migrations/mysql` and `migrations/sqlite`. On a Galera
+//! cluster, statements go to one node at a time and move to another when it fails
+//! (`cluster`); transactions that lose a certification race are retried whole (`retry`).
 
 mod accounts;
 mod blobs;
+mod cluster;
 mod db;
 mod decisions;
 mod error;
 mod jobs;
+mod retry;
 mod tenants;
 
 pub use accounts::{AccountRow, BalanceWrite};

@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::retry::retry_conflicts;
 use crate::{now_ms, Db, StoreError};
 
 /// A registered tenant.
@@ -26,8 +27,12 @@ pub struct TenantRow {
 impl Db {
     /// Registers a tenant or replaces its keys (a key rotation), returning the row.
     pub async fn upsert_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
+        retry_conflicts("upsert_tenant", || self.try_upsert_tenant(t)).await
+    }
+
+    async fn try_upsert_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let updated = sqlx::query(
             "UPDATE tenants SET region = ?, width_bits = ?, public_key = ?, key_id = ?, \
              server_key_path = ?, server_key_size = ?, updated_at = ? WHERE name = ?",
@@ -71,7 +76,7 @@ impl Db {
              FROM tenants WHERE name = ?",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool())
         .await?
         .ok_or(StoreError::NotFound)?;
         Ok(TenantRow {

@@ -2,16 +2,19 @@
 //!
 //! * [`TestDatabase`]: a fresh, isolated MariaDB database or SQLite file per test;
 //! * [`TestKeys`]: one TFHE key set per `target/` directory, generated once and cached on disk;
+//! * [`BundleServer`]: an HTTP bundle server with ETags, for bundle polling;
 //! * [`TcpProxy`]: a loopback TCP proxy whose traffic a test can cut and restore, to make a
 //!   dependency "go down" and "come back" without touching the shared server.
 //!
 //! MariaDB tests read the server URL from [`MYSQL_URL_ENV`]; `scripts/test.sh` starts a
 //! private server when none is reachable and exports it. Tests fail loudly when it is missing.
 
+mod bundle_server;
 mod db;
 mod keys;
 mod proxy;
 
+pub use bundle_server::{BundleServer, BundleServerStats};
 pub use db::{TestDatabase, DEFAULT_MYSQL_URL, MYSQL_URL_ENV};
 pub use keys::TestKeys;
 pub use proxy::{mysql_socket_addr, mysql_url_via, TcpProxy};

@@ -135,9 +135,11 @@ impl Application {
         let workers = self.spawn_workers(&stop_rx);
         let depth = tokio::spawn(report_queue_depth(self.ledger.clone(), stop_rx.clone()));
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<LedgerServiceServer<LedgerGrpc>>()
-            .await;
+        let health_task = tokio::spawn(report_health(
+            health,
+            self.ledger.db().serving(),
+            stop_rx.clone(),
+        ));
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(blindledger_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -180,6 +182,7 @@ impl Application {
         }
         let _ = depth.await;
         let _ = loader.await;
+        let _ = health_task.await;
         self.ledger.db().close().await;
         tracing::info!("ledger stopped");
         Ok(())
@@ -229,4 +232,28 @@ fn sqlite_parent(url: &str) -> Option<std::path::PathBuf> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(|p| p.to_path_buf())
+}
+
+/// Keeps the gRPC health status in step with the database: NOT_SERVING while no healthy
+/// node (no Galera primary component) is reachable, so load balancers route elsewhere.
+async fn report_health(
+    health: tonic_health::server::HealthReporter,
+    mut serving: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *serving.borrow_and_update() {
+            health
+                .set_serving::<LedgerServiceServer<LedgerGrpc>>()
+                .await;
+        } else {
+            health
+                .set_not_serving::<LedgerServiceServer<LedgerGrpc>>()
+                .await;
+        }
+        tokio::select! {
+            changed = serving.changed() => if changed.is_err() { break },
+            _ = stop.changed() => break,
+        }
+    }
 }

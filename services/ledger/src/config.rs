@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use blindledger_gate::BundleSource;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::SecretString;
@@ -44,18 +45,19 @@ pub struct LedgerConfig {
     pub instance_id: Option<String>,
     /// Run migrations at start-up. Turn off where one process migrates a shared cluster.
     pub migrate: bool,
-    /// The `blindledger` policy bundle (OPA tar.gz). Until a valid one is loaded, every
-    /// call is refused with UNAVAILABLE.
-    pub policy_bundle: Option<PathBuf>,
-    /// The controller's `risk` data bundle; optional.
-    pub risk_bundle: Option<PathBuf>,
+    /// The `blindledger` policy bundle (OPA tar.gz): a file path, or the `http(s)://` URL
+    /// of a bundle server polled with ETags. Until a valid one is loaded, every call is
+    /// refused with UNAVAILABLE.
+    pub policy_bundle: Option<BundleSource>,
+    /// The controller's `risk` data bundle (path or URL); optional.
+    pub risk_bundle: Option<BundleSource>,
     /// Ed25519 public keys (PEM files) verifying bundle signatures, by key id.
     pub bundle_keys: BTreeMap<String, PathBuf>,
     /// Refuse unsigned bundles (never turn off outside development).
     pub require_signed_bundles: bool,
     /// Signature scope bundles must carry, if any.
     pub bundle_scope: Option<String>,
-    /// How often bundle files are checked for a new revision.
+    /// How often bundle sources are polled for a new revision.
     pub policy_poll_ms: u64,
     /// Ed25519 public keys (PEM files) verifying access tokens, by key id. Required.
     pub token_keys: BTreeMap<String, PathBuf>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 
-use blindledger_gate::TokenIssuer;
+use blindledger_gate::{BundleSource, TokenIssuer};
 use blindledger_policy::{sign_bundle, Bundle, SigningKey};
 
 use crate::config::LedgerConfig;
@@ -58,16 +58,16 @@ impl DevCredentials {
 
     /// Points `config` at these keys and this bundle.
     pub fn configure(&self, config: &mut LedgerConfig) {
-        config.policy_bundle = Some(self.dir.join("policy.tar.gz"));
+        config.policy_bundle = Some(BundleSource::File(self.dir.join("policy.tar.gz")));
         config.bundle_keys = [(DEV_KID.to_owned(), self.dir.join("bundle.pub"))].into();
         config.token_keys = [(DEV_KID.to_owned(), self.dir.join("token.pub"))].into();
         config.require_signed_bundles = true;
     }
 
-    /// Signs `bundle` with the development bundle key and writes it to `path`.
-    pub fn write_signed(&self, mut bundle: Bundle, path: &Path) -> anyhow::Result<()> {
+    /// Signs `bundle` with the development bundle key and returns its archive.
+    pub fn signed(&self, mut bundle: Bundle) -> anyhow::Result<Vec<u8>> {
         sign_bundle(&mut bundle, &self.bundle_key, DEV_KID, None).context("signing the bundle")?;
-        write_private(path, &bundle.to_tar_gz()?)
+        Ok(bundle.to_tar_gz()?)
     }
 
     /// Issues a token for `subject` with `roles` on `tenants` (empty: none).

@@ -1,14 +1,15 @@
-//! The policy gate's wiring: token keys, bundle files and the decision log, from the
+//! The policy gate's wiring: token keys, bundle sources and the decision log, from the
 //! configuration.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
 
-use blindledger_gate::{BundleConfig, BundleLoader, DecisionSink, PolicyGate, TokenVerifier};
+use blindledger_gate::{
+    BundleConfig, BundleLoader, BundleSource, DecisionSink, PolicyGate, TokenVerifier,
+};
 use blindledger_policy::{BundleLimits, BundleVerifier, DecisionEvent};
 use blindledger_store::{now_ms, Db, DecisionRecord};
 
@@ -96,21 +97,22 @@ pub fn policy_gate(
     )
     .context("loading bundle verification keys")?;
     let mut bundles = Vec::new();
-    if let Some(path) = &config.policy_bundle {
-        bundles.push(bundle("blindledger", path));
+    if let Some(source) = &config.policy_bundle {
+        bundles.push(bundle("blindledger", source));
     } else {
         tracing::warn!("no policy_bundle configured: every call is refused");
     }
-    if let Some(path) = &config.risk_bundle {
-        bundles.push(bundle("risk", path));
+    if let Some(source) = &config.risk_bundle {
+        bundles.push(bundle("risk", source));
     }
-    let loader = BundleLoader::new(gate.clone(), bundles, verifier, BundleLimits::default());
+    let loader = BundleLoader::new(gate.clone(), bundles, verifier, BundleLimits::default())
+        .context("setting up the bundle loader")?;
     Ok((gate, Arc::new(loader)))
 }
 
-fn bundle(name: &str, path: &Path) -> BundleConfig {
+fn bundle(name: &str, source: &BundleSource) -> BundleConfig {
     BundleConfig {
         name: name.to_owned(),
-        path: path.to_path_buf(),
+        source: source.clone(),
     }
 }

@@ -3,11 +3,13 @@
 pub mod account;
 pub mod aggregate;
 pub mod balance;
+pub mod controller;
 pub mod dev;
 pub mod jobs;
 pub mod keys;
 pub mod money;
 pub mod policy;
+pub mod risk;
 pub mod token;
 pub mod transfers;
 

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::controller::{print_json, ControllerApi};
 use anyhow::Context as _;
 use blindledger_ledger::dev::write_private;
 use blindledger_policy::{
@@ -70,6 +71,32 @@ pub enum PolicyCommand {
     },
     /// Shows the bundles the ledger enforces: active revision, last activation, last error
     Status,
+    /// Pushes a signed bundle to the controller, which verifies it, runs its tests and
+    /// replays recent decisions against it before activating it; prints the impact report
+    Push {
+        /// Signed bundle file
+        bundle: PathBuf,
+        /// Refuse activation when more than N replayed decisions would change
+        #[arg(long, value_name = "N")]
+        max_changed: Option<u64>,
+        #[command(flatten)]
+        controller: ControllerApi,
+    },
+    /// Lists the controller's bundle revisions, activations and pushes
+    History {
+        /// Bundle name: blindledger or risk
+        #[arg(long, default_value = "blindledger")]
+        bundle: String,
+        #[command(flatten)]
+        controller: ControllerApi,
+    },
+    /// Serves an earlier revision of the `blindledger` bundle again
+    Rollback {
+        /// The revision to restore
+        revision: String,
+        #[command(flatten)]
+        controller: ControllerApi,
+    },
 }
 
 /// Runs a `policy` verb.
@@ -91,8 +118,62 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
         } => sign(&bundle, &key, &kid, scope.as_deref(), output.as_deref()),
         PolicyCommand::Inspect { bundle, key, kid } => inspect(&bundle, key.as_deref(), kid),
         PolicyCommand::Keygen { file } => keygen(&file),
-        PolicyCommand::Status => anyhow::bail!("`policy status` talks to the ledger: use `status`"),
+        PolicyCommand::Status
+        | PolicyCommand::Push { .. }
+        | PolicyCommand::History { .. }
+        | PolicyCommand::Rollback { .. } => {
+            anyhow::bail!("this verb talks to a service: use `remote`")
+        }
     }
+}
+
+/// `policy push|history|rollback`: asks the controller.
+pub async fn remote(ctx: &super::Context, command: PolicyCommand) -> anyhow::Result<()> {
+    let token = match &ctx.token {
+        Some(token) => Some(token.clone()),
+        None => ctx.home()?.token()?,
+    };
+    let token = token.as_deref();
+    let answer = match command {
+        PolicyCommand::Push {
+            bundle,
+            max_changed,
+            controller,
+        } => {
+            let bytes =
+                std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
+            controller
+                .call(token, |http, base| {
+                    let mut request = http.post(format!("{base}/v1/policy/push")).body(bytes);
+                    if let Some(n) = max_changed {
+                        request = request.query(&[("max_changed", n)]);
+                    }
+                    request
+                })
+                .await?
+        }
+        PolicyCommand::History { bundle, controller } => {
+            controller
+                .call(token, |http, base| {
+                    http.get(format!("{base}/v1/policy/history"))
+                        .query(&[("bundle", bundle.as_str())])
+                })
+                .await?
+        }
+        PolicyCommand::Rollback {
+            revision,
+            controller,
+        } => {
+            controller
+                .call(token, |http, base| {
+                    http.post(format!("{base}/v1/policy/rollback/{revision}"))
+                })
+                .await?
+        }
+        PolicyCommand::Status => return status(ctx).await,
+        _ => anyhow::bail!("not a controller verb"),
+    };
+    print_json(&answer)
 }
 
 /// `policy status`: asks the ledger.

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use blindledger_gate::{
-    BundleConfig, BundleLoader, GateError, MemorySink, PolicyGate, Principal, Resource,
+    BundleConfig, BundleLoader, BundleSource, GateError, MemorySink, PolicyGate, Principal,
+    Resource,
 };
 use blindledger_policy::{BundleLimits, DecisionEvent};
 use tempfile::TempDir;
@@ -51,11 +52,11 @@ fn setup() -> Setup {
     let bundles = vec![
         BundleConfig {
             name: "blindledger".into(),
-            path: dir.path().join("policy.tar.gz"),
+            source: BundleSource::File(dir.path().join("policy.tar.gz")),
         },
         BundleConfig {
             name: "risk".into(),
-            path: dir.path().join("risk.tar.gz"),
+            source: BundleSource::File(dir.path().join("risk.tar.gz")),
         },
     ];
     let loader = BundleLoader::new(
@@ -63,7 +64,8 @@ fn setup() -> Setup {
         bundles,
         keys.verifier.clone(),
         BundleLimits::default(),
-    );
+    )
+    .unwrap();
     Setup {
         dir,
         keys,

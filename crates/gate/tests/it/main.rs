@@ -5,5 +5,6 @@
 mod auth;
 mod auth_layer;
 mod decisions;
+mod download;
 mod loader;
 mod support;

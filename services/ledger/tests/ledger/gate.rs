@@ -2,8 +2,10 @@
 //! and risk obligations enforced on ciphertexts.
 
 use blindledger_fhe::client::{decrypt_flag, decrypt_value};
+use blindledger_gate::BundleSource;
 use blindledger_policy::Bundle;
 use blindledger_proto::ledger::v1 as pb;
+use blindledger_test_support::BundleServer;
 use prost::Message as _;
 use tonic::Code;
 
@@ -179,10 +181,11 @@ async fn risk_obligations_are_enforced_on_ciphertexts() {
     });
     risk.insert_file("risk/data.json", data.to_string().into_bytes())
         .unwrap();
-    let risk_path = env.objects.path().join("risk.tar.gz");
-    env.credentials.write_signed(risk, &risk_path).unwrap();
+    // The risk bundle comes from a bundle server, as the controller serves it.
+    let server = BundleServer::start().await.unwrap();
+    server.publish("risk", env.credentials.signed(risk).unwrap());
     let mut config = env.config();
-    config.risk_bundle = Some(risk_path);
+    config.risk_bundle = Some(server.url("risk").parse().unwrap());
     let app = spawn_with(config, &env.admin_token()).await;
     // bob is blocked: nothing can be done on his account, not even opening it.
     tenant_with_accounts(&app, &env.keys, "acme", &["alice", "carol"]).await;
@@ -231,7 +234,9 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_stays() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let mut config = env.config();
     config.policy_poll_ms = 100;
-    let bundle_path = config.policy_bundle.clone().unwrap();
+    let Some(BundleSource::File(bundle_path)) = config.policy_bundle.clone() else {
+        panic!("the test credentials configure a bundle file")
+    };
     let app = spawn_with(config, &env.admin_token()).await;
     let status = app.client.policy_status().await.unwrap();
     assert_eq!(status.len(), 1);

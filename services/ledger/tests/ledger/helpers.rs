@@ -55,6 +55,17 @@ pub struct TestEnv {
     pub credentials: DevCredentials,
 }
 
+/// Sends the ledger's logs to the output of failing tests (RUST_LOG to change the filter).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,blindledger=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
 /// The shipped policy, `policies/` at the repository root.
 pub fn policies_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
@@ -62,14 +73,7 @@ pub fn policies_dir() -> std::path::PathBuf {
 
 impl TestEnv {
     pub async fn new(backend: Backend) -> Self {
-        // The ledger's logs appear in the output of failing tests (RUST_LOG to change).
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "warn,blindledger=info".into()),
-            )
-            .with_test_writer()
-            .try_init();
+        init_logs();
         let db = match backend {
             Backend::MySql => TestDatabase::mysql()
                 .await
@@ -134,6 +138,11 @@ pub fn config_for(url: &str, objects: &Path) -> LedgerConfig {
 /// Starts an instance; its client sends `token`.
 pub async fn spawn_with(config: LedgerConfig, token: &str) -> TestApp {
     let app = Application::build(config).await.expect("ledger builds");
+    spawn_app_from(app, token).await
+}
+
+/// Runs a built instance; its client sends `token`.
+pub async fn spawn_app_from(app: Application, token: &str) -> TestApp {
     let addr = app.grpc_addr();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(app.run_until(async move {

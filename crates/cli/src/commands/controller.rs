@@ -1,0 +1,109 @@
+//! `blindledger controller`, `blindledger risk scores` and `blindledger policy
+//! push|history|rollback`: the controller's process and its HTTP API.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use blindledger_controller::{Application, ControllerConfig};
+use serde_json::Value;
+
+/// Arguments of `blindledger controller`.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// TOML configuration (see services/controller/src/config.rs); `BLINDLEDGER_*`
+    /// variables override it
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Runs the controller until Ctrl-C.
+pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    blindledger_telemetry::init_tracing(std::env::var_os("BLINDLEDGER_LOG_JSON").is_some());
+    let config = ControllerConfig::load(args.config.as_deref()).context("loading configuration")?;
+    let app = Application::build(config).await?;
+    println!("controller listening on {}", app.base_url());
+    app.run_until(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// Where the controller is and who calls it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControllerApi {
+    /// The controller's base URL
+    #[arg(
+        long = "controller",
+        env = "BLINDLEDGER_CONTROLLER",
+        default_value = "http://127.0.0.1:8181"
+    )]
+    pub url: String,
+}
+
+impl ControllerApi {
+    /// Sends a request and returns the JSON body; a non-2xx answer is an error carrying the
+    /// controller's `error`, `message` and report.
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<Value> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::new();
+        let base = self.url.trim_end_matches('/');
+        let mut builder = request(&client, base);
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token);
+        }
+        let response = builder
+            .send()
+            .await
+            .with_context(|| format!("calling the controller at {base}"))?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(body);
+        }
+        if let Some(report) = body.get("report") {
+            println!("{}", serde_json::to_string_pretty(report)?);
+        }
+        let code = body["error"].as_str().unwrap_or("error");
+        let message = body["message"].as_str().unwrap_or("");
+        anyhow::bail!("the controller refused ({status}): {code}: {message}")
+    }
+}
+
+/// Prints a JSON answer, indented.
+pub fn print_json(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints the risk tiers and scores, with the features that drove each.
+pub fn print_scores(scores: &Value) {
+    let revision = scores["risk_revision"].as_str().unwrap_or("-");
+    println!("risk bundle revision {revision}");
+    println!(
+        "{:<10} {:<32} {:<8} {:>6}  drivers",
+        "kind", "entity", "tier", "score"
+    );
+    for entity in scores["entities"].as_array().into_iter().flatten() {
+        let drivers: Vec<String> = entity["top_features"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let z = f["z"].as_f64().unwrap_or_default();
+                format!("{} (z {z:.1})", f["name"].as_str().unwrap_or("?"))
+            })
+            .collect();
+        println!(
+            "{:<10} {:<32} {:<8} {:>6.3}  {}",
+            entity["kind"].as_str().unwrap_or("?"),
+            entity["entity"].as_str().unwrap_or("?"),
+            entity["tier"].as_str().unwrap_or("?"),
+            entity["score"].as_f64().unwrap_or_default(),
+            drivers.join(", ")
+        );
+    }
+}

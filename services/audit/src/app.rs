@@ -1,0 +1,248 @@
+//! Start-up and shutdown: what `main`, `blindledger dev` and the tests all run.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use blindledger_audit::admin::{AdminCommands, OfficerKeys};
+use blindledger_audit::{AuditLog, CheckpointKeys, CheckpointSigner, Importer};
+use blindledger_gate::TokenVerifier;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+
+use crate::config::AuditConfig;
+use crate::live::run_feed;
+use crate::routes::router;
+use crate::state::AppState;
+
+/// How often the planner's statistics of the trail are refreshed.
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(3600);
+/// Decisions buffered for a slow live client before it skips some.
+const LIVE_BUFFER: usize = 1024;
+
+/// A built audit service: storage connected and migrated, keys loaded, port bound.
+pub struct Application {
+    config: AuditConfig,
+    state: AppState,
+    signer: Option<CheckpointSigner>,
+    listener: TcpListener,
+    addr: SocketAddr,
+    /// Set once shutdown begins: ends the background tasks and open event streams.
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl Application {
+    /// Loads keys, connects to storage (migrating when configured) and binds the port.
+    pub async fn build(config: AuditConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !config.token_keys.is_empty(),
+            "no token_keys configured: officers sign in with signed tokens"
+        );
+        let tokens = TokenVerifier::new(
+            &read_keys(&config.token_keys)?,
+            &config.token_issuer,
+            &config.token_audience,
+        )
+        .context("loading token keys")?;
+        let officers = OfficerKeys::from_pems(&read_keys(&config.officer_keys)?)
+            .context("loading officer keys")?;
+        if officers.is_empty() {
+            tracing::warn!("no officer_keys configured: every admin command is refused");
+        }
+        let signer = match &config.checkpoint_key {
+            Some(path) => Some(CheckpointSigner::from_pem(
+                &read(path)?,
+                &config.checkpoint_key_id,
+            )?),
+            None => None,
+        };
+        let checkpoint_keys = checkpoint_keys(&config, signer.as_ref())?;
+        let url = config.database_url.expose_secret().to_string();
+        if let Some(dir) = sqlite_parent(&url) {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let log = AuditLog::connect(&url, config.max_connections, config.migrate)
+            .await
+            .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
+        let commands = AdminCommands::new(log.clone(), officers, config.command_window_ms);
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("binding {}", config.listen_addr))?;
+        let addr = listener.local_addr()?;
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        let (stop, stopping) = watch::channel(false);
+        let secure_cookies = config.secure_cookies;
+        let state = AppState {
+            log,
+            tokens,
+            commands,
+            checkpoint_keys,
+            live,
+            secure_cookies,
+            stopping,
+        };
+        Ok(Self {
+            config,
+            state,
+            signer,
+            listener,
+            addr,
+            stop: Arc::new(stop),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The audit trail this service serves.
+    pub fn log(&self) -> AuditLog {
+        self.state.log.clone()
+    }
+
+    /// Serves HTTP and runs the importer, the checkpoint signer and the live feed until
+    /// `shutdown` completes; then finishes open requests and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop_rx = self.state.stopping.clone();
+        let mut tasks = Vec::new();
+        let live_poll = Duration::from_millis(self.config.live_poll_ms.max(20));
+        tasks.push(tokio::spawn(run_feed(
+            self.state.log.clone(),
+            self.state.live.clone(),
+            live_poll,
+            stop_rx.clone(),
+        )));
+        if self.config.import_interval_ms > 0 {
+            let mut importer = Importer::new(self.state.log.clone());
+            if let Some(settle) = self.config.import_settle_ms {
+                importer = importer.with_settle_ms(settle);
+            }
+            let interval = Duration::from_millis(self.config.import_interval_ms);
+            tasks.push(tokio::spawn(
+                importer.run(interval, stopped(stop_rx.clone())),
+            ));
+        }
+        tasks.push(tokio::spawn(refresh_statistics(
+            self.state.log.clone(),
+            stop_rx.clone(),
+        )));
+        if let Some(signer) = self.signer {
+            let interval = Duration::from_millis(self.config.checkpoint_interval_ms.max(1_000));
+            tasks.push(tokio::spawn(sign_checkpoints(
+                self.state.log.clone(),
+                signer,
+                interval,
+                stop_rx.clone(),
+            )));
+        }
+        tracing::info!(addr = %self.addr, "audit service serving");
+        let app = router(self.state.clone());
+        let stop = self.stop.clone();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open event streams never end by themselves: this ends them, so the graceful
+            // shutdown can finish.
+            let _ = stop.send(true);
+        });
+        let result = serve.await;
+        let _ = self.stop.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.state.log.close().await;
+        tracing::info!("audit service stopped");
+        Ok(result?)
+    }
+}
+
+/// Resolves once `stop` changes.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.changed().await;
+}
+
+/// Signs a checkpoint every `interval` while the chain grows, and once more at shutdown.
+async fn sign_checkpoints(
+    log: AuditLog,
+    signer: CheckpointSigner,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = stop.changed() => true,
+        };
+        if let Err(err) = log.checkpoint(&signer).await {
+            tracing::warn!(error = %err, "audit checkpoint failed");
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Refreshes the planner's statistics at start-up and every [`STATISTICS_INTERVAL`].
+async fn refresh_statistics(log: AuditLog, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(err) = log.refresh_statistics().await {
+            tracing::warn!(error = %err, "audit table statistics not refreshed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(STATISTICS_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn checkpoint_keys(
+    config: &AuditConfig,
+    signer: Option<&CheckpointSigner>,
+) -> anyhow::Result<CheckpointKeys> {
+    let mut pems = read_keys(&config.checkpoint_public_keys)?;
+    if let Some(signer) = signer {
+        pems.insert(signer.key_id().to_owned(), signer.public_key_pem()?);
+    }
+    Ok(CheckpointKeys::from_pems(&pems)?)
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn read_keys(keys: &BTreeMap<String, PathBuf>) -> anyhow::Result<BTreeMap<String, String>> {
+    keys.iter()
+        .map(|(kid, path)| Ok((kid.clone(), read(path)?)))
+        .collect()
+}
+
+/// The directory of a SQLite database file, to create it before connecting.
+fn sqlite_parent(url: &str) -> Option<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_path_buf())
+}

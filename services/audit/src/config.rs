@@ -1,0 +1,175 @@
+//! Audit service configuration: defaults, then a TOML file, then `BLINDLEDGER_AUDIT_*`
+//! environment variables (e.g. `BLINDLEDGER_AUDIT_DATABASE_URL`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Everything the audit service needs to start.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// HTTP listen address (dashboard, API, SSE, `/metrics`); port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// `sqlite://path?mode=rwc` or `mysql://user:password@host:port/database` (one server):
+    /// the database the ledger and controller write to.
+    #[serde(serialize_with = "expose")]
+    pub database_url: SecretString,
+    /// Most database connections.
+    pub max_connections: u32,
+    /// Run the shared migrations at start-up.
+    pub migrate: bool,
+    /// Ed25519 public keys (PEM files) verifying officers' sign-in tokens, by key id.
+    pub token_keys: BTreeMap<String, PathBuf>,
+    /// Required `iss` of sign-in tokens.
+    pub token_issuer: String,
+    /// Required `aud` of sign-in tokens.
+    pub token_audience: String,
+    /// Ed25519 public keys (PEM files) of officers allowed to sign admin commands, by key id.
+    pub officer_keys: BTreeMap<String, PathBuf>,
+    /// Accepted distance between a command's `issued_at` and the clock, in milliseconds.
+    pub command_window_ms: i64,
+    /// The Ed25519 private key (PKCS#8 PEM file) signing checkpoints; none: no checkpoints.
+    pub checkpoint_key: Option<PathBuf>,
+    /// Key id of `checkpoint_key`.
+    pub checkpoint_key_id: String,
+    /// Further public keys (PEM files) accepted on stored checkpoints (former keys).
+    pub checkpoint_public_keys: BTreeMap<String, PathBuf>,
+    /// How often a checkpoint is signed when the chain has grown.
+    pub checkpoint_interval_ms: u64,
+    /// How often the decision log, jobs and bundle activations are imported; 0 disables.
+    pub import_interval_ms: u64,
+    /// How far behind the clock sources are imported; unset: the engine's default.
+    pub import_settle_ms: Option<i64>,
+    /// How often new decisions are pushed to live dashboards.
+    pub live_poll_ms: u64,
+    /// Mark the session cookie `Secure` (serve over TLS, behind a proxy).
+    pub secure_cookies: bool,
+}
+
+fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8088)),
+            database_url: SecretString::from("sqlite://data/ledger.db?mode=rwc"),
+            max_connections: 8,
+            migrate: true,
+            token_keys: BTreeMap::new(),
+            token_issuer: "blindledger".into(),
+            token_audience: "blindledger".into(),
+            officer_keys: BTreeMap::new(),
+            command_window_ms: blindledger_audit::admin::DEFAULT_WINDOW_MS,
+            checkpoint_key: None,
+            checkpoint_key_id: "audit-1".into(),
+            checkpoint_public_keys: BTreeMap::new(),
+            checkpoint_interval_ms: 60_000,
+            import_interval_ms: 1_000,
+            import_settle_ms: None,
+            live_poll_ms: 250,
+            secure_cookies: false,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// The configuration keys, as in a TOML file (upper-cased after `BLINDLEDGER_AUDIT_`
+    /// in the environment).
+    pub const KEYS: &'static [&'static str] = &[
+        "listen_addr",
+        "database_url",
+        "max_connections",
+        "migrate",
+        "token_keys",
+        "token_issuer",
+        "token_audience",
+        "officer_keys",
+        "command_window_ms",
+        "checkpoint_key",
+        "checkpoint_key_id",
+        "checkpoint_public_keys",
+        "checkpoint_interval_ms",
+        "import_interval_ms",
+        "import_settle_ms",
+        "live_poll_ms",
+        "secure_cookies",
+    ];
+
+    /// Loads defaults, then `file` when given, then `BLINDLEDGER_AUDIT_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        // The prefix is the service's own, so the ledger's BLINDLEDGER_DATABASE_URL and the
+        // like never configure it by accident; only known keys are read from it.
+        let env = Env::prefixed("BLINDLEDGER_AUDIT_").only(Self::KEYS);
+        Ok(Self::figment(file).merge(env).extract()?)
+    }
+
+    /// Loads defaults and `file` only, ignoring the environment (for tests).
+    pub fn from_file(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        Ok(Self::figment(file).extract()?)
+    }
+
+    fn figment(file: Option<&Path>) -> Figment {
+        let figment = Figment::from(Serialized::defaults(Self::default()));
+        match file {
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment,
+        }
+    }
+
+    /// The database URL with any password hidden, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        let url = self.database_url.expose_secret();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***{}", &url[..scheme], &url[at..])
+            }
+            _ => url.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_list_every_field() {
+        let value = serde_json::to_value(AuditConfig::default()).unwrap();
+        let mut fields: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        let mut keys: Vec<_> = AuditConfig::KEYS.iter().map(|k| k.to_string()).collect();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys);
+    }
+
+    #[test]
+    fn files_reject_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.toml");
+        std::fs::write(&path, "live_poll_ms = 100\nlive_pol_ms = 4\n").unwrap();
+        let err = AuditConfig::from_file(Some(&path)).unwrap_err();
+        assert!(err.to_string().contains("live_pol_ms"), "{err}");
+        std::fs::write(&path, "live_poll_ms = 100\n").unwrap();
+        assert_eq!(
+            AuditConfig::from_file(Some(&path)).unwrap().live_poll_ms,
+            100
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let config = AuditConfig {
+            database_url: SecretString::from("mysql://app:s3cret@db:3306/ledger"),
+            ..AuditConfig::default()
+        };
+        assert_eq!(config.database_url_redacted(), "mysql://***@db:3306/ledger");
+    }
+}

@@ -1,0 +1,81 @@
+//! Signing in: a form taking the officer's token, kept in an HttpOnly cookie.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::auth::{cleared_cookie, session_cookie};
+use crate::pages::layout::page;
+use crate::state::AppState;
+
+/// The login form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    /// The officer's access token.
+    pub token: String,
+}
+
+fn form(error: Option<&str>) -> Markup {
+    page(
+        "Sign in",
+        "",
+        None,
+        html! {
+            @if let Some(error) = error { p.deny id="login-error" { (error) } }
+            form method="post" action="/login" {
+                label { "Access token " input type="password" name="token" id="token" autocomplete="off" size="60"; }
+                " "
+                button type="submit" id="sign-in" { "Sign in" }
+            }
+            p { "Use a token with the auditor or admin role (blindledger token issue)." }
+        },
+    )
+}
+
+/// `GET /login`.
+pub async fn login_page() -> Markup {
+    form(None)
+}
+
+/// `POST /login`: checks the token, then keeps it in the session cookie.
+pub async fn login(State(state): State<AppState>, Form(login): Form<LoginForm>) -> Response {
+    let token = login.token.trim();
+    match state.tokens.verify(token) {
+        Ok(principal)
+            if principal
+                .roles
+                .iter()
+                .any(|r| r == "auditor" || r == "admin") =>
+        {
+            tracing::info!(officer = %principal.subject, "officer signed in");
+            (
+                [(
+                    header::SET_COOKIE,
+                    session_cookie(token, state.secure_cookies),
+                )],
+                Redirect::to("/"),
+            )
+                .into_response()
+        }
+        Ok(_) => form(Some(
+            "This token has neither the auditor nor the admin role.",
+        ))
+        .into_response(),
+        Err(err) => {
+            tracing::info!(reason = err.reason(), "sign-in refused");
+            form(Some("This token is not valid.")).into_response()
+        }
+    }
+}
+
+/// `POST /logout`.
+pub async fn logout() -> Response {
+    (
+        [(header::SET_COOKIE, cleared_cookie())],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}

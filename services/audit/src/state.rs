@@ -1,0 +1,35 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use blindledger_audit::admin::AdminCommands;
+use blindledger_audit::{AuditLog, CheckpointKeys};
+use blindledger_gate::TokenVerifier;
+use tokio::sync::{broadcast, watch};
+
+use crate::live::LiveDecision;
+
+/// The service's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The audit trail.
+    pub log: AuditLog,
+    /// Verifies officers' sign-in tokens.
+    pub tokens: TokenVerifier,
+    /// Verifies and applies signed admin commands.
+    pub commands: AdminCommands,
+    /// Keys checkpoints are verified with.
+    pub checkpoint_keys: CheckpointKeys,
+    /// New decisions, for Server-Sent Events.
+    pub live: broadcast::Sender<Arc<LiveDecision>>,
+    /// Whether the session cookie is marked `Secure`.
+    pub secure_cookies: bool,
+    /// Turns true when the service stops (ends event streams).
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,256 @@
+//! The dashboard in a real headless Chromium, driven over WebDriver: sign in, load each
+//! page, filter the decision log, watch a decision arrive live, and download the CSV with
+//! the browser's session cookie. A PNG screenshot of each page is written under
+//! `<target>/tmp/audit-screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`apt-get install -y chromium
+//! chromium-driver`); the test fails, naming them, when they are missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use blindledger_audit::now_ms;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{decision_event, ledger_decision, ledger_job, spawn_app, TestApp, TestDb};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The longest wait for anything the browser shows.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Starts chromedriver on a free port; ready once it says so on stdout.
+async fn chromedriver() -> (Child, u16) {
+    assert!(
+        Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
+        "the browser test needs Chromium and its WebDriver: apt-get install -y chromium chromium-driver"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting chromedriver");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("started successfully") {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(started.await.unwrap_or(false), "chromedriver did not start");
+    (child, port)
+}
+
+async fn browser(port: u16) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".into(), json!({
+        "binary": CHROMIUM,
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1366,900"],
+    }));
+    ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a WebDriver session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("audit-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shoot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Opens `path` and waits for `ready` (a CSS selector) on it.
+async fn open(client: &Client, app: &TestApp, path: &str, ready: &str) {
+    client.goto(&app.url(path)).await.unwrap();
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(ready))
+        .await
+        .unwrap();
+}
+
+/// Seeds decisions, a job and a frozen account, as the ledger and an officer would.
+async fn seed(app: &TestApp) {
+    let now = now_ms();
+    let events: Vec<_> = (0..120)
+        .map(|i| {
+            decision_event(
+                i,
+                ["alice", "bob", "carol"][i as usize % 3],
+                if i % 4 == 0 { "deny" } else { "allow" },
+                now - 60_000 + i,
+            )
+        })
+        .collect();
+    app.log.append_batch(&events).await.unwrap();
+    ledger_decision(&app.log, 1, "alice", true, now - 1_000).await;
+    ledger_job(&app.log, "job-1", "PENDING", now - 900, 2048).await;
+    let freeze = app.signed(blindledger_audit::admin::Command::Freeze, "acme/mallory");
+    let admin = app.token("ada", &["admin"]);
+    let response = app
+        .http
+        .post(app.url("/api/admin/command"))
+        .bearer_auth(admin)
+        .json(&freeze)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    crate::pages::import(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_works_in_a_real_browser() {
+    let (_driver, port) = chromedriver().await;
+    let db = TestDb::sqlite();
+    let app = spawn_app(&db.url).await;
+    seed(&app).await;
+    let client = browser(port).await;
+
+    // Sign in through the form.
+    open(&client, &app, "/", "#token").await;
+    shoot(&client, "login").await;
+    client
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(&app.auditor())
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("jobs-per-minute"))
+        .await
+        .unwrap();
+    shoot(&client, "overview").await;
+
+    // Filter the decision log.
+    open(&client, &app, "/decisions", "#decisions").await;
+    shoot(&client, "decisions").await;
+    client
+        .find(Locator::Id("f-principal"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#f-result option[value='deny']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("apply-filters"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The re-rendered page carries the filter in its inputs' value attributes.
+    let filtered = "#f-principal[value='alice']";
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(filtered))
+        .await
+        .unwrap();
+    let results = client
+        .find_all(Locator::Css("#decisions td.deny, #decisions td.allow"))
+        .await
+        .unwrap();
+    assert!(!results.is_empty());
+    for cell in &results {
+        assert_eq!(cell.text().await.unwrap(), "deny");
+    }
+    let principals = client
+        .find_all(Locator::Css("#decisions tr[id^='seq-'] td:nth-child(3)"))
+        .await
+        .unwrap();
+    for cell in &principals {
+        assert_eq!(cell.text().await.unwrap(), "alice");
+    }
+    shoot(&client, "decisions-filtered").await;
+
+    // A decision made now appears live, through SSE, without a reload.
+    open(&client, &app, "/decisions", "body[data-live='connected']").await;
+    ledger_decision(&app.log, 2, "zoe", false, now_ms()).await;
+    let live = client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#decisions tr.new"))
+        .await
+        .unwrap();
+    assert!(live.text().await.unwrap().contains("zoe"));
+    shoot(&client, "decisions-live").await;
+
+    for (path, ready, name) in [
+        ("/transactions", "#transactions", "transactions"),
+        ("/transactions/job-1", "#workflow", "workflow"),
+        ("/attention", "#attention", "attention"),
+    ] {
+        open(&client, &app, path, ready).await;
+        shoot(&client, name).await;
+    }
+    let attention = client
+        .find(Locator::Id("attention"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(attention.contains("acme/mallory"), "{attention}");
+
+    // The CSV, fetched with the browser's own session cookie.
+    let cookie = client.get_named_cookie("bl_audit_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    let csv = app
+        .http
+        .get(app.url("/export.csv"))
+        .header("cookie", format!("bl_audit_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    assert!(
+        csv.starts_with(blindledger_audit::CSV_HEADER) && csv.contains("zoe"),
+        "{csv}"
+    );
+    assert!(!csv.contains("987654321"));
+
+    client.close().await.unwrap();
+    app.stop().await;
+}

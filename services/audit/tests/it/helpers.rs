@@ -1,0 +1,235 @@
+//! `spawn_app()`: the service on a free port over a fresh database, with real keys.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use blindledger_audit::admin::{
+    generate_officer_keypair, sign_command, Command, CommandPayload, SignedCommand,
+};
+use blindledger_audit::{AuditLog, CheckpointSigner, EventKind, NewEvent};
+use blindledger_audit_service::{Application, AuditConfig};
+use blindledger_gate::{generate_keypair, TokenIssuer};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+/// A database for one test: a SQLite file, or a MariaDB database dropped by `cleanup`.
+pub struct TestDb {
+    pub url: String,
+    mysql: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("ledger.db").display()
+        );
+        TestDb {
+            url,
+            mysql: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh `bl_test_<uuid>` on the server of `BLINDLEDGER_TEST_MYSQL_URL`.
+    pub async fn mysql() -> Self {
+        use sqlx::Connection;
+        let server = std::env::var("BLINDLEDGER_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+        let server = server.trim_end_matches('/').to_string();
+        let name = format!("bl_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::MySqlConnection::connect(&server)
+            .await
+            .expect("MariaDB for tests");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        TestDb {
+            url: format!("{server}/{name}"),
+            mysql: Some((server, name)),
+            _dir: None,
+        }
+    }
+
+    pub async fn cleanup(self) {
+        use sqlx::Connection;
+        if let Some((server, name)) = &self.mysql {
+            let mut conn = sqlx::MySqlConnection::connect(server).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A running service and what tests drive it with.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub log: AuditLog,
+    pub http: reqwest::Client,
+    pub issuer: TokenIssuer,
+    pub officer_key: String,
+    _keys: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+fn write(dir: &std::path::Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// Starts the service on `url` (migrated), importing every 100 ms.
+pub async fn spawn_app(url: &str) -> TestApp {
+    let keys = tempfile::tempdir().unwrap();
+    let (token_private, token_public) = generate_keypair().unwrap();
+    let (officer_private, officer_public) = generate_officer_keypair().unwrap();
+    let checkpoint = CheckpointSigner::generate("audit-1");
+    let config = AuditConfig {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: url.to_string().into(),
+        token_keys: BTreeMap::from([("t1".into(), write(keys.path(), "token.pub", &token_public))]),
+        officer_keys: BTreeMap::from([(
+            "officer-1".into(),
+            write(keys.path(), "officer.pub", &officer_public),
+        )]),
+        checkpoint_key: Some(write(
+            keys.path(),
+            "checkpoint.key",
+            &checkpoint.private_key_pem().unwrap(),
+        )),
+        checkpoint_interval_ms: 1_000,
+        import_interval_ms: 100,
+        import_settle_ms: Some(0),
+        live_poll_ms: 50,
+        ..AuditConfig::default()
+    };
+    let app = Application::build(config).await.unwrap();
+    let (addr, log) = (app.addr(), app.log());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let issuer = TokenIssuer::new(&token_private, "t1", "blindledger", "blindledger").unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestApp {
+        addr,
+        log,
+        http,
+        issuer,
+        officer_key: officer_private,
+        _keys: keys,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A token for `subject` with `roles`.
+    pub fn token(&self, subject: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        self.issuer
+            .issue(subject, &roles, &[], Duration::from_secs(600))
+            .unwrap()
+    }
+
+    pub fn auditor(&self) -> String {
+        self.token("olivia", &["auditor"])
+    }
+
+    /// GET `path` as an auditor; returns status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(self.auditor())
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// A command signed with the configured officer key.
+    pub fn signed(&self, command: Command, target: &str) -> SignedCommand {
+        let payload = CommandPayload::new(command, target, "test", "officer-1");
+        sign_command(&payload, &self.officer_key).unwrap()
+    }
+
+    /// Stops the service and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A decision-log row as the ledger writes it.
+pub async fn ledger_decision(log: &AuditLog, n: i64, principal: &str, allowed: bool, at: i64) {
+    let event = json!({
+        "decision_id": format!("d-{n}"), "path": "blindledger/authz/decision",
+        "input": {"principal": principal, "resource": {"tenant": "acme", "account": "alice"}},
+        "result": {"allow": allowed, "reasons": if allowed { json!([]) } else { json!(["tier blocked"]) },
+                   "obligations": {"max_amount": 987654321}},
+        "timestamp": "2025-01-01T00:00:00Z",
+    });
+    sqlx::query(
+        "INSERT INTO decision_log (decision_id, logged_at, principal, method, allowed, revisions, event) \
+         VALUES (?, ?, ?, '/blindledger.ledger.v1.LedgerService/Transfer', ?, '{\"blindledger\":\"r1\"}', ?)",
+    )
+    .bind(format!("d-{n}"))
+    .bind(at)
+    .bind(principal)
+    .bind(i64::from(allowed))
+    .bind(serde_json::to_vec(&event).unwrap())
+    .execute(log.pool())
+    .await
+    .unwrap();
+}
+
+/// A job row as the ledger writes it, with a ciphertext payload of `bytes` bytes.
+pub async fn ledger_job(log: &AuditLog, id: &str, state: &str, at: i64, bytes: usize) {
+    sqlx::query(
+        "INSERT INTO jobs (id, tenant, kind, state, account_a, account_b, idempotency_key, request_hash, \
+         payload, params, created_at, updated_at) VALUES (?, 'acme', 'transfer', ?, 'alice', 'bob', ?, 'h', ?, \
+         '{\"max_amount\":987654321}', ?, ?)",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(format!("key-{id}"))
+    .bind(vec![7u8; bytes])
+    .bind(at)
+    .bind(at)
+    .execute(log.pool())
+    .await
+    .unwrap();
+}
+
+/// An audit event appended directly (for volume).
+pub fn decision_event(i: i64, principal: &str, outcome: &str, at: i64) -> NewEvent {
+    NewEvent::new(
+        EventKind::Decision,
+        at,
+        principal,
+        "acme/alice",
+        json!({"decision_id": format!("x-{i}"), "method": "/blindledger.ledger.v1.LedgerService/Transfer",
+               "outcome": outcome, "revision": "r1", "reasons": []}),
+    )
+}

@@ -1,0 +1,174 @@
+//! Start-up and shutdown: what `main`, `blindledger dev` and the tests all run.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use blindledger_gate::TokenVerifier;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::alerts::{AlertDelivery, AlertOutbox};
+use crate::config::ControllerConfig;
+use crate::controller::{read_keys, Controller};
+use crate::http;
+use crate::repo::Repo;
+
+/// A built controller: storage connected and migrated, keys and active bundles loaded,
+/// port bound, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    controller: Arc<Controller>,
+    router: Router,
+    delivery: Option<AlertDelivery>,
+    cycle_interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Connects to storage, migrates, loads keys and bundles, and binds the HTTP port.
+    pub async fn build(config: ControllerConfig) -> anyhow::Result<Self> {
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let url = config.database_url.expose_secret().to_string();
+        if let Some(dir) = sqlite_parent(&url) {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tokens = token_verifier(&config)?;
+        // Installed before anything is recorded, so `/metrics` misses nothing.
+        blindledger_telemetry::prometheus();
+        let repo = Repo::connect(&url, config.max_connections, config.migrate)
+            .await
+            .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
+        let outbox = AlertOutbox::new(repo.clone(), &config);
+        let delivery = AlertDelivery::new(&outbox, &config).context("setting up alerts")?;
+        let cycle_interval =
+            (config.cycle_interval_ms > 0).then(|| Duration::from_millis(config.cycle_interval_ms));
+        let listen_addr = config.listen_addr;
+        let controller = Arc::new(Controller::new(config, repo, outbox).await?);
+        let listener = TcpListener::bind(listen_addr)
+            .await
+            .with_context(|| format!("binding {listen_addr}"))?;
+        let addr = listener.local_addr()?;
+        let router = http::router(controller.clone(), tokens);
+        Ok(Application {
+            listener,
+            addr,
+            controller,
+            router,
+            delivery,
+            cycle_interval,
+        })
+    }
+
+    /// The bound HTTP address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL of the HTTP server (`http://127.0.0.1:PORT`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The controller behind the server, e.g. to run a cycle at a chosen time.
+    pub fn controller(&self) -> Arc<Controller> {
+        self.controller.clone()
+    }
+
+    /// Serves HTTP, runs scheduled cycles and delivers alerts until `shutdown` completes;
+    /// then finishes the requests and the cycle in progress and returns.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if let Some(interval) = self.cycle_interval {
+            let controller = self.controller.clone();
+            tasks.push(tokio::spawn(run_cycles(
+                controller,
+                interval,
+                stop_rx.clone(),
+            )));
+        }
+        if let Some(delivery) = self.delivery {
+            let mut stop = stop_rx.clone();
+            tasks.push(tokio::spawn(delivery.run(async move {
+                let _ = stop.changed().await;
+            })));
+        }
+        tracing::info!(addr = %self.addr, "controller serving");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.controller.repo().close().await;
+        tracing::info!("controller stopped");
+        Ok(())
+    }
+}
+
+/// Runs a cycle now and then every `interval` until `stop` changes. A failed cycle is
+/// logged and counted; the next one runs on schedule.
+async fn run_cycles(
+    controller: Arc<Controller>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    // After a slow cycle, wait a full interval instead of running a burst of them.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = ticker.tick() => {
+                // The failure is already logged and counted by the cycle.
+                let _ = controller.run_cycle(false).await;
+            }
+        }
+    }
+}
+
+/// The API token verifier; the controller refuses to start without token keys.
+fn token_verifier(config: &ControllerConfig) -> anyhow::Result<TokenVerifier> {
+    anyhow::ensure!(
+        !config.token_keys.is_empty(),
+        "no token_keys configured: the controller authenticates every API call with a token"
+    );
+    let keys = read_keys(&config.token_keys)?;
+    TokenVerifier::new(&keys, &config.token_issuer, &config.token_audience)
+        .context("loading token keys")
+}
+
+/// The directory of a SQLite database file, to create it before connecting.
+fn sqlite_parent(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| p.to_path_buf())
+}

@@ -1,0 +1,287 @@
+//! Controller configuration: defaults, then a TOML file, then `BLINDLEDGER_*` environment
+//! variables (e.g. `BLINDLEDGER_LISTEN_ADDR`, `BLINDLEDGER_CYCLE_INTERVAL_MS`). Nested
+//! values take figment's inline syntax in the environment:
+//! `BLINDLEDGER_THRESHOLDS='{medium=0.6,high=0.7,blocked=0.8,margin=0.05}'`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::tier::{RiskTier, TierLimits, TierThresholds};
+
+/// Everything the controller needs to start.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControllerConfig {
+    /// HTTP listen address (bundles, JSON API, `/metrics`); port 0 picks a free port.
+    pub listen_addr: SocketAddr,
+    /// The ledger's database, read for decision logs and job metadata:
+    /// `sqlite://path?mode=rwc` or `mysql://user:password@host:port/database` (one node).
+    #[serde(serialize_with = "expose")]
+    pub database_url: SecretString,
+    /// Most database connections (at least 4: a cycle reads on three at once).
+    pub max_connections: u32,
+    /// Run the shared migrations at start-up.
+    pub migrate: bool,
+    /// Ed25519 private key (PKCS#8 PEM file) signing the `risk` bundle.
+    pub signing_key: Option<PathBuf>,
+    /// Key id written in the risk bundle's signature; services map it to the public key.
+    pub signing_kid: String,
+    /// Scope written in the risk bundle's signature, if the services require one.
+    pub signing_scope: Option<String>,
+    /// Ed25519 public keys (PEM files) of CI, by key id: pushed bundles must verify with one.
+    pub ci_keys: BTreeMap<String, PathBuf>,
+    /// Scope pushed bundles must carry, if any.
+    pub ci_scope: Option<String>,
+    /// Ed25519 public keys (PEM files) verifying API tokens, by key id. Required.
+    pub token_keys: BTreeMap<String, PathBuf>,
+    /// Required `iss` of API tokens.
+    pub token_issuer: String,
+    /// Required `aud` of API tokens.
+    pub token_audience: String,
+    /// A signed `blindledger` bundle served when none was ever pushed (verified with
+    /// `ci_keys`, no tests or impact analysis): the first policy of a fresh installation.
+    pub initial_policy_bundle: Option<PathBuf>,
+    /// Time between scheduled risk cycles; 0 runs cycles only on demand.
+    pub cycle_interval_ms: u64,
+    /// Age after which a cycle trains a new model instead of reusing the latest one.
+    pub retrain_interval_ms: u64,
+    /// Length of the feature window, ending at the cycle's time.
+    pub window_ms: u64,
+    /// Length of the baseline window before it (what "new counterparty" is measured against).
+    pub baseline_ms: u64,
+    /// First hour (UTC) counted as night.
+    pub night_start_hour: u32,
+    /// Hour (UTC) at which night ends; may be less than the start (night spans midnight).
+    pub night_end_hour: u32,
+    /// Fewest entities of a kind needed to train a model; below it tiers stay as they are.
+    pub min_training_rows: usize,
+    /// Seed of the isolation forest.
+    pub model_seed: u64,
+    /// Model versions that keep their serialised forest in the registry.
+    pub model_retention: u32,
+    /// Score thresholds of the tiers, with the hysteresis margin.
+    pub thresholds: TierThresholds,
+    /// Limits enforced per tier (obligations of the shipped policy), e.g. `medium`, `high`.
+    pub tier_limits: BTreeMap<RiskTier, TierLimits>,
+    /// Slack-compatible incoming-webhook URL for alerts; none disables alerts.
+    #[serde(serialize_with = "expose_opt")]
+    pub alert_webhook_url: Option<SecretString>,
+    /// The same alert key (account and tier, bundle and revision) is sent at most once in
+    /// this period.
+    pub alert_dedupe_ms: u64,
+    /// Timeout of one webhook delivery.
+    pub alert_timeout_ms: u64,
+    /// First retry delay of a failed delivery; doubled per attempt.
+    pub alert_backoff_initial_ms: u64,
+    /// Longest retry delay.
+    pub alert_backoff_max_ms: u64,
+    /// Logged decisions replayed by the impact analysis of a pushed bundle.
+    pub impact_replay: u32,
+    /// Default refusal threshold of a push: most decisions allowed to change (none: report
+    /// only). A push may set its own with `?max_changed=`.
+    pub impact_max_changed: Option<u64>,
+}
+
+fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(secret.expose_secret())
+}
+
+fn expose_opt<S: serde::Serializer>(
+    secret: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_some(secret.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8181)),
+            database_url: SecretString::from("sqlite://data/ledger.db?mode=rwc"),
+            max_connections: 4,
+            migrate: true,
+            signing_key: None,
+            signing_kid: "controller".into(),
+            signing_scope: None,
+            ci_keys: BTreeMap::new(),
+            ci_scope: None,
+            token_keys: BTreeMap::new(),
+            token_issuer: "blindledger".into(),
+            token_audience: "blindledger".into(),
+            initial_policy_bundle: None,
+            cycle_interval_ms: 60_000,
+            retrain_interval_ms: 3_600_000,
+            window_ms: 3_600_000,
+            baseline_ms: 86_400_000,
+            night_start_hour: 0,
+            night_end_hour: 6,
+            min_training_rows: 16,
+            model_seed: 0,
+            model_retention: 48,
+            thresholds: TierThresholds::default(),
+            tier_limits: TierLimits::defaults(),
+            alert_webhook_url: None,
+            alert_dedupe_ms: 86_400_000,
+            alert_timeout_ms: 10_000,
+            alert_backoff_initial_ms: 1_000,
+            alert_backoff_max_ms: 300_000,
+            impact_replay: 1_000,
+            impact_max_changed: None,
+        }
+    }
+}
+
+impl ControllerConfig {
+    /// The configuration keys, as in a TOML file (upper-cased after `BLINDLEDGER_` in the
+    /// environment).
+    pub const KEYS: &'static [&'static str] = &[
+        "listen_addr",
+        "database_url",
+        "max_connections",
+        "migrate",
+        "signing_key",
+        "signing_kid",
+        "signing_scope",
+        "ci_keys",
+        "ci_scope",
+        "token_keys",
+        "token_issuer",
+        "token_audience",
+        "initial_policy_bundle",
+        "cycle_interval_ms",
+        "retrain_interval_ms",
+        "window_ms",
+        "baseline_ms",
+        "night_start_hour",
+        "night_end_hour",
+        "min_training_rows",
+        "model_seed",
+        "model_retention",
+        "thresholds",
+        "tier_limits",
+        "alert_webhook_url",
+        "alert_dedupe_ms",
+        "alert_timeout_ms",
+        "alert_backoff_initial_ms",
+        "alert_backoff_max_ms",
+        "impact_replay",
+        "impact_max_changed",
+    ];
+
+    /// Loads defaults, then `file` when given, then `BLINDLEDGER_*` variables, and checks
+    /// the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        // The prefix is shared with the CLI and the other services: only the controller's
+        // own keys are read from it. Files stay strict: an unknown key there is an error.
+        let env = Env::prefixed("BLINDLEDGER_").only(Self::KEYS);
+        Self::checked(Self::figment(file).merge(env))
+    }
+
+    /// Loads defaults and `file` only, ignoring the environment (for tests).
+    pub fn from_file(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        Self::checked(Self::figment(file))
+    }
+
+    fn figment(file: Option<&Path>) -> Figment {
+        let figment = Figment::from(Serialized::defaults(Self::default()));
+        match file {
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment,
+        }
+    }
+
+    fn checked(figment: Figment) -> Result<Self, Box<figment::Error>> {
+        let config: Self = figment.extract()?;
+        config
+            .validate()
+            .map_err(|message| Box::new(figment::Error::from(message)))?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot: ordered thresholds, hours of a day, limits
+    /// only for the tiers that take them.
+    pub fn validate(&self) -> Result<(), String> {
+        self.thresholds.validate()?;
+        if self.night_start_hour > 23 || self.night_end_hour > 24 {
+            return Err("night_start_hour must be 0-23 and night_end_hour 0-24".into());
+        }
+        if self.window_ms < 60_000 {
+            return Err("window_ms must be at least one minute".into());
+        }
+        for tier in self.tier_limits.keys() {
+            if !matches!(tier, RiskTier::Medium | RiskTier::High) {
+                return Err(format!(
+                    "tier_limits: tier {tier} takes no limits (only medium and high)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL with any password hidden, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        let url = self.database_url.expose_secret();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***{}", &url[..scheme], &url[at..])
+            }
+            _ => url.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_list_every_field() {
+        let value = serde_json::to_value(ControllerConfig::default()).unwrap();
+        let mut fields: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+        let mut keys: Vec<_> = ControllerConfig::KEYS
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        fields.sort();
+        keys.sort();
+        assert_eq!(fields, keys);
+    }
+
+    #[test]
+    fn files_reject_unknown_keys_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("controller.toml");
+        std::fs::write(&path, "window_ms = 120000\nwindow_mz = 4\n").unwrap();
+        let err = ControllerConfig::from_file(Some(&path)).unwrap_err();
+        assert!(err.to_string().contains("window_mz"), "{err}");
+        let toml = "[thresholds]\nmedium = 0.9\nhigh = 0.7\nblocked = 0.95\nmargin = 0.05\n";
+        std::fs::write(&path, toml).unwrap();
+        let err = ControllerConfig::from_file(Some(&path)).unwrap_err();
+        assert!(err.to_string().contains("thresholds"), "{err}");
+        let toml = "[tier_limits.low]\nmax_amount = 1\nwindow_limit = 1\nwindow_seconds = 1\n";
+        std::fs::write(&path, toml).unwrap();
+        assert!(ControllerConfig::from_file(Some(&path)).is_err());
+        let toml = "[tier_limits.high]\nmax_amount = 5\nwindow_limit = 10\nwindow_seconds = 60\n";
+        std::fs::write(&path, toml).unwrap();
+        let config = ControllerConfig::from_file(Some(&path)).unwrap();
+        assert_eq!(config.tier_limits[&RiskTier::High].max_amount, 5);
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let config = ControllerConfig {
+            database_url: SecretString::from("mysql://app:s3cret@db:3306/ledger"),
+            ..ControllerConfig::default()
+        };
+        assert_eq!(config.database_url_redacted(), "mysql://***@db:3306/ledger");
+    }
+}

@@ -1,0 +1,110 @@
+//! The controller's error type and its one translation to an HTTP response.
+//!
+//! Responses carry `{"error": "<code>", "message": "...", "report": {...}?}` with a status
+//! that says what the caller can do. Messages name the problem but never hold key material
+//! or amounts (the controller never sees one); internal causes are logged once, here.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::push::PushReport;
+
+/// Everything a controller operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// No or an invalid bearer token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's roles do not allow the operation.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The named bundle revision or entity does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A pushed bundle was refused; the report says why and what was measured.
+    #[error("{message}")]
+    PushRefused {
+        /// Machine-readable reason (`unsigned`, `signature`, `tests_failed`,
+        /// `impact_over_threshold`...).
+        reason: &'static str,
+        /// What went wrong, in words.
+        message: String,
+        /// The push report, stored as well.
+        report: Box<PushReport>,
+    },
+    /// The operation conflicts with the current state (e.g. a revision reused with other
+    /// contents, a rollback target that no longer builds).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database is unreachable or failed.
+    #[error("storage unavailable, retry later")]
+    Storage(#[from] sqlx::Error),
+    /// A bug or an unexpected failure.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ControllerError {
+    /// The machine-readable code of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ControllerError::Unauthenticated(_) => "unauthenticated",
+            ControllerError::Forbidden(_) => "forbidden",
+            ControllerError::InvalidArgument(_) => "invalid_argument",
+            ControllerError::NotFound(_) => "not_found",
+            ControllerError::PushRefused { reason, .. } => reason,
+            ControllerError::Conflict(_) => "conflict",
+            ControllerError::Storage(_) => "unavailable",
+            ControllerError::Internal(_) => "internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ControllerError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ControllerError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ControllerError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            ControllerError::NotFound(_) => StatusCode::NOT_FOUND,
+            ControllerError::PushRefused { reason, .. } => match *reason {
+                "impact_over_threshold" | "revision_exists" => StatusCode::CONFLICT,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            },
+            ControllerError::Conflict(_) => StatusCode::CONFLICT,
+            ControllerError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ControllerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ControllerError {
+    fn into_response(self) -> Response {
+        match &self {
+            ControllerError::Storage(cause) => {
+                tracing::error!(error = %cause, "storage error");
+            }
+            ControllerError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+            }
+            _ => {}
+        }
+        let mut body = json!({"error": self.code(), "message": self.to_string()});
+        if let ControllerError::PushRefused { report, .. } = &self {
+            body["report"] = serde_json::to_value(report).unwrap_or_default();
+        }
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<blindledger_policy::BundleError> for ControllerError {
+    fn from(error: blindledger_policy::BundleError) -> Self {
+        ControllerError::Internal(error.into())
+    }
+}
+
+/// The result of controller operations.
+pub type Result<T, E = ControllerError> = std::result::Result<T, E>;

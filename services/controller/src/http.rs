@@ -1,0 +1,94 @@
+//! The controller's HTTP server: bundles for the services, a JSON API for the CLI and CI,
+//! health and Prometheus metrics.
+//!
+//! | route | auth | |
+//! |---|---|---|
+//! | `GET /bundles/{name}` | none | `blindledger` or `risk` bundle, strong `ETag`, `304` on `If-None-Match`, `404` when none |
+//! | `GET /v1/risk/scores` | admin, ci, auditor | tiers, scores and the features that drove them |
+//! | `POST /v1/risk/cycle` | admin | runs a cycle now (`?retrain=true` forces a new model) |
+//! | `POST /v1/policy/push` | admin, ci | body: a signed bundle (tar.gz); `?max_changed=N` |
+//! | `GET /v1/policy/history` | admin, ci, auditor | `?bundle=blindledger|risk&limit=N` |
+//! | `POST /v1/policy/rollback/{revision}` | admin, ci | serves an earlier revision again |
+//! | `GET /health`, `GET /metrics` | none | liveness, Prometheus text format |
+//!
+//! The bundle routes are open: bundles are signed, and services verify every download
+//! against the keys they trust, so serving them to anyone reveals only tiers and rules,
+//! and a forged or altered archive is refused by its reader. The API authenticates every
+//! call with an EdDSA bearer token (the gate's [`TokenVerifier`]).
+
+mod api;
+mod auth;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use blindledger_gate::TokenVerifier;
+use blindledger_policy::BundleLimits;
+
+use crate::controller::Controller;
+
+/// What every handler reads.
+#[derive(Clone)]
+pub struct AppState {
+    controller: Arc<Controller>,
+    tokens: TokenVerifier,
+}
+
+/// The routes of the controller (see the module docs).
+pub fn router(controller: Arc<Controller>, tokens: TokenVerifier) -> Router {
+    // Pushed archives are refused past the bundle size limit anyway; a little slack lets
+    // the bundle reader say so in its own words.
+    let body_limit = usize::try_from(BundleLimits::default().max_compressed_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024);
+    Router::new()
+        .route("/bundles/{name}", get(serve_bundle))
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/risk/scores", get(api::scores))
+        .route("/v1/risk/cycle", post(api::cycle))
+        .route("/v1/policy/push", post(api::push))
+        .route("/v1/policy/history", get(api::history))
+        .route("/v1/policy/rollback/{revision}", post(api::rollback))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(AppState { controller, tokens })
+}
+
+/// Serves the active revision of a bundle, as OPA's bundle service protocol does.
+async fn serve_bundle(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(served) = state.controller.bundle(&name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let etag = served.etag();
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag == etag
+        });
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let headers = [
+        (header::ETAG, etag),
+        (header::CONTENT_TYPE, "application/gzip".to_string()),
+    ];
+    (StatusCode::OK, headers, served.archive.clone()).into_response()
+}
+
+async fn metrics() -> Response {
+    let body = blindledger_telemetry::prometheus().render();
+    let content_type = "text/plain; version=0.0.4";
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}

@@ -1,0 +1,62 @@
+//! Bearer-token authentication of the JSON API, and role checks.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use blindledger_gate::Principal;
+
+use super::AppState;
+use crate::error::ControllerError;
+
+/// Roles that may read scores and history.
+pub const READ_ROLES: &[&str] = &["admin", "ci", "auditor"];
+/// Roles that may push and roll back policy.
+pub const POLICY_ROLES: &[&str] = &["admin", "ci"];
+/// Roles that may run a cycle on demand.
+pub const ADMIN_ROLES: &[&str] = &["admin"];
+
+/// The authenticated caller of an API request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// Fails with 403 unless the caller holds one of `roles`.
+    pub fn require(&self, roles: &[&str]) -> Result<(), ControllerError> {
+        if self.0.roles.iter().any(|r| roles.contains(&r.as_str())) {
+            return Ok(());
+        }
+        Err(ControllerError::Forbidden(format!(
+            "one of the roles {roles:?} is required"
+        )))
+    }
+
+    /// Who is calling.
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ControllerError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthenticated = |m: &str| ControllerError::Unauthenticated(m.to_string());
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthenticated("missing bearer token"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| unauthenticated("malformed authorization header"))?;
+        state
+            .tokens
+            .verify(token.trim())
+            .map(Caller)
+            .map_err(|e| unauthenticated(&e.to_string()))
+    }
+}

@@ -1,0 +1,282 @@
+//! Policy pushes from CI: refused when unsigned, signed by an unknown key, failing their
+//! tests or over the impact threshold, with the active revision unchanged; accepted
+//! otherwise; rolled back on request, which services then see.
+
+use blindledger_policy::{Bundle, SigningKey};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{config, json, policies_dir, signed, TestApp, TestDb, TestKeys, CI_KID};
+use crate::risk_loop::Service;
+use crate::workload::{insert_decisions, ordinary, Rng};
+
+const FREEZE: &str = "package blindledger.authz\n\n\
+    deny contains \"principal frozen for review\" if input.principal == \"teller-18\"\n";
+const FAILING_TEST: &str =
+    "package blindledger.broken_test\n\ntest_always_fails if {\n\tfalse\n}\n";
+
+/// The shipped policy at `revision`, with extra files.
+fn policy(revision: &str, extra: &[(&str, &str)]) -> Bundle {
+    let mut bundle = Bundle::from_dir("blindledger", &policies_dir(), revision).unwrap();
+    for (path, source) in extra {
+        bundle
+            .insert_file(path, source.as_bytes().to_vec())
+            .unwrap();
+    }
+    bundle
+}
+
+async fn push(app: &TestApp, token: &str, archive: Vec<u8>, query: &str) -> (StatusCode, Value) {
+    let response = app
+        .http
+        .post(app.url(&format!("/v1/policy/push{query}")))
+        .bearer_auth(token)
+        .body(archive)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, json(response).await)
+}
+
+fn active(app: &TestApp) -> String {
+    let served = app.controller.bundle("blindledger").unwrap();
+    served.revision().to_string()
+}
+
+/// How many of the last `n` logged decisions `principal` made.
+async fn recent_by(app: &TestApp, principal: &str, n: i64) -> u64 {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT principal FROM decision_log ORDER BY seq DESC LIMIT ?")
+            .bind(n)
+            .fetch_all(app.controller.repo().pool())
+            .await
+            .unwrap();
+    rows.iter().filter(|(p,)| p == principal).count() as u64
+}
+
+/// A controller with logged decisions and the shipped policy pushed as `v1`.
+struct Pushed {
+    app: TestApp,
+    keys: TestKeys,
+    ci: String,
+    _db: TestDb,
+}
+
+impl Pushed {
+    async fn v1() -> Pushed {
+        let db = TestDb::sqlite();
+        let keys = TestKeys::new();
+        let app = TestApp::spawn(config(&db, &keys, None)).await;
+        let workload = ordinary(&mut Rng::new(3), 40);
+        insert_decisions(app.controller.repo().pool(), &workload.decisions).await;
+        let ci = keys.token("pipeline", &["ci"]);
+        // The first policy: everything the services would allow changes from "no policy".
+        let (status, body) = push(&app, &ci, keys.signed_policy("v1"), "").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["outcome"], "activated");
+        assert!(body["tests"]["passed"].as_u64().unwrap() > 10, "{body}");
+        assert_eq!(body["impact"]["replayed"], 500);
+        assert_eq!(body["impact"]["baseline_revision"], Value::Null);
+        assert_eq!(body["impact"]["deny_to_allow"], 500);
+        assert_eq!(active(&app), "v1");
+        Pushed {
+            app,
+            keys,
+            ci,
+            _db: db,
+        }
+    }
+
+    /// The shipped policy plus a rule freezing one teller, at `revision`, signed by CI.
+    fn freeze(&self, revision: &str) -> Vec<u8> {
+        let files = [("blindledger/authz/freeze.rego", FREEZE)];
+        signed(policy(revision, &files), &self.keys.ci, CI_KID)
+    }
+
+    async fn push(&self, archive: Vec<u8>, query: &str) -> (StatusCode, Value) {
+        push(&self.app, &self.ci, archive, query).await
+    }
+}
+
+#[tokio::test]
+async fn pushes_need_a_token_with_a_policy_role() {
+    let p = Pushed::v1().await;
+    let anonymous = p
+        .app
+        .http
+        .post(p.app.url("/v1/policy/push"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let auditor = p.keys.token("officer", &["auditor"]);
+    let (status, body) = push(&p.app, &auditor, p.keys.signed_policy("v2"), "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    p.app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_bundles_are_refused_and_the_active_revision_stays() {
+    let p = Pushed::v1().await;
+    let failing = [("blindledger/broken_test.rego", FAILING_TEST)];
+    let refusals = [
+        ("unsigned", policy("v2", &[]).to_tar_gz().unwrap()),
+        (
+            "unknown_key",
+            signed(policy("v2", &[]), &SigningKey::generate(), "rogue"),
+        ),
+        (
+            "signature",
+            signed(policy("v2", &[]), &SigningKey::generate(), CI_KID),
+        ),
+        (
+            "tests_failed",
+            signed(policy("v2", &failing), &p.keys.ci, CI_KID),
+        ),
+    ];
+    for (reason, archive) in refusals {
+        let (status, body) = p.push(archive, "").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reason}: {body}");
+        assert_eq!(body["error"], reason, "{body}");
+        assert_eq!(body["report"]["outcome"], "refused");
+        assert_eq!(active(&p.app), "v1", "{reason}");
+    }
+
+    // A rule that freezes one teller: its decisions flip, and nobody else's.
+    let frozen = recent_by(&p.app, "teller-18", 500).await;
+    assert!(frozen > 0);
+    let (status, body) = p.push(p.freeze("v2"), "?max_changed=0").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "impact_over_threshold");
+    let impact = &body["report"]["impact"];
+    assert_eq!(impact["baseline_revision"], "v1");
+    assert_eq!(impact["changed"], frozen);
+    assert_eq!(impact["allow_to_deny"], frozen);
+    assert_eq!(
+        impact["by_principal"],
+        serde_json::json!({"teller-18": frozen})
+    );
+    assert_eq!(active(&p.app), "v1");
+    let service = Service::polling(&p.app, &p.keys);
+    service.loader.reload().await.unwrap();
+    assert_eq!(service.active("blindledger").as_deref(), Some("v1"));
+    p.app.stop().await;
+}
+
+#[tokio::test]
+async fn good_bundles_activate_and_roll_back() {
+    let p = Pushed::v1().await;
+    let service = Service::polling(&p.app, &p.keys);
+    let frozen = recent_by(&p.app, "teller-18", 500).await;
+    let v3 = p.freeze("v3");
+    let (status, body) = p.push(v3.clone(), &format!("?max_changed={frozen}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outcome"], "activated");
+    assert_eq!(body["active_revision"], "v3");
+    service.loader.reload().await.unwrap();
+    assert_eq!(service.active("blindledger").as_deref(), Some("v3"));
+
+    // The same revision again (re-signed by a CI re-run): unchanged; other contents under
+    // it: refused.
+    let (status, body) = p.push(p.freeze("v3"), "").await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (StatusCode::OK, Some("unchanged"))
+    );
+    let (status, body) = p.push(p.keys.signed_policy("v3"), "").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], "revision_exists");
+
+    // Rollback serves v1's archive again; the service verifies and activates it.
+    let rollback = |revision: &str| {
+        let url = p.app.url(&format!("/v1/policy/rollback/{revision}"));
+        p.app.http.post(url).bearer_auth(&p.ci).send()
+    };
+    let body = json(rollback("v1").await.unwrap()).await;
+    assert_eq!(
+        (body["revision"].as_str(), body["previous"].as_str()),
+        (Some("v1"), Some("v3"))
+    );
+    service.loader.reload().await.unwrap();
+    assert_eq!(service.active("blindledger").as_deref(), Some("v1"));
+    assert_eq!(
+        rollback("v9").await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let auditor = p.keys.token("officer", &["auditor"]);
+    let history = p
+        .app
+        .http
+        .get(p.app.url("/v1/policy/history"))
+        .bearer_auth(&auditor);
+    let history = json(history.send().await.unwrap()).await;
+    assert_eq!(history["active"], "v1");
+    let actions: Vec<(&str, &str)> = history["activations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap(),
+                a["revision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [("rollback", "v1"), ("activate", "v3"), ("activate", "v1")]
+    );
+    let outcomes: Vec<&str> = history["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["refused", "unchanged", "activated", "activated"]);
+    p.app.stop().await;
+}
+
+#[tokio::test]
+async fn bundles_are_served_with_strong_etags() {
+    let db = TestDb::sqlite();
+    let keys = TestKeys::new();
+    let app = TestApp::spawn(config(&db, &keys, None)).await;
+    let get = |path: &str, etag: Option<&str>| {
+        let mut request = app.http.get(app.url(path));
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        request.send()
+    };
+    assert_eq!(
+        get("/bundles/blindledger", None).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get("/bundles/risk", None).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let ci = keys.token("pipeline", &["ci"]);
+    let archive = keys.signed_policy("v1");
+    let (status, body) = push(&app, &ci, archive.clone(), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let response = get("/bundles/blindledger", None).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let etag = response.headers()["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.len() == 66, "{etag}");
+    assert_eq!(response.bytes().await.unwrap().as_ref(), archive.as_slice());
+    let cached = get("/bundles/blindledger", Some(&etag)).await.unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+    let stale = get("/bundles/blindledger", Some("\"other\""))
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::OK);
+    assert_eq!(
+        get("/bundles/nope", None).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+}

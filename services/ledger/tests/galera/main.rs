@@ -1,0 +1,280 @@
+//! Fault tests on a three-node MariaDB Galera cluster (`deploy/galera/cluster.sh`).
+//!
+//! A workload of deposits, transfers and aggregates runs while the test, in turn, kills a
+//! node and restarts it, takes quorum away from the node the ledger writes to, partitions
+//! that node away, and restarts it. After each fault every acknowledged job must commit;
+//! at the end each committed exactly once and the decrypted balances match a plaintext
+//! model. While no primary component is reachable the ledger must answer UNAVAILABLE.
+//!
+//! The cluster is started by the test (a no-op when it runs) and left running for the next
+//! run; `deploy/galera/cluster.sh down` stops it.
+// Helpers outside #[test] functions panic on setup failures too, as the tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cluster;
+#[allow(dead_code)]
+#[path = "../ledger/helpers.rs"]
+mod helpers;
+mod verify;
+mod workload;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blindledger_ledger::dev::DevCredentials;
+use blindledger_ledger::{Application, Ledger};
+use blindledger_test_support::TestKeys;
+use tonic::Code;
+
+use cluster::{run, Cluster};
+use helpers::{config_for, policies_dir, spawn_app_from, tenant_with_accounts, TestApp};
+use workload::{Workload, ACCOUNTS, TENANT};
+
+/// How long the workload runs under each fault before it is repaired.
+const UNDER_FAULT: Duration = Duration::from_secs(8);
+/// One operation submitted every… (slower than the FHE workers, so the queue drains).
+const PACE: Duration = Duration::from_millis(4000);
+
+struct Harness {
+    cluster: Cluster,
+    app: TestApp,
+    ledger: Arc<Ledger>,
+    keys: Arc<blindledger_fhe::client::TenantKeys>,
+    _objects: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        helpers::init_logs();
+        let cluster = Cluster::start().await;
+        let keys = Arc::new(
+            tokio::task::spawn_blocking(TestKeys::load_or_generate)
+                .await
+                .unwrap()
+                .expect("test keys"),
+        );
+        let objects = tempfile::tempdir().unwrap();
+        let credentials =
+            DevCredentials::provision(&objects.path().join("credentials"), &policies_dir(), "t")
+                .unwrap();
+        let mut config = config_for(&cluster.url(), objects.path());
+        credentials.configure(&mut config);
+        // Jobs whose worker stalls on a hung node are taken over quickly.
+        config.lease_ms = 4_000;
+        config.max_attempts = 50;
+        let application = Application::build(config).await.expect("ledger builds");
+        let ledger = application.ledger();
+        let token = credentials
+            .token("admin", &["admin"], &[], Duration::from_secs(3600))
+            .unwrap();
+        let app = spawn_app_from(application, &token).await;
+        Harness {
+            cluster,
+            app,
+            ledger,
+            keys,
+            _objects: objects,
+        }
+    }
+
+    /// The node (1-3) the ledger sends its statements to.
+    fn write_node(&self) -> usize {
+        self.cluster.node_at(self.ledger.db().current_node())
+    }
+
+    /// A cheap call through the whole stack (gate, decision log, storage).
+    async fn probe(&self) -> Result<(), Code> {
+        let call = self.app.client.tenant(TENANT);
+        match tokio::time::timeout(Duration::from_secs(5), call).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(blindledger_client::ClientError::Status(s))) => Err(s.code()),
+            Ok(Err(other)) => panic!("client error: {other}"),
+            Err(_) => Err(Code::DeadlineExceeded),
+        }
+    }
+
+    /// Waits until the probe succeeds; returns how long that took.
+    async fn recovered(&self, since: Instant) -> Duration {
+        let deadline = since + Duration::from_secs(120);
+        while self.probe().await.is_err() {
+            assert!(Instant::now() < deadline, "the ledger did not recover");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        since.elapsed()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_jobs_survive_node_failures() {
+    let h = Harness::start().await;
+    tenant_with_accounts(&h.app, &h.keys, TENANT, &ACCOUNTS).await;
+    let opening = verify::open_balances(&h.app, &h.keys).await;
+    let workload = Workload::start(h.app.client.clone(), h.keys.clone(), PACE);
+    let mut report = Vec::new();
+
+    // 1. A node other than the write node crashes and comes back (IST).
+    let victim = h.write_node() % 3 + 1;
+    run(&["kill", &victim.to_string()]);
+    tokio::time::sleep(UNDER_FAULT).await;
+    let repair = timed(|| run(&["start", &victim.to_string()]));
+    report.push(settle(&h, &workload, "kill -9 and restart a replica", repair).await);
+
+    // 2. The two other nodes hang: the write node loses quorum. Nothing may be answered
+    // but UNAVAILABLE until they return.
+    let writer = h.write_node();
+    let others: Vec<String> = (1..=3)
+        .filter(|n| *n != writer)
+        .map(|n| n.to_string())
+        .collect();
+    for node in &others {
+        run(&["pause", node]);
+    }
+    let refused = refused_while_no_primary(&h).await;
+    let repair = timed(|| {
+        for node in &others {
+            run(&["resume", node]);
+        }
+    });
+    let mut entry = settle(&h, &workload, "pause two nodes (no quorum)", repair).await;
+    entry.note = format!("{refused} probes answered UNAVAILABLE while no primary");
+    report.push(entry);
+
+    // 3. The write node is cut off from the others: the ledger moves to another node.
+    let writer = h.write_node();
+    run(&["partition", &writer.to_string()]);
+    let moved = wait_for_failover(&h, writer).await;
+    tokio::time::sleep(UNDER_FAULT).await;
+    let repair = timed(|| run(&["heal"]));
+    let mut entry = settle(&h, &workload, "partition the write node", repair).await;
+    entry.note = format!("writes moved to node {moved}");
+    report.push(entry);
+
+    // 4. The node the ledger writes to restarts.
+    let writer = h.write_node();
+    run(&["kill", &writer.to_string()]);
+    let moved = wait_for_failover(&h, writer).await;
+    let repair = timed(|| run(&["start", &writer.to_string()]));
+    let mut entry = settle(&h, &workload, "restart the write node", repair).await;
+    entry.note = format!("writes moved to node {moved}");
+    report.push(entry);
+
+    let resubmitted = workload.counters.resubmissions.load(Ordering::Relaxed);
+    let acknowledged = workload.stop().await;
+    let summary = verify::exactly_once(&h.app, &h.cluster, &acknowledged).await;
+    verify::balances_match_model(&h.app, &h.keys, &opening, &acknowledged).await;
+    // scripts/test.sh prints this file after the tests.
+    let mut text =
+        format!("galera fault test: {summary}; {resubmitted} calls sent again after UNAVAILABLE\n");
+    for entry in &report {
+        text.push_str(&format!("  {entry}\n"));
+    }
+    print!("{text}");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("galera-fault-report.txt");
+    std::fs::write(path, text).unwrap();
+    h.app.stop().await;
+    h.cluster.drop_database().await;
+}
+
+/// Runs a repair command; returns when it finished and how long it took.
+fn timed<T>(repair: impl FnOnce() -> T) -> (Instant, Duration) {
+    let start = Instant::now();
+    repair();
+    (Instant::now(), start.elapsed())
+}
+
+/// One fault's figures.
+struct FaultReport {
+    fault: &'static str,
+    /// How long the repair command took (a node's restart and rejoin, a heal).
+    repair: Duration,
+    /// From the end of the repair to the first successful call.
+    recovered: Duration,
+    /// From the end of the repair until every job acknowledged so far had committed.
+    drained: Duration,
+    note: String,
+}
+
+impl std::fmt::Display for FaultReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: repair {:.1} s; then answering after {:.1} s, queue drained after {:.1} s; {}",
+            self.fault,
+            self.repair.as_secs_f64(),
+            self.recovered.as_secs_f64(),
+            self.drained.as_secs_f64(),
+            self.note
+        )
+    }
+}
+
+/// Waits until the ledger answers and every job acknowledged so far has committed.
+async fn settle(
+    h: &Harness,
+    workload: &Workload,
+    fault: &'static str,
+    (repaired, repair): (Instant, Duration),
+) -> FaultReport {
+    let recovered = h.recovered(repaired).await;
+    run(&["wait-synced", "120"]);
+    let pending = workload.acknowledged();
+    verify::all_committed(&h.app, &pending).await;
+    FaultReport {
+        fault,
+        repair,
+        recovered,
+        drained: repaired.elapsed(),
+        note: String::new(),
+    }
+}
+
+/// Checks that, with no primary component, calls are refused with UNAVAILABLE (never
+/// answered) and the health service says NOT_SERVING; returns the refusals seen.
+async fn refused_while_no_primary(h: &Harness) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The lone node notices it lost quorum within seconds; until then its commits wait
+    // (the probe's deadline passes: no answer, which is not a wrong one either).
+    loop {
+        match h.probe().await {
+            Err(Code::Unavailable) => break,
+            Err(Code::DeadlineExceeded) => {}
+            Err(code) => panic!("expected UNAVAILABLE, got {code:?}"),
+            Ok(()) => assert!(Instant::now() < deadline, "still answering without quorum"),
+        }
+        assert!(Instant::now() < deadline, "never refused without quorum");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut refused = 1;
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        assert_eq!(
+            h.probe().await,
+            Err(Code::Unavailable),
+            "answered without quorum"
+        );
+        refused += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !verify::serving(&h.app).await,
+        "health must say NOT_SERVING"
+    );
+    refused
+}
+
+/// Waits until the ledger writes to a node other than `from`; returns it.
+async fn wait_for_failover(h: &Harness, from: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = h.write_node();
+        if now != from {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failover away from node {from}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
