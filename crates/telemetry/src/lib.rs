@@ -84,3 +84,14 @@ pub async fn serve_metrics(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     });
     Ok(bound)
 }
+
+/// Returns a database URL with its credentials hidden (`mysql://***@db:3306/x`), for logs
+/// and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}

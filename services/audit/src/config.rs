@@ -126,13 +126,7 @@ impl AuditConfig {
 
     /// The database URL with any password hidden, for logs.
     pub fn database_url_redacted(&self) -> String {
-        let url = self.database_url.expose_secret();
-        match (url.find("://"), url.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}://***{}", &url[..scheme], &url[at..])
-            }
-            _ => url.to_string(),
-        }
+        blindledger_telemetry::redact_url(self.database_url.expose_secret())
     }
 }
 

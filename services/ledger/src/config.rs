@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use blindledger_gate::BundleSource;
+use blindledger_telemetry::redact_url;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::SecretString;
@@ -157,15 +158,6 @@ impl LedgerConfig {
     pub fn database_url_redacted(&self) -> String {
         use secrecy::ExposeSecret;
         redact_url(self.database_url.expose_secret())
-    }
-}
-
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_string(),
     }
 }
 
