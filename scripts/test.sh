@@ -407,7 +407,9 @@ main() {
   # The shipped policy's own Rego tests, with the CLI built from what the tests compiled
   # (--workspace keeps the features, and so tfhe's build, the same).
   header "[5/5] blindledger policy test policies/ --min-coverage 90"
-  cargo build --release --workspace --bins
+  # With --examples the dev-dependencies take part in feature resolution as they did for
+  # the tests, so the release build of tfhe is reused instead of compiled a second time.
+  cargo build --release --workspace --bins --examples
   "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/blindledger" policy test policies/ --min-coverage 90
 }
 

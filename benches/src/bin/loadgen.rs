@@ -1,6 +1,7 @@
 //! End-to-end load generator: runs a ledger in-process (SQLite by default, or the database
-//! given with `--database-url`), registers a tenant, and sends sequential confidential
-//! transfers through gRPC and the database. Reports transfers per second, p50/p99 job
+//! given with `--database-url`, which may list the nodes of a Galera cluster), registers a
+//! tenant, and sends confidential transfers through gRPC and the database: one after the
+//! other, or from `--concurrency` clients at once, each on its own pair of accounts. Reports transfers per second, p50/p99 job
 //! latency, and the ratio of end-to-end time to the raw FHE compute of the same
 //! operations (expand the amount, decompress two balances, transfer, compress results),
 //! measured on the same machine in the same run.
@@ -29,14 +30,18 @@ struct Args {
     /// Database URL; a temporary SQLite file when unset.
     #[arg(long)]
     database_url: Option<String>,
+    /// Clients sending at once, each waiting for its transfer before sending the next.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    concurrency: u32,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let width = LedgerWidth::from_bits(args.width).context("width must be 32 or 64")?;
-    let keys =
-        tokio::task::spawn_blocking(blindledger_test_support::TestKeys::load_or_generate).await??;
+    let keys = std::sync::Arc::new(
+        tokio::task::spawn_blocking(blindledger_test_support::TestKeys::load_or_generate).await??,
+    );
     let dir = tempfile::tempdir()?;
     let url = args
         .database_url
@@ -64,30 +69,52 @@ async fn main() -> anyhow::Result<()> {
     client
         .register_keys(&tenant, "local", width, &keys, |_, _| {})
         .await?;
-    for account in ["a", "b"] {
-        client.open_account(&tenant, account, None).await?;
-    }
-    let deposit = client
-        .deposit(
-            &tenant,
-            "a",
-            encrypt_amount(&keys.public_key, width, 1_000_000)?,
-            &new_key(),
-        )
-        .await?;
-    client.wait_finished(&deposit.id).await?;
-
-    let mut latencies = Vec::with_capacity(args.transfers);
-    let started = Instant::now();
-    for i in 0..args.transfers {
-        let (from, to) = if i % 2 == 0 { ("a", "b") } else { ("b", "a") };
-        let amount = encrypt_amount(&keys.public_key, width, 10)?;
-        let t0 = Instant::now();
-        let job = client
-            .transfer(&tenant, from, to, amount, &new_key())
+    let clients = args.concurrency as usize;
+    for c in 0..clients {
+        for account in [format!("a{c}"), format!("b{c}")] {
+            client.open_account(&tenant, &account, None).await?;
+        }
+        let deposit = client
+            .deposit(
+                &tenant,
+                &format!("a{c}"),
+                encrypt_amount(&keys.public_key, width, 1_000_000)?,
+                &new_key(),
+            )
             .await?;
-        client.wait_finished(&job.id).await?;
-        latencies.push(t0.elapsed());
+        client.wait_finished(&deposit.id).await?;
+    }
+
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for c in 0..clients {
+        let (client, tenant, keys) = (client.clone(), tenant.clone(), keys.clone());
+        // Client c sends transfers c, c + clients, c + 2 clients...
+        let count = (args.transfers + clients - 1 - c) / clients;
+        senders.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(count);
+            for i in 0..count {
+                let (from, to) = if i % 2 == 0 { ("a", "b") } else { ("b", "a") };
+                let amount = encrypt_amount(&keys.public_key, width, 10)?;
+                let t0 = Instant::now();
+                let job = client
+                    .transfer(
+                        &tenant,
+                        &format!("{from}{c}"),
+                        &format!("{to}{c}"),
+                        amount,
+                        &new_key(),
+                    )
+                    .await?;
+                client.wait_finished(&job.id).await?;
+                latencies.push(t0.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(args.transfers);
+    for sender in senders {
+        latencies.extend(sender.await??);
     }
     let total = started.elapsed();
     let raw = raw_compute(&keys, width, args.transfers.min(5))?;
@@ -130,15 +157,17 @@ fn new_key() -> String {
 fn report(args: &Args, latencies: &mut [Duration], total: Duration, raw: Duration) {
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
-    let mean = total / latencies.len() as u32;
+    let mean = latencies.iter().sum::<Duration>() / latencies.len() as u32;
     println!(
-        "transfers: {} (u{}, sequential)",
+        "transfers: {} (u{}, {} client(s), each sequential)",
         latencies.len(),
-        args.width
+        args.width,
+        args.concurrency
     );
     println!(
-        "transfers/s: {:.3}",
-        latencies.len() as f64 / total.as_secs_f64()
+        "transfers/s: {:.3} (wall time {:.1} s)",
+        latencies.len() as f64 / total.as_secs_f64(),
+        total.as_secs_f64()
     );
     println!(
         "job latency p50: {:.3} s, p99: {:.3} s, mean: {:.3} s",

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 use commands::account::AccountCommand;
 use commands::aggregate::AggregateArgs;
+use commands::audit::{AdminCommand, AuditCommand};
 use commands::balance::BalanceArgs;
 use commands::controller::ControllerArgs;
 use commands::dev::DevArgs;
@@ -94,6 +95,12 @@ enum Command {
     /// Evaluates the risk engine's anomaly detector.
     #[command(subcommand)]
     Risk(RiskCommand),
+    /// Verifies and exports the audit trail (the audit service's API).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Officers' signed commands: freeze, unfreeze, roll back a bundle, revoke a key.
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 #[tokio::main]
@@ -152,6 +159,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::risk::scores(&ctx, command).await
         }
         Command::Risk(command) => commands::risk::run(command),
+        Command::Audit(command) => commands::audit::audit(&ctx, command).await,
+        Command::Admin(command) => commands::audit::admin(&ctx, command).await,
     }
 }
 
@@ -194,6 +203,14 @@ mod tests {
             "blindledger policy sign bundle.tar.gz --key ci-signing.pem --kid ci",
             "blindledger policy inspect bundle.tar.gz",
             "blindledger token issue --sub alice --role teller --tenant acme",
+            "blindledger audit verify",
+            "blindledger audit verify --from 3",
+            "blindledger audit verify --database-url sqlite://data/ledger.db --checkpoint-key audit-1=audit.pub",
+            "blindledger audit export --from 2026-11-01T00:00 --to 2026-12-01T00:00 -o report.csv",
+            "blindledger admin freeze acme/alice --officer-key officer.pem --reason review",
+            "blindledger admin unfreeze acme/alice --officer-key officer.pem --kid officer",
+            "blindledger admin rollback-bundle blindledger@abc123 --officer-key officer.pem",
+            "blindledger admin new-key -o officer.pem",
         ];
         for line in ok {
             let parsed = Cli::try_parse_from(line.split_whitespace());
@@ -212,6 +229,10 @@ mod tests {
             "blindledger account open acme/alice --window 24h",
             "blindledger transfers acme/alice --limit 0",
             "blindledger aggregate acme/alice --from yesterday",
+            "blindledger admin freeze acme/alice",
+            "blindledger audit verify --database-url sqlite://x",
+            "blindledger audit verify --database-url sqlite://x --checkpoint-key nokid",
+            "blindledger audit export --from 2026-11-01",
         ];
         for line in bad {
             assert!(

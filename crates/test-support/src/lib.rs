@@ -3,6 +3,9 @@
 //! * [`TestDatabase`]: a fresh, isolated MariaDB database or SQLite file per test;
 //! * [`TestKeys`]: one TFHE key set per `target/` directory, generated once and cached on disk;
 //! * [`BundleServer`]: an HTTP bundle server with ETags, for bundle polling;
+//! * [`webhook::Receiver`]: an incoming-webhook receiver recording what alerts it gets;
+//! * [`metadata`]: synthetic operational metadata (decision-log and job rows) for the
+//!   controller's risk engine;
 //! * [`TcpProxy`]: a loopback TCP proxy whose traffic a test can cut and restore, to make a
 //!   dependency "go down" and "come back" without touching the shared server.
 //!
@@ -12,7 +15,9 @@
 mod bundle_server;
 mod db;
 mod keys;
+pub mod metadata;
 mod proxy;
+pub mod webhook;
 
 pub use bundle_server::{BundleServer, BundleServerStats};
 pub use db::{TestDatabase, DEFAULT_MYSQL_URL, MYSQL_URL_ENV};

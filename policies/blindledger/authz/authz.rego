@@ -14,6 +14,8 @@
 #   data.risk.tiers   {"<tenant>/<account>": "low" | "medium" | "high" | "blocked"}
 #   data.risk.limits  {"medium": {"max_amount": 100000, "window_limit": 500000,
 #                                 "window_seconds": 86400}, "high": {...}}
+#   data.risk.frozen  {"<tenant>/<account>": {"since": <unix ms>}}: accounts frozen by a
+#                     compliance officer's signed command
 # Without it every account is "low" and no obligations apply.
 package blindledger.authz
 
@@ -81,10 +83,22 @@ deny contains sprintf("data residency: tenant region %s, service region %s", [re
 	region != service_region
 }
 
+# The account a request touches, as the risk bundle keys it.
+account_key := sprintf("%s/%s", [input.resource.tenant, input.resource.account])
+
 # Risk tiers, from the risk bundle when present.
 default tier := "low"
 
-tier := data.risk.tiers[sprintf("%s/%s", [input.resource.tenant, input.resource.account])]
+tier := data.risk.tiers[account_key]
+
+# Frozen accounts: no money moves in or out, whoever asks; reads stay open so the account
+# can be examined.
+money_rpcs := {"Deposit", "Withdraw", "Transfer"}
+
+deny contains "account frozen by a compliance officer" if {
+	rpc in money_rpcs
+	data.risk.frozen[account_key]
+}
 
 known_tiers := {"low", "medium", "high", "blocked"}
 

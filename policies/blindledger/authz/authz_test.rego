@@ -186,3 +186,27 @@ test_unknown_tier_denied if {
 	not d.allow
 	d.reasons == ["unknown risk tier critical"]
 }
+
+test_frozen_account_moves_no_money_even_for_admin if {
+	risk_data := {"frozen": {"acme/alice": {"since": 1795000000000}}}
+	every rpc in authz.money_rpcs {
+		request := as_role("admin", rpc)
+		d := authz.decision with input as request with data.risk as risk_data
+		not d.allow
+		d.reasons == ["account frozen by a compliance officer"]
+	}
+}
+
+test_frozen_account_can_still_be_read if {
+	risk_data := {"frozen": {"acme/alice": {"since": 1795000000000}}}
+	every rpc in authz.read_rpcs {
+		request := as_role("teller", rpc)
+		authz.decision.allow with input as request with data.risk as risk_data
+	}
+}
+
+test_freeze_touches_only_the_frozen_account if {
+	risk_data := {"frozen": {"acme/bob": {"since": 1795000000000}}}
+	request := teller
+	authz.decision.allow with input as request with data.risk as risk_data
+}

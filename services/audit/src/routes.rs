@@ -4,7 +4,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::api;
-use crate::pages::{attention, decisions, login, overview, transactions};
+use crate::pages::{attention, bundles, decisions, login, overview, risk, transactions};
 use crate::state::AppState;
 
 /// Every route of the audit service.
@@ -16,6 +16,8 @@ pub fn router(state: AppState) -> Router {
         .route("/transactions", get(transactions::transactions))
         .route("/transactions/{id}", get(transactions::transaction))
         .route("/attention", get(attention::attention_page))
+        .route("/risk", get(risk::risk_page))
+        .route("/bundles", get(bundles::bundles_page))
         .route("/login", get(login::login_page).post(login::login))
         .route("/logout", post(login::logout))
         // Data: the same officers, by bearer token or session cookie.

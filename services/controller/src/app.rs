@@ -27,6 +27,7 @@ pub struct Application {
     router: Router,
     delivery: Option<AlertDelivery>,
     cycle_interval: Option<Duration>,
+    admin_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for Application {
@@ -57,6 +58,8 @@ impl Application {
         let delivery = AlertDelivery::new(&outbox, &config).context("setting up alerts")?;
         let cycle_interval =
             (config.cycle_interval_ms > 0).then(|| Duration::from_millis(config.cycle_interval_ms));
+        let admin_interval =
+            (config.admin_sync_ms > 0).then(|| Duration::from_millis(config.admin_sync_ms));
         let listen_addr = config.listen_addr;
         let controller = Arc::new(Controller::new(config, repo, outbox).await?);
         let listener = TcpListener::bind(listen_addr)
@@ -71,6 +74,7 @@ impl Application {
             router,
             delivery,
             cycle_interval,
+            admin_interval,
         })
     }
 
@@ -100,6 +104,14 @@ impl Application {
         if let Some(interval) = self.cycle_interval {
             let controller = self.controller.clone();
             tasks.push(tokio::spawn(run_cycles(
+                controller,
+                interval,
+                stop_rx.clone(),
+            )));
+        }
+        if let Some(interval) = self.admin_interval {
+            let controller = self.controller.clone();
+            tasks.push(tokio::spawn(run_admin_sync(
                 controller,
                 interval,
                 stop_rx.clone(),
@@ -142,6 +154,32 @@ async fn run_cycles(
             _ = ticker.tick() => {
                 // The failure is already logged and counted by the cycle.
                 let _ = controller.run_cycle(false).await;
+            }
+        }
+    }
+}
+
+/// Carries out officers' commands every `interval` until `stop` changes. A failed pass is
+/// logged; the next one tries again.
+async fn run_admin_sync(
+    controller: Arc<Controller>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = ticker.tick() => {
+                match controller.sync_admin().await {
+                    Ok(sync) => {
+                        if sync.risk_bundle.as_ref().is_some_and(|b| b.new) || !sync.rollbacks.is_empty() {
+                            tracing::info!(rollbacks = sync.rollbacks.len(), "officers' commands carried out");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "officers' commands not carried out"),
+                }
             }
         }
     }

@@ -49,6 +49,9 @@ pub struct ControllerConfig {
     pub initial_policy_bundle: Option<PathBuf>,
     /// Time between scheduled risk cycles; 0 runs cycles only on demand.
     pub cycle_interval_ms: u64,
+    /// How often officers' accepted commands (freezes, bundle rollbacks) are picked up from
+    /// the audit tables and carried out; 0 disables.
+    pub admin_sync_ms: u64,
     /// Age after which a cycle trains a new model instead of reusing the latest one.
     pub retrain_interval_ms: u64,
     /// Length of the feature window, ending at the cycle's time.
@@ -119,6 +122,7 @@ impl Default for ControllerConfig {
             token_audience: "blindledger".into(),
             initial_policy_bundle: None,
             cycle_interval_ms: 60_000,
+            admin_sync_ms: 1_000,
             retrain_interval_ms: 3_600_000,
             window_ms: 3_600_000,
             baseline_ms: 86_400_000,
@@ -158,6 +162,7 @@ impl ControllerConfig {
         "token_audience",
         "initial_policy_bundle",
         "cycle_interval_ms",
+        "admin_sync_ms",
         "retrain_interval_ms",
         "window_ms",
         "baseline_ms",

@@ -132,7 +132,7 @@ impl Controller {
         // (reported below, retried by the next cycle) does not swallow the escalation.
         report.alerts_queued = self.raise_escalations(&escalations).await;
         let model_version = report.kinds[0].model_version.unwrap_or(0);
-        match self.publish_risk(model_version).await {
+        match self.publish_risk(Some(model_version)).await {
             Ok(outcome) => report.risk_bundle = Some(outcome),
             Err(error) => {
                 tracing::warn!(error = ?error, "risk bundle not published");

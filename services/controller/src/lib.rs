@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod alerts;
 mod app;
 pub mod bundles;

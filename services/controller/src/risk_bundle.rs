@@ -8,9 +8,13 @@
 //!             "high": {...}},
 //!  "scores": {"acme/mallory": 0.7312},
 //!  "principals": {"mallory": {"tier": "high", "score": 0.7011}},
+//!  "frozen": {"acme/alice": {"since": 1795000000000}},
 //!  "model_version": 7}
 //! ```
-//! Only entities above `low` are listed (the policy's default is `low`). The revision is
+//! Only entities above `low` are listed (the policy's default is `low`). `frozen` holds the
+//! accounts compliance officers froze with signed commands (the audit service records them;
+//! the controller publishes them here, so the one data bundle the services already poll
+//! carries them). The revision is
 //! `<counter>-<digest>`: a counter that grows with every revision, and the first 16 hex
 //! digits of the SHA-256 of the tiers and limits, so a revision changes exactly when what
 //! the policy enforces changes; scores alone never make a new revision.
@@ -53,8 +57,18 @@ pub struct RiskData {
     pub scores: BTreeMap<String, f64>,
     /// Principals above `low`.
     pub principals: BTreeMap<String, PrincipalRisk>,
+    /// Accounts frozen by an officer, by `tenant/account`: the policy denies their movements.
+    #[serde(default)]
+    pub frozen: BTreeMap<String, Frozen>,
     /// Version of the account model that produced the scores (0: none yet).
     pub model_version: i64,
+}
+
+/// A frozen account's entry in the bundle. The officer's reason stays in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frozen {
+    /// When it was frozen (Unix ms).
+    pub since: i64,
 }
 
 impl RiskData {
@@ -69,6 +83,7 @@ impl RiskData {
             limits: limits.clone(),
             scores: BTreeMap::new(),
             principals: BTreeMap::new(),
+            frozen: BTreeMap::new(),
             model_version,
         };
         for row in elevated.iter().filter(|r| r.tier > RiskTier::Low) {
@@ -90,8 +105,17 @@ impl RiskData {
         data
     }
 
-    /// The SHA-256 (hex) of what the policy enforces: tiers (accounts and principals) and
-    /// limits. Maps are ordered, so equal contents give equal digests.
+    /// Adds the frozen accounts (`tenant/account`, since).
+    pub fn with_frozen(mut self, frozen: impl IntoIterator<Item = (String, i64)>) -> Self {
+        self.frozen = frozen
+            .into_iter()
+            .map(|(key, since)| (key, Frozen { since }))
+            .collect();
+        self
+    }
+
+    /// The SHA-256 (hex) of what the policy enforces: tiers (accounts and principals),
+    /// limits and frozen accounts. Maps are ordered, so equal contents give equal digests.
     pub fn enforced_digest(&self) -> String {
         let principals: BTreeMap<&String, RiskTier> =
             self.principals.iter().map(|(k, p)| (k, p.tier)).collect();
@@ -99,6 +123,7 @@ impl RiskData {
             "tiers": self.tiers,
             "limits": self.limits,
             "principals": principals,
+            "frozen": self.frozen.keys().collect::<Vec<_>>(),
         });
         hex::encode(Sha256::digest(enforced.to_string().as_bytes()))
     }
@@ -138,15 +163,25 @@ pub fn build(
 }
 
 impl Controller {
-    /// Serves a new risk bundle when the tiers or limits differ from the active one's (or
-    /// none is active), after checking that it builds with the active policy, as services
-    /// will. A bundle that does not build is not served, and raises an alert.
-    pub(crate) async fn publish_risk(&self, model_version: i64) -> Result<RiskBundleOutcome> {
+    /// Serves a new risk bundle when the tiers, limits or frozen accounts differ from the
+    /// active one's (or none is active), after checking that it builds with the active
+    /// policy, as services will. A bundle that does not build is not served, and raises an
+    /// alert. `model_version` none keeps the active bundle's.
+    pub(crate) async fn publish_risk(
+        &self,
+        model_version: Option<i64>,
+    ) -> Result<RiskBundleOutcome> {
         let elevated = self
             .repo
             .risk_rows(None, RiskTier::Medium, u32::MAX)
             .await?;
-        let data = RiskData::new(&elevated, &self.config.tier_limits, model_version);
+        let frozen = self.repo.frozen_accounts().await?;
+        let model_version = match model_version {
+            Some(version) => version,
+            None => self.active_model_version(),
+        };
+        let data =
+            RiskData::new(&elevated, &self.config.tier_limits, model_version).with_frozen(frozen);
         if let Some(active) = self.bundles.get(RISK_BUNDLE) {
             if same_enforced_data(active.revision(), &data) {
                 let revision = active.revision().to_string();
@@ -186,6 +221,15 @@ impl Controller {
             revision,
             new: true,
         })
+    }
+
+    /// The model version in the active risk bundle (0 when none is active).
+    fn active_model_version(&self) -> i64 {
+        self.bundles
+            .get(RISK_BUNDLE)
+            .and_then(|served| served.bundle.data().ok())
+            .and_then(|data| data[RISK_BUNDLE]["model_version"].as_i64())
+            .unwrap_or(0)
     }
 }
 
@@ -227,11 +271,15 @@ mod tests {
         );
         assert!(same_enforced_data(&a.revision(1), &b));
         assert!(!same_enforced_data(&a.revision(1), &c));
+        let frozen = b.clone().with_frozen([("t/b".to_string(), 5)]);
+        assert!(!same_enforced_data(&a.revision(1), &frozen));
         let key = SigningKey::generate();
         let bundle = build(&a, &a.revision(1), &key, "controller", None).unwrap();
         assert_eq!(bundle.manifest.roots, ["risk"]);
         let data = bundle.data().unwrap();
         assert_eq!(data["risk"]["tiers"]["t/a"], "high");
         assert_eq!(data["risk"]["limits"]["high"]["max_amount"], 10_000);
+        let bundle = build(&frozen, &frozen.revision(2), &key, "controller", None).unwrap();
+        assert_eq!(bundle.data().unwrap()["risk"]["frozen"]["t/b"]["since"], 5);
     }
 }

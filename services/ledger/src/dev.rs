@@ -84,8 +84,9 @@ impl DevCredentials {
     }
 }
 
-/// Loads `dir/<name>.key`, or generates it with its `dir/<name>.pub`.
-fn key_pair(dir: &Path, name: &str) -> anyhow::Result<SigningKey> {
+/// Loads `dir/<name>.key`, or generates it with its `dir/<name>.pub` (Ed25519: PKCS#8 and
+/// SPKI PEM, the format every BlindLedger key file takes).
+pub fn key_pair(dir: &Path, name: &str) -> anyhow::Result<SigningKey> {
     let private = dir.join(format!("{name}.key"));
     if private.exists() {
         let pem = std::fs::read_to_string(&private)

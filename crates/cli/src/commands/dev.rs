@@ -1,14 +1,25 @@
-//! `blindledger dev`: the ledger in-process on SQLite, for local development.
+//! `blindledger dev`: the whole system in one process on one SQLite database, for local
+//! development: the ledger (gRPC), the controller (risk scores, bundle server) and the
+//! audit service (dashboard, audit API), wired to each other with development keys.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use blindledger_ledger::dev::DevCredentials;
+use blindledger_audit_service::AuditConfig;
+use blindledger_controller::ControllerConfig;
+use blindledger_gate::BundleSource;
+use blindledger_ledger::dev::{key_pair, DevCredentials, DEV_KID};
 use blindledger_ledger::{Application, LedgerConfig};
 use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 use super::Context;
+
+/// Key id of the development officer key (`<data-dir>/dev/officer.key`).
+const DEV_OFFICER: &str = "officer";
 
 /// Arguments of `blindledger dev`.
 #[derive(Debug, clap::Args)]
@@ -16,51 +27,192 @@ pub struct DevArgs {
     /// Ledger configuration file (TOML); `BLINDLEDGER_*` variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Directory of the SQLite database (`ledger.db`) and object store (`objects/`).
+    /// Directory of the SQLite database (`ledger.db`), object store (`objects/`) and
+    /// development keys (`dev/`).
     #[arg(long, value_name = "DIR", default_value = "./data")]
     data_dir: PathBuf,
     /// gRPC listen address [default: the configuration's, 127.0.0.1:50051].
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// The controller's listen address (bundle server, risk and policy API).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8181")]
+    controller_listen: SocketAddr,
+    /// The audit service's listen address (dashboard, audit API).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8088")]
+    audit_listen: SocketAddr,
+    /// Time between the controller's risk cycles, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    cycle_interval: u64,
     /// The policy to enforce, built and signed at start-up with development keys.
     #[arg(long, value_name = "DIR", default_value = "policies")]
     policies: PathBuf,
 }
 
-/// Runs the ledger until Ctrl-C, then shuts it down gracefully.
+/// Runs the three services until Ctrl-C, then shuts them down gracefully.
 pub async fn run(ctx: &Context, args: DevArgs) -> anyhow::Result<()> {
     blindledger_telemetry::init_tracing(false);
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = dev_config(&args)?;
-    provision(ctx, &args, &mut config)?;
-    let app = Application::build(config)
+    let keys = provision(ctx, &args)?;
+    let (stop, stopping) = watch::channel(false);
+    let until_stopped = |mut stopping: watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+
+    // The controller first: the ledger fetches its bundles from it at start-up.
+    let controller_config = keys.controller_config(&args, &config);
+    let controller = blindledger_controller::Application::build(controller_config)
+        .await
+        .context("starting the controller")?;
+    let controller_url = controller.base_url();
+    let handle = controller.controller();
+    let controller_task = tokio::spawn(controller.run_until(until_stopped(stopping.clone())));
+    keys.update_policy(&handle).await?;
+
+    keys.configure_ledger(&mut config, &controller_url);
+    let database_url = config.database_url.clone();
+    let ledger = Application::build(config)
         .await
         .context("starting the ledger")?;
-    println!("ledger listening on http://{}", app.grpc_addr());
-    match app.metrics_addr() {
+    let audit =
+        blindledger_audit_service::Application::build(keys.audit_config(&args, database_url))
+            .await
+            .context("starting the audit service")?;
+    println!("ledger listening on http://{}", ledger.grpc_addr());
+    match ledger.metrics_addr() {
         Some(addr) => println!("metrics at http://{addr}/metrics"),
         None => println!("metrics disabled"),
     }
+    println!("controller at {controller_url} (bundles, risk scores, policy push)");
+    println!(
+        "dashboard at http://{} (sign in with the admin token above)",
+        audit.addr()
+    );
+    println!(
+        "officer key {} (key id {DEV_OFFICER}): blindledger admin freeze TENANT/ACCOUNT --officer-key {}",
+        keys.officer_key.display(),
+        keys.officer_key.display()
+    );
     println!("press Ctrl-C to stop");
-    app.run_until(ctrl_c())
-        .await
-        .context("running the ledger")?;
-    println!("ledger stopped");
+    let audit_task = tokio::spawn(audit.run_until(until_stopped(stopping.clone())));
+    let ledger_result = ledger
+        .run_until(async {
+            ctrl_c().await;
+        })
+        .await;
+    let _ = stop.send(true);
+    let audit_result = audit_task.await.context("audit service task")?;
+    let controller_result = controller_task.await.context("controller task")?;
+    ledger_result.context("running the ledger")?;
+    audit_result.context("running the audit service")?;
+    controller_result.context("running the controller")?;
+    println!("stopped");
     Ok(())
 }
 
-/// Development credentials: token and bundle-signing keys under `<data-dir>/dev/`, the
-/// policy built and signed from `--policies`, and an administrator's token (valid 30 days)
-/// in the CLI's home directory, which the other verbs send.
-fn provision(ctx: &Context, args: &DevArgs, config: &mut LedgerConfig) -> anyhow::Result<()> {
+/// The development keys and the signed policy, under `<data-dir>/dev/`.
+struct DevKeys {
+    dir: PathBuf,
+    credentials: DevCredentials,
+    /// The signed policy built from `--policies` and its revision.
+    policy: Vec<u8>,
+    revision: String,
+    officer_key: PathBuf,
+}
+
+impl DevKeys {
+    /// The controller: serves the development policy and the risk bundle it signs with
+    /// `controller.key`, accepts pushes signed with the development bundle key.
+    fn controller_config(&self, args: &DevArgs, ledger: &LedgerConfig) -> ControllerConfig {
+        ControllerConfig {
+            listen_addr: args.controller_listen,
+            database_url: ledger.database_url.clone(),
+            signing_key: Some(self.dir.join("controller.key")),
+            ci_keys: BTreeMap::from([(DEV_KID.to_owned(), self.dir.join("bundle.pub"))]),
+            token_keys: BTreeMap::from([(DEV_KID.to_owned(), self.dir.join("token.pub"))]),
+            initial_policy_bundle: Some(self.dir.join("policy.tar.gz")),
+            cycle_interval_ms: args.cycle_interval.max(1) * 1000,
+            ..ControllerConfig::default()
+        }
+    }
+
+    /// Serves the freshly built policy when the controller still serves an older one
+    /// (edited `policies/` between runs): pushed as CI would, with its tests and an impact
+    /// analysis, so a policy that fails its tests is reported and not served.
+    async fn update_policy(
+        &self,
+        controller: &blindledger_controller::Controller,
+    ) -> anyhow::Result<()> {
+        let active = controller
+            .bundle("blindledger")
+            .map(|b| b.revision().to_string());
+        if active.as_deref() == Some(self.revision.as_str()) {
+            return Ok(());
+        }
+        match controller.push(self.policy.clone(), "dev", None).await {
+            Ok(report) => {
+                let (replayed, changed) = report
+                    .impact
+                    .as_ref()
+                    .map_or((0, 0), |i| (i.replayed, i.changed));
+                println!(
+                    "policy {} activated: {changed} of the last {replayed} logged decisions change",
+                    self.revision
+                );
+            }
+            Err(error) => println!(
+                "policy {} NOT activated, still serving {}: {error}",
+                self.revision,
+                active.as_deref().unwrap_or("none")
+            ),
+        }
+        Ok(())
+    }
+
+    /// The ledger: both bundles from the controller, verified with the development bundle
+    /// key (policy) and the controller's key (risk).
+    fn configure_ledger(&self, config: &mut LedgerConfig, controller_url: &str) {
+        self.credentials.configure(config);
+        config.policy_bundle = Some(BundleSource::Http(format!(
+            "{controller_url}/bundles/blindledger"
+        )));
+        config.risk_bundle = Some(BundleSource::Http(format!("{controller_url}/bundles/risk")));
+        config
+            .bundle_keys
+            .insert("controller".to_owned(), self.dir.join("controller.pub"));
+        config.policy_poll_ms = 1_000;
+    }
+
+    /// The audit service: officers sign in with development tokens, sign commands with
+    /// `officer.key`; checkpoints are signed with `audit.key`.
+    fn audit_config(&self, args: &DevArgs, database_url: SecretString) -> AuditConfig {
+        AuditConfig {
+            listen_addr: args.audit_listen,
+            database_url,
+            token_keys: BTreeMap::from([(DEV_KID.to_owned(), self.dir.join("token.pub"))]),
+            officer_keys: BTreeMap::from([(DEV_OFFICER.to_owned(), self.dir.join("officer.pub"))]),
+            checkpoint_key: Some(self.dir.join("audit.key")),
+            ..AuditConfig::default()
+        }
+    }
+}
+
+/// Development credentials: token, bundle, controller, officer and checkpoint keys under
+/// `<data-dir>/dev/`, the policy built and signed from `--policies`, and an administrator's
+/// token (valid 30 days) in the CLI's home directory, which the other verbs send.
+fn provision(ctx: &Context, args: &DevArgs) -> anyhow::Result<DevKeys> {
     anyhow::ensure!(
         args.policies.is_dir(),
         "no policy directory at {} (run from the repository root or pass --policies)",
         args.policies.display()
     );
     let dir = args.data_dir.join("dev");
-    let credentials = DevCredentials::provision(&dir, &args.policies, "dev")
+    let revision = policy_revision(&args.policies)?;
+    let credentials = DevCredentials::provision(&dir, &args.policies, &revision)
         .context("provisioning development credentials")?;
-    credentials.configure(config);
+    for name in ["controller", DEV_OFFICER, "audit"] {
+        key_pair(&dir, name)?;
+    }
     let token = credentials.token(
         "dev-admin",
         &["admin"],
@@ -76,7 +228,43 @@ fn provision(ctx: &Context, args: &DevArgs, config: &mut LedgerConfig) -> anyhow
         "other tokens: blindledger token issue --sub NAME --role teller --tenant TENANT --key {}",
         dir.join("token.key").display()
     );
-    Ok(())
+    let policy = std::fs::read(dir.join("policy.tar.gz")).context("reading the signed policy")?;
+    Ok(DevKeys {
+        officer_key: dir.join(format!("{DEV_OFFICER}.key")),
+        dir,
+        credentials,
+        policy,
+        revision,
+    })
+}
+
+/// `dev-` and the first 12 hex digits of the SHA-256 of the policy files (paths and
+/// contents, in path order): the revision changes exactly when the policy does.
+fn policy_revision(policies: &Path) -> anyhow::Result<String> {
+    let mut files = Vec::new();
+    let mut pending = vec![policies.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut digest = Sha256::new();
+    for file in files {
+        let relative = file.strip_prefix(policies).unwrap_or(&file);
+        digest.update(relative.to_string_lossy().as_bytes());
+        digest.update([0]);
+        digest.update(std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?);
+        digest.update([0]);
+    }
+    Ok(format!("dev-{}", &hex::encode(digest.finalize())[..12]))
 }
 
 /// Loads the configuration, then points storage at the data directory: `dev` always runs

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod aggregate;
+pub mod audit;
 pub mod balance;
 pub mod controller;
 pub mod dev;

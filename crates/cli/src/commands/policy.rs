@@ -327,7 +327,8 @@ fn inspect(path: &Path, key: Option<&Path>, kid: Option<String>) -> anyhow::Resu
     Ok(())
 }
 
-fn keygen(file: &Path) -> anyhow::Result<()> {
+/// Generates an Ed25519 key pair: `file` (PKCS#8, owner-only) and `file.pub` (SPKI).
+pub fn keygen(file: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(
         !file.exists(),
         "{} exists; not overwriting it",

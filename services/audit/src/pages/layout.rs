@@ -23,14 +23,21 @@ form.filters label{display:flex;flex-direction:column;font-size:.75rem}
 .step{background:#fff;border-left:4px solid #3b6fd8;padding:.5rem .8rem;margin:.5rem 0}
 .step.missing{border-color:#aab2bd;color:#6b7480}
 .new{animation:flash 2s}@keyframes flash{from{background:#fff3b0}to{background:#fff}}
+.tier.medium{color:#9a6700;font-weight:600}.tier.high{color:#c4480c;font-weight:600}
+.tier.blocked{color:#b3261e;font-weight:700}
+svg.spark{display:block;background:#fafbfc}.dot{fill:#3b6fd8}.dot.medium{fill:#d4a017}
+.dot.high{fill:#e0661d}.dot.blocked{fill:#b3261e}
+ul.counts{margin:0;padding-left:1rem}.muted{color:#6b7480}
 ";
 
 /// The navigation entries: path and label.
-const NAV: [(&str, &str); 4] = [
+const NAV: [(&str, &str); 6] = [
     ("/", "Overview"),
     ("/decisions", "Decisions"),
     ("/transactions", "Transactions"),
     ("/attention", "Attention"),
+    ("/risk", "Risk"),
+    ("/bundles", "Bundles"),
 ];
 
 /// Wraps `body` in the page frame, `active` being the current navigation path.

@@ -1,8 +1,10 @@
 //! Read queries behind the dashboard, written once in the SQL MariaDB and SQLite share.
 
 pub mod attention;
+pub mod bundles;
 pub mod decisions;
 pub mod overview;
+pub mod risk;
 pub mod workflow;
 
 use sqlx::any::AnyRow;

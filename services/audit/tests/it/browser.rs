@@ -17,7 +17,11 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{decision_event, ledger_decision, ledger_job, spawn_app, TestApp, TestDb};
+use crate::helpers::{
+    controller_activation, controller_push, controller_risk, controller_score,
+    controller_tier_change, decision_event, impact_report, ledger_decision, ledger_job, spawn_app,
+    TestApp, TestDb,
+};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -91,6 +95,47 @@ async fn open(client: &Client, app: &TestApp, path: &str, ready: &str) {
         .unwrap();
 }
 
+/// Seeds risk tiers with their score history, bundle activations and a policy push, as
+/// the controller would.
+async fn seed_controller(app: &TestApp) {
+    let now = now_ms();
+    let mule = ("account", "acme/mule");
+    controller_risk(&app.log, mule, "high", 0.74, now - 120_000).await;
+    controller_risk(
+        &app.log,
+        ("principal", "mallory"),
+        "medium",
+        0.62,
+        now - 600_000,
+    )
+    .await;
+    for minute in 0..30 {
+        let wave = ((minute * 7) % 11) as f64 / 100.0;
+        let score = 0.48 + wave + if minute >= 26 { 0.2 } else { 0.0 };
+        controller_score(&app.log, mule, score, now - (30 - minute) * 60_000).await;
+        let principal = ("principal", "mallory");
+        controller_score(
+            &app.log,
+            principal,
+            0.55 + wave / 2.0,
+            now - (30 - minute) * 60_000,
+        )
+        .await;
+    }
+    controller_tier_change(&app.log, "acme/mule", "low", "high", now - 120_000).await;
+    controller_activation(&app.log, "blindledger", "r1", "activate", now - 3_600_000).await;
+    controller_activation(&app.log, "risk", "risk-17", "activate", now - 120_000).await;
+    controller_activation(&app.log, "blindledger", "r2", "activate", now - 60_000).await;
+    controller_push(
+        &app.log,
+        "r2",
+        ("activated", ""),
+        impact_report("r2"),
+        now - 60_000,
+    )
+    .await;
+}
+
 /// Seeds decisions, a job and a frozen account, as the ledger and an officer would.
 async fn seed(app: &TestApp) {
     let now = now_ms();
@@ -119,6 +164,7 @@ async fn seed(app: &TestApp) {
         .unwrap();
     assert_eq!(response.status(), 200);
     crate::pages::import(app).await;
+    seed_controller(app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,6 +264,8 @@ async fn the_dashboard_works_in_a_real_browser() {
     for (path, ready, name) in [
         ("/transactions", "#transactions", "transactions"),
         ("/transactions/job-1", "#workflow", "workflow"),
+        ("/risk", "#elevated svg.spark", "risk"),
+        ("/bundles", "#pushes td[data-impact='changed']", "bundles"),
         ("/attention", "#attention", "attention"),
     ] {
         open(&client, &app, path, ready).await;
@@ -231,6 +279,18 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
     assert!(attention.contains("acme/mallory"), "{attention}");
+    open(&client, &app, "/risk", "#elevated svg.spark").await;
+    let elevated = client
+        .find(Locator::Id("elevated"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        elevated.contains("acme/mule") && elevated.contains("mallory"),
+        "{elevated}"
+    );
 
     // The CSV, fetched with the browser's own session cookie.
     let cookie = client.get_named_cookie("bl_audit_session").await.unwrap();

@@ -233,3 +233,122 @@ pub fn decision_event(i: i64, principal: &str, outcome: &str, at: i64) -> NewEve
                "outcome": outcome, "revision": "r1", "reasons": []}),
     )
 }
+
+/// An entity's risk state as the controller writes it, scored at `since`.
+pub async fn controller_risk(
+    log: &AuditLog,
+    (kind, entity): (&str, &str),
+    tier: &str,
+    score: f64,
+    since: i64,
+) {
+    let top = json!([{"name": "night_share", "value": 0.9, "z": 4.2},
+                     {"name": "new_counterparties", "value": 12.0, "z": 3.1}]);
+    sqlx::query(
+        "INSERT INTO controller_entity_risk (kind, entity, tier, score, model_version, features, \
+         top_features, tier_since, updated_at) VALUES (?, ?, ?, ?, 3, '{}', ?, ?, ?)",
+    )
+    .bind(kind)
+    .bind(entity)
+    .bind(tier)
+    .bind(score)
+    .bind(top.to_string())
+    .bind(since)
+    .bind(since)
+    .execute(log.pool())
+    .await
+    .unwrap();
+}
+
+/// A point of the controller's score history.
+pub async fn controller_score(log: &AuditLog, (kind, entity): (&str, &str), score: f64, at: i64) {
+    sqlx::query(
+        "INSERT INTO controller_score_history (kind, entity, score, tier, model_version, scored_at) \
+         VALUES (?, ?, ?, 'high', 3, ?)",
+    )
+    .bind(kind)
+    .bind(entity)
+    .bind(score)
+    .bind(at)
+    .execute(log.pool())
+    .await
+    .unwrap();
+}
+
+/// A tier change as the controller records it.
+pub async fn controller_tier_change(log: &AuditLog, entity: &str, from: &str, to: &str, at: i64) {
+    sqlx::query(
+        "INSERT INTO controller_tier_changes (kind, entity, from_tier, to_tier, score, \
+         model_version, changed_at) VALUES ('account', ?, ?, ?, 0.74, 3, ?)",
+    )
+    .bind(entity)
+    .bind(from)
+    .bind(to)
+    .bind(at)
+    .execute(log.pool())
+    .await
+    .unwrap();
+}
+
+/// An activation of bundle `name` at `revision`.
+pub async fn controller_activation(
+    log: &AuditLog,
+    name: &str,
+    revision: &str,
+    action: &str,
+    at: i64,
+) {
+    sqlx::query(
+        "INSERT INTO controller_activations (name, revision, action, actor, activated_at) \
+         VALUES (?, ?, ?, 'ci', ?)",
+    )
+    .bind(name)
+    .bind(revision)
+    .bind(action)
+    .bind(at)
+    .execute(log.pool())
+    .await
+    .unwrap();
+}
+
+/// A policy push report; `report` is the controller's JSON (tests, impact, ...).
+pub async fn controller_push(
+    log: &AuditLog,
+    revision: &str,
+    (outcome, reason): (&str, &str),
+    report: serde_json::Value,
+    at: i64,
+) {
+    sqlx::query(
+        "INSERT INTO controller_push_reports (revision, pushed_by, pushed_at, outcome, reason, \
+         report) VALUES (?, 'ci', ?, ?, ?, ?)",
+    )
+    .bind(revision)
+    .bind(at)
+    .bind(outcome)
+    .bind(reason)
+    .bind(report.to_string())
+    .execute(log.pool())
+    .await
+    .unwrap();
+}
+
+/// The impact report of a push that changes 7 decisions, with an example carrying a limit
+/// (which the dashboard must not show).
+pub fn impact_report(revision: &str) -> serde_json::Value {
+    let transfer = "/blindledger.ledger.v1.LedgerService/Transfer";
+    json!({
+        "revision": revision, "outcome": "activated", "reason": null,
+        "tests": {"passed": 12, "failed": [], "coverage_percent": 93.5},
+        "impact": {
+            "baseline_revision": "r1", "replayed": 200, "changed": 7, "allow_to_deny": 5,
+            "deny_to_allow": 1, "obligations_changed": 1, "errors_before": 0, "errors_after": 0,
+            "by_method": {transfer: 6, "/blindledger.ledger.v1.LedgerService/Withdraw": 1},
+            "by_principal": {"alice": 1, "bob": 1, "carol": 1, "dave": 1, "erin": 1, "frank": 1, "grace": 1},
+            "examples": [{"decision_id": "d-1", "method": transfer, "principal": "alice",
+                          "before": {"allow": true, "obligations": {"max_amount": 987654321}},
+                          "after": {"allow": false}}],
+        },
+        "max_changed": 10, "active_revision": revision,
+    })
+}

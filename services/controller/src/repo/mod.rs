@@ -1,15 +1,18 @@
 //! The controller's storage: plain sqlx queries over an `AnyPool`, written once in the SQL
 //! both MariaDB and SQLite accept (upserts use `REPLACE INTO`, which both understand).
 //!
-//! The schema comes from the shared migrations (`migrations/*/0003_controller.sql`), applied
-//! through [`blindledger_store::Db::migrate`] so the controller and the ledger agree on one
-//! migration history. The controller reads the ledger's `decision_log` and `jobs` tables and
-//! writes only its own `controller_*` tables.
+//! The schema comes from the shared migrations (`migrations/*/0003_controller.sql` and
+//! `0005_score_history.sql`), applied through [`blindledger_store::Db::migrate`] so the
+//! controller and the ledger agree on one migration history. The controller reads the
+//! ledger's `decision_log` and `jobs` tables and writes only its own `controller_*` tables,
+//! apart from marking the admin actions it carries out (`admin_actions.applied_at`).
 
+mod admin;
 mod alerts;
 mod bundles;
 mod risk;
 mod scan;
+mod score_history;
 
 use std::time::Duration;
 
@@ -17,9 +20,11 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, ConnectOptions, Row};
 
+pub use admin::PendingRollback;
 pub use alerts::{NewAlert, PendingAlert};
 pub use bundles::{ActivationRow, BundleRow, PushReportRow};
 pub use risk::{EntityRiskRow, ModelRecord, TierChangeRow};
+pub use score_history::SCORE_HISTORY_RETENTION_MS;
 
 /// Fewest pooled connections: a cycle reads on three at once, and the API needs one.
 const MIN_CONNECTIONS: u32 = 4;

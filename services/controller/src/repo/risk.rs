@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{placeholders, text, Repo, BATCH_ROWS};
+use super::{placeholders, score_history, text, Repo, BATCH_ROWS};
 use crate::features::EntityKind;
 use crate::tier::RiskTier;
 
@@ -164,7 +164,8 @@ impl Repo {
         Ok(tiers)
     }
 
-    /// Writes the scored entities and the tier changes of one cycle, in one transaction.
+    /// Writes the scored entities, the tier changes and the score history of one cycle, in
+    /// one transaction.
     pub async fn save_risk(
         &self,
         rows: &[EntityRiskRow],
@@ -206,6 +207,7 @@ impl Repo {
             .execute(&mut *tx)
             .await?;
         }
+        score_history::append(&mut tx, rows, changes).await?;
         tx.commit().await
     }
 

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use sqlx::Row;
 
 use crate::helpers::{config, TestApp, TestDb, TestKeys};
-use crate::receiver::{closed_port, hook_url, Receiver};
 use crate::risk_loop::{queued_alerts, seed};
-use crate::workload::NOW;
+use blindledger_test_support::metadata::NOW;
+use blindledger_test_support::webhook::{closed_port, hook_url, Receiver};
 
 /// Failed delivery attempts of the queued alerts.
 async fn failed_attempts(app: &TestApp) -> i64 {

@@ -9,6 +9,4 @@ mod helpers;
 mod mysql;
 mod perf;
 mod push;
-mod receiver;
 mod risk_loop;
-mod workload;

@@ -7,7 +7,7 @@ use blindledger_policy::Bundle;
 
 use crate::helpers::{config, policies_dir, signed, TestApp, TestDb, TestKeys, CI_KID};
 use crate::risk_loop::{seed, Service};
-use crate::workload::NOW;
+use blindledger_test_support::metadata::NOW;
 
 #[tokio::test]
 async fn the_loop_runs_on_mariadb() {

@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::{config, TestApp, TestDb, TestKeys};
-use crate::workload::{insert_decisions, insert_jobs, Decision, Job, Rng, MINUTE, NOW, TRANSFER};
+use blindledger_test_support::metadata::{
+    insert_decisions, insert_jobs, Decision, Job, Rng, MINUTE, NOW, TRANSFER,
+};
 
 const ACCOUNTS: i64 = 10_000;
 const PRINCIPALS: i64 = 2_500;

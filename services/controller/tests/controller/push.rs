@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::helpers::{config, json, policies_dir, signed, TestApp, TestDb, TestKeys, CI_KID};
 use crate::risk_loop::Service;
-use crate::workload::{insert_decisions, ordinary, Rng};
+use blindledger_test_support::metadata::{insert_decisions, ordinary, Rng};
 
 const FREEZE: &str = "package blindledger.authz\n\n\
     deny contains \"principal frozen for review\" if input.principal == \"teller-18\"\n";

@@ -14,8 +14,10 @@ use blindledger_policy::{BundleLimits, BundleVerifier, Obligations};
 use sqlx::Row;
 
 use crate::helpers::{config, json, TestApp, TestDb, TestKeys};
-use crate::receiver::Receiver;
-use crate::workload::{bursts_at_night, ordinary, Rng, NOW, REGION, TENANT, TRANSFER};
+use blindledger_test_support::metadata::{
+    bursts_at_night, ordinary, Rng, NOW, REGION, TENANT, TRANSFER,
+};
+use blindledger_test_support::webhook::Receiver;
 
 /// A service's policy gate and the loader feeding it from the controller.
 pub struct Service {
@@ -66,6 +68,18 @@ pub async fn seed(app: &TestApp) {
     let pool = app.controller.repo().pool();
     ordinary(&mut rng, 40).insert(pool).await;
     bursts_at_night(&mut rng).insert(pool).await;
+}
+
+/// Score-history rows of account `entity`.
+pub async fn score_history(app: &TestApp, entity: &str) -> i64 {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM controller_score_history WHERE kind = 'account' AND entity = ?",
+    )
+    .bind(entity)
+    .fetch_one(app.controller.repo().pool())
+    .await
+    .unwrap();
+    row.get(0)
 }
 
 /// Alerts ever queued.
@@ -119,6 +133,16 @@ async fn bursts_at_night_raise_the_tier_and_services_enforce_it() {
     assert!(!drivers.is_empty());
     let risk = report.risk_bundle.clone().unwrap();
     assert!(risk.new);
+    assert_eq!(
+        score_history(&app, "acme/mule").await,
+        1,
+        "one point per cycle"
+    );
+    assert_eq!(
+        score_history(&app, "acme/acct-03").await,
+        0,
+        "ordinary accounts are not recorded"
+    );
 
     // The service picks the new risk bundle up over HTTP and enforces the tier.
     service.loader.reload().await.unwrap();
@@ -165,6 +189,11 @@ async fn bursts_at_night_raise_the_tier_and_services_enforce_it() {
         (risk.revision.as_str(), false)
     );
     assert_eq!(again.alerts_queued, 0);
+    assert_eq!(
+        score_history(&app, "acme/mule").await,
+        2,
+        "elevated: recorded each cycle"
+    );
     assert_eq!(queued_alerts(&app).await, 1);
     assert_eq!(receiver.bodies().len(), 1);
 

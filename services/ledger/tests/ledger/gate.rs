@@ -1,10 +1,8 @@
 //! The policy gate in front of every RPC: authentication, roles, residency, decision logs,
 //! and risk obligations enforced on ciphertexts.
 
-use blindledger_fhe::client::{decrypt_flag, decrypt_value};
 use blindledger_gate::BundleSource;
 use blindledger_policy::Bundle;
-use blindledger_proto::ledger::v1 as pb;
 use blindledger_test_support::BundleServer;
 use prost::Message as _;
 use tonic::Code;
@@ -212,16 +210,7 @@ async fn risk_obligations_are_enforced_on_ciphertexts() {
             .transfer("acme", "alice", "carol", encrypt(&env.keys, amount), &key())
             .await
             .unwrap();
-        let done = committed(&app, job).await;
-        let full = app.client.job(&done.id, true).await.unwrap();
-        let Some(pb::job::Result::Movement(result)) = full.result else {
-            panic!("movement results missing")
-        };
-        let ok = decrypt_flag(&env.keys.client_key, &result.ok).unwrap();
-        moved.push((
-            decrypt_value(&env.keys.client_key, WIDTH, &result.moved).unwrap(),
-            ok,
-        ));
+        moved.push(movement(&app, &env.keys, job).await);
     }
     assert_eq!(moved, [(0, false), (90, true), (0, false)]);
     assert_eq!(balance(&app, &env.keys, "acme", "alice").await, 910);

@@ -204,6 +204,24 @@ pub async fn committed(app: &TestApp, job: pb::Job) -> pb::Job {
     done
 }
 
+/// Waits for a movement (transfer, withdrawal) to commit and decrypts what it did: the
+/// amount moved and whether it was allowed (covered and within the limits).
+pub async fn movement(app: &TestApp, keys: &TenantKeys, job: pb::Job) -> (u64, bool) {
+    let done = committed(app, job).await;
+    let full = app
+        .client
+        .job(&done.id, true)
+        .await
+        .expect("job with results");
+    let Some(pb::job::Result::Movement(result)) = full.result else {
+        panic!("movement results missing")
+    };
+    let moved = decrypt_value(&keys.client_key, WIDTH, &result.moved).expect("moved decrypts");
+    let ok =
+        blindledger_fhe::client::decrypt_flag(&keys.client_key, &result.ok).expect("flag decrypts");
+    (moved, ok)
+}
+
 /// Fetches and decrypts a balance.
 pub async fn balance(app: &TestApp, keys: &TenantKeys, tenant: &str, account: &str) -> u64 {
     let (width, bytes, _) = app.client.balance(tenant, account).await.expect("balance");

@@ -11,3 +11,4 @@ mod gate;
 mod helpers;
 mod limits;
 mod restart;
+mod risk_loop;

@@ -27,7 +27,7 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on a free port.
     pub async fn start() -> Receiver {
-        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+        Self::start_on("127.0.0.1:0".parse().expect("test helper")).await
     }
 
     /// Starts a receiver on `addr`.
@@ -40,8 +40,10 @@ impl Receiver {
         let app = axum::Router::new()
             .route("/hook", post(record))
             .with_state(received.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("test helper");
+        let addr = listener.local_addr().expect("test helper");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let stopped = async {
@@ -64,7 +66,7 @@ impl Receiver {
 
     /// Makes every later request wait `delay` before it is answered.
     pub fn set_delay(&self, delay: Duration) {
-        *self.received.delay.lock().unwrap() = delay;
+        *self.received.delay.lock().expect("test helper") = delay;
     }
 
     /// Waits (at most 30 s) until `n` alerts arrived, and returns all of them.
@@ -73,13 +75,13 @@ impl Receiver {
         tokio::time::timeout(Duration::from_secs(30), count.wait_for(|c| *c >= n))
             .await
             .expect("alerts within 30 s")
-            .unwrap();
+            .expect("test helper");
         self.bodies()
     }
 
     /// The alerts received so far.
     pub fn bodies(&self) -> Vec<Value> {
-        self.received.bodies.lock().unwrap().clone()
+        self.received.bodies.lock().expect("test helper").clone()
     }
 }
 
@@ -90,16 +92,16 @@ pub fn hook_url(addr: SocketAddr) -> String {
 
 /// A loopback address nothing listens on (yet): connections to it are refused.
 pub fn closed_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("test helper");
+    listener.local_addr().expect("test helper")
 }
 
 async fn record(State(received): State<Arc<Received>>, Json(body): Json<Value>) -> &'static str {
-    let delay = *received.delay.lock().unwrap();
+    let delay = *received.delay.lock().expect("test helper");
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    received.bodies.lock().unwrap().push(body);
+    received.bodies.lock().expect("test helper").push(body);
     received.count.send_modify(|c| *c += 1);
     "ok"
 }

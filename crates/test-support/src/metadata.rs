@@ -75,7 +75,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -84,7 +84,7 @@ impl Rng {
 
     /// A value in `[low, high)`.
     pub fn range(&mut self, low: i64, high: i64) -> i64 {
-        low + (self.next() % (high - low) as u64) as i64
+        low + (self.next_u64() % (high - low) as u64) as i64
     }
 }
 
@@ -174,7 +174,7 @@ pub fn event(d: &Decision, decision_id: &str) -> Vec<u8> {
 const ROWS_PER_INSERT: usize = 200;
 
 pub async fn insert_decisions(pool: &AnyPool, decisions: &[Decision]) {
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = pool.begin().await.expect("test helper");
     for chunk in decisions.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO decision_log (decision_id, logged_at, principal, method, allowed, \
@@ -194,13 +194,13 @@ pub async fn insert_decisions(pool: &AnyPool, decisions: &[Decision]) {
                 .bind(r#"{"blindledger":"v1"}"#)
                 .bind(event);
         }
-        query.execute(&mut *tx).await.unwrap();
+        query.execute(&mut *tx).await.expect("test helper");
     }
-    tx.commit().await.unwrap();
+    tx.commit().await.expect("test helper");
 }
 
 pub async fn insert_jobs(pool: &AnyPool, jobs: &[Job]) {
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = pool.begin().await.expect("test helper");
     for chunk in jobs.chunks(ROWS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO jobs (id, tenant, kind, state, account_a, account_b, idempotency_key, \
@@ -221,7 +221,7 @@ pub async fn insert_jobs(pool: &AnyPool, jobs: &[Job]) {
                 .bind(j.at)
                 .bind(j.at);
         }
-        query.execute(&mut *tx).await.unwrap();
+        query.execute(&mut *tx).await.expect("test helper");
     }
-    tx.commit().await.unwrap();
+    tx.commit().await.expect("test helper");
 }

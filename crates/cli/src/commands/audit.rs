@@ -1,0 +1,345 @@
+//! `blindledger audit verify|export` and `blindledger admin ...`: the compliance officer's
+//! verbs. They talk to the audit service's HTTP API with the officer's token; `audit verify`
+//! can also check a database directly against the checkpoint keys, trusting no service.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use blindledger_audit::admin::{sign_command, Command, CommandPayload};
+use blindledger_audit::{AuditLog, CheckpointKeys, VerifyOptions};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::Context;
+
+/// Where the audit service is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditApi {
+    /// The audit service's base URL
+    #[arg(
+        long = "audit",
+        env = "BLINDLEDGER_AUDIT",
+        default_value = "http://127.0.0.1:8088"
+    )]
+    pub url: String,
+}
+
+/// `audit` verbs.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Proves no row of the audit trail was edited, deleted, inserted or reordered, and
+    /// that the signed checkpoints are authentic; exits non-zero naming the first bad row
+    Verify {
+        /// Start after this checkpoint id (the rows it covers are trusted once its
+        /// signature and head check out)
+        #[arg(long = "from", value_name = "CHECKPOINT")]
+        from_checkpoint: Option<i64>,
+        /// Check this database directly instead of asking the audit service
+        #[arg(long, value_name = "URL", requires = "checkpoint_keys")]
+        database_url: Option<String>,
+        /// With --database-url: the audit service's checkpoint public key, as KID=FILE
+        /// (repeatable)
+        #[arg(long = "checkpoint-key", value_name = "KID=FILE", value_parser = kid_file)]
+        checkpoint_keys: Vec<(String, PathBuf)>,
+        #[command(flatten)]
+        api: AuditApi,
+    },
+    /// Writes the audit events of a time range as CSV (no amounts: ciphertext sizes only)
+    Export {
+        /// First time included: RFC 3339 / `YYYY-MM-DDTHH:MM` (UTC) or Unix ms
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// First time excluded
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Output file (`-`: standard output)
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        #[command(flatten)]
+        api: AuditApi,
+    },
+}
+
+/// `admin` verbs: officers' commands, signed locally with the officer's Ed25519 key.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Freezes an account: the ledger's policy refuses every movement of money in or out
+    Freeze(SignedArgs),
+    /// Lifts a freeze
+    Unfreeze(SignedArgs),
+    /// Serves an earlier revision of a policy bundle again (TARGET: blindledger@REVISION)
+    RollbackBundle(SignedArgs),
+    /// Revokes a tenant's key (TARGET: TENANT/KEY_ID)
+    RevokeKey(SignedArgs),
+    /// Generates an officer key pair: OUT (private, owner-only) and OUT.pub (for the audit
+    /// service's `officer_keys`)
+    NewKey {
+        /// Private key file to write
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+/// What every signed command takes.
+#[derive(Debug, clap::Args)]
+pub struct SignedArgs {
+    /// What the command acts on: TENANT/ACCOUNT, blindledger@REVISION or TENANT/KEY_ID
+    target: String,
+    /// The officer's Ed25519 private key (PKCS#8 PEM)
+    #[arg(long, value_name = "FILE")]
+    officer_key: PathBuf,
+    /// The officer's key id, as configured in the audit service [default: the key file's
+    /// name without its extension]
+    #[arg(long, value_name = "KID")]
+    kid: Option<String>,
+    /// Why, for the audit trail
+    #[arg(long, default_value = "")]
+    reason: String,
+    #[command(flatten)]
+    api: AuditApi,
+}
+
+fn kid_file(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((kid, file)) if !kid.is_empty() && !file.is_empty() => {
+            Ok((kid.to_owned(), PathBuf::from(file)))
+        }
+        _ => Err(format!("expected KID=FILE, got {value:?}")),
+    }
+}
+
+/// Runs an `audit` verb.
+pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify {
+            from_checkpoint,
+            database_url: Some(url),
+            checkpoint_keys,
+            ..
+        } => {
+            let report = verify_locally(&url, &checkpoint_keys, from_checkpoint).await?;
+            print_verify(&serde_json::from_value(report)?)
+        }
+        AuditCommand::Verify {
+            from_checkpoint,
+            api,
+            ..
+        } => {
+            let mut query = Vec::new();
+            query.extend(from_checkpoint.map(|id| ("from_checkpoint", id.to_string())));
+            let response = send(ctx, &api, |http, base| {
+                http.get(format!("{base}/api/audit/verify")).query(&query)
+            })
+            .await?;
+            let report: Verification = response
+                .json()
+                .await
+                .context("reading the verification report")?;
+            print_verify(&report)
+        }
+        AuditCommand::Export {
+            from,
+            to,
+            output,
+            api,
+        } => {
+            let mut query = Vec::new();
+            query.extend(from.map(|t| ("from", t)));
+            query.extend(to.map(|t| ("to", t)));
+            let response = send(ctx, &api, |http, base| {
+                http.get(format!("{base}/export.csv")).query(&query)
+            })
+            .await?;
+            let rows = write_body(response, &output).await?;
+            if output != Path::new("-") {
+                eprintln!("{rows} events written to {}", output.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs an `admin` verb.
+pub async fn admin(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
+    let (command, args) = match command {
+        AdminCommand::Freeze(args) => (Command::Freeze, args),
+        AdminCommand::Unfreeze(args) => (Command::Unfreeze, args),
+        AdminCommand::RollbackBundle(args) => (Command::RollbackBundle, args),
+        AdminCommand::RevokeKey(args) => (Command::RevokeTenantKey, args),
+        AdminCommand::NewKey { output } => return new_key(&output),
+    };
+    let pem = std::fs::read_to_string(&args.officer_key)
+        .with_context(|| format!("reading the officer key {}", args.officer_key.display()))?;
+    let kid = match args.kid {
+        Some(kid) => kid,
+        None => default_kid(&args.officer_key)?,
+    };
+    let payload = CommandPayload::new(command, &args.target, &args.reason, &kid);
+    let signed = sign_command(&payload, &pem)
+        .with_context(|| format!("signing with {}", args.officer_key.display()))?;
+    let response = send(ctx, &args.api, |http, base| {
+        http.post(format!("{base}/api/admin/command")).json(&signed)
+    })
+    .await?;
+    let accepted: Value = response.json().await.context("reading the answer")?;
+    println!(
+        "{} {} accepted (audit event {}, nonce {})",
+        command.as_str(),
+        args.target,
+        accepted["audit_seq"],
+        payload.nonce
+    );
+    Ok(())
+}
+
+/// The key id a key file stands for: its name without the extension.
+fn default_kid(path: &Path) -> anyhow::Result<String> {
+    path.file_stem()
+        .and_then(|stem| stem.to_str())
+        .filter(|stem| !stem.is_empty())
+        .map(str::to_owned)
+        .with_context(|| format!("cannot derive a key id from {}: pass --kid", path.display()))
+}
+
+fn new_key(output: &Path) -> anyhow::Result<()> {
+    super::policy::keygen(output)?;
+    println!(
+        "key id {} (add the public key to the audit service's officer_keys under it)",
+        default_kid(output)?
+    );
+    Ok(())
+}
+
+/// Sends a request with the officer's token; a non-2xx answer is an error naming the
+/// service's reason.
+async fn send(
+    ctx: &Context,
+    api: &AuditApi,
+    request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> anyhow::Result<reqwest::Response> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let token = match &ctx.token {
+        Some(token) => Some(token.clone()),
+        None => ctx.home()?.token()?,
+    };
+    let client = reqwest::Client::new();
+    let base = api.url.trim_end_matches('/');
+    let mut builder = request(&client, base);
+    if let Some(token) = token {
+        builder = builder.bearer_auth(token);
+    }
+    let response = builder
+        .send()
+        .await
+        .with_context(|| format!("calling the audit service at {base}"))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let message = body["error"].as_str().unwrap_or("no reason given");
+    match body["rejection"].as_str() {
+        Some(rejection) => {
+            anyhow::bail!("the audit service refused ({status}): {rejection}: {message}")
+        }
+        None => anyhow::bail!("the audit service refused ({status}): {message}"),
+    }
+}
+
+/// Streams a response body to `output` (`-`: stdout); returns the lines after the header.
+/// Plain blocking writes: the CLI does nothing else meanwhile.
+async fn write_body(response: reqwest::Response, output: &Path) -> anyhow::Result<u64> {
+    use std::io::Write;
+    let mut sink: Box<dyn Write> = if output == Path::new("-") {
+        Box::new(std::io::stdout().lock())
+    } else {
+        let file = std::fs::File::create(output)
+            .with_context(|| format!("creating {}", output.display()))?;
+        Box::new(std::io::BufWriter::new(file))
+    };
+    let mut lines = 0u64;
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.context("reading the export")?;
+        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+        sink.write_all(&chunk)
+            .with_context(|| format!("writing {}", output.display()))?;
+    }
+    sink.flush()
+        .with_context(|| format!("writing {}", output.display()))?;
+    Ok(lines.saturating_sub(1))
+}
+
+async fn verify_locally(
+    url: &str,
+    keys: &[(String, PathBuf)],
+    from_checkpoint: Option<i64>,
+) -> anyhow::Result<Value> {
+    let pems: BTreeMap<String, String> = keys
+        .iter()
+        .map(|(kid, path)| {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("reading checkpoint key {kid} from {}", path.display()))?;
+            Ok((kid.clone(), pem))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let keys = CheckpointKeys::from_pems(&pems).context("loading the checkpoint keys")?;
+    let log = AuditLog::connect(url, 2, false)
+        .await
+        .with_context(|| format!("connecting to {}", blindledger_telemetry::redact_url(url)))?;
+    let options = VerifyOptions {
+        from_checkpoint,
+        external_checkpoints: Vec::new(),
+    };
+    let report = log.verify(&keys, &options).await.context("verifying")?;
+    log.close().await;
+    Ok(serde_json::to_value(report)?)
+}
+
+/// What the CLI reads of a verification report (the library's `VerifyReport`, as JSON).
+#[derive(Debug, Deserialize)]
+struct Verification {
+    ok: bool,
+    rows_checked: i64,
+    head_size: i64,
+    checkpoints_checked: usize,
+    problems: Vec<Problem>,
+    elapsed_ms: u64,
+}
+
+/// One finding: where, and what in words.
+#[derive(Debug, Deserialize)]
+struct Problem {
+    position: i64,
+    message: String,
+}
+
+/// Prints a verification report; an error when anything is wrong.
+fn print_verify(report: &Verification) -> anyhow::Result<()> {
+    for finding in &report.problems {
+        println!("row {}: {}", finding.position, finding.message);
+    }
+    let rate = if report.elapsed_ms > 0 {
+        report.rows_checked as f64 * 1000.0 / report.elapsed_ms as f64
+    } else {
+        f64::INFINITY
+    };
+    println!(
+        "{} rows checked of {}, {} checkpoints, {} ms ({rate:.0} rows/s)",
+        report.rows_checked, report.head_size, report.checkpoints_checked, report.elapsed_ms
+    );
+    match report.problems.first() {
+        None if report.ok => {
+            println!("audit trail intact");
+            Ok(())
+        }
+        Some(first) => anyhow::bail!(
+            "audit trail NOT intact: row {}: {}",
+            first.position,
+            first.message
+        ),
+        None => anyhow::bail!("audit trail NOT intact"),
+    }
+}

@@ -1,0 +1,203 @@
+//! `blindledger dev` as a user runs it, driven through the `blindledger` binary: the ledger,
+//! the controller and the audit service in one process. An officer freezes an account with
+//! a signed command; the ledger refuses its deposits through the policy; the audit trail
+//! verifies and exports; the freeze is lifted and deposits pass again.
+
+// Tests panic on unexpected results.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_blindledger");
+
+/// A running `blindledger dev`; interrupted (Ctrl-C) when dropped.
+struct Dev {
+    child: Child,
+    home: PathBuf,
+    data: PathBuf,
+    ledger: String,
+    audit: String,
+}
+
+impl Dev {
+    fn start(dir: &Path) -> Dev {
+        let home = dir.join("home");
+        let data = dir.join("data");
+        let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        let mut child = Command::new(BIN)
+            .args(["dev", "--data-dir"])
+            .arg(&data)
+            .arg("--policies")
+            .arg(&policies)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(["--controller-listen", "127.0.0.1:0"])
+            .args(["--audit-listen", "127.0.0.1:0"])
+            .env("BLINDLEDGER_HOME", &home)
+            .env("BLINDLEDGER_METRICS_ADDR", "127.0.0.1:0")
+            .env("BLINDLEDGER_FHE_THREADS", "2")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("blindledger dev starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut ledger = None;
+        let mut audit = None;
+        for line in lines.by_ref() {
+            let line = line.expect("dev prints its addresses");
+            println!("dev: {line}");
+            if let Some(url) = line.strip_prefix("ledger listening on ") {
+                ledger = Some(url.to_string());
+            }
+            if let Some(rest) = line.strip_prefix("dashboard at ") {
+                audit = rest.split_whitespace().next().map(str::to_string);
+            }
+            if line.starts_with("press Ctrl-C") {
+                break;
+            }
+        }
+        // Keep reading, so what it prints at shutdown has somewhere to go.
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                println!("dev: {line}");
+            }
+        });
+        Dev {
+            child,
+            home,
+            data,
+            ledger: ledger.expect("the ledger's address is printed"),
+            audit: audit.expect("the dashboard's address is printed"),
+        }
+    }
+
+    /// Runs a CLI verb against this instance.
+    fn cli(&self, args: &[&str]) -> Output {
+        let output = Command::new(BIN)
+            .args(["--endpoint", &self.ledger])
+            .args(args)
+            .env("BLINDLEDGER_HOME", &self.home)
+            .env("BLINDLEDGER_AUDIT", &self.audit)
+            .output()
+            .expect("the CLI runs");
+        println!(
+            "$ blindledger {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Runs a verb that must succeed; returns its standard output.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(output.status.success(), "blindledger {args:?} failed");
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Repeats a deposit until its outcome is `wanted` (Ok: accepted; Err: refused with a
+    /// message containing the text), as policy changes take a poll or two to arrive.
+    fn deposit_until(&self, wanted: Result<(), &str>) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let output = self.cli(&["deposit", "acme/alice", "1.00"]);
+            let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+            let reached = match wanted {
+                Ok(()) => output.status.success(),
+                Err(text) => !output.status.success() && stderr.contains(text),
+            };
+            if reached {
+                return;
+            }
+            assert!(Instant::now() < deadline, "deposit never became {wanted:?}");
+            pause(Duration::from_millis(500));
+        }
+    }
+}
+
+/// Waits between polls. This test is a plain process driving other processes, with no
+/// async runtime to block, so sleeping the thread is what it should do.
+#[allow(clippy::disallowed_methods)]
+fn pause(duration: Duration) {
+    std::thread::sleep(duration);
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        // Ctrl-C: the services shut down gracefully.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            pause(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn officers_freeze_accounts_and_the_ledger_enforces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path());
+    dev.ok(&["keys", "new", "--tenant", "acme", "--width", "32"]);
+    dev.ok(&["account", "open", "acme/alice"]);
+    dev.ok(&["deposit", "acme/alice", "10.00", "--wait"]);
+
+    let officer_key = dev.data.join("dev/officer.key");
+    let officer_key = officer_key.to_str().unwrap();
+    let accepted = dev.ok(&[
+        "admin",
+        "freeze",
+        "acme/alice",
+        "--officer-key",
+        officer_key,
+        "--reason",
+        "review",
+    ]);
+    assert!(
+        accepted.contains("freeze acme/alice accepted"),
+        "{accepted}"
+    );
+    dev.deposit_until(Err("account frozen by a compliance officer"));
+
+    // The same command signed by an unknown key is refused and changes nothing.
+    let stranger = dir.path().join("stranger.pem");
+    dev.ok(&["admin", "new-key", "-o", stranger.to_str().unwrap()]);
+    let refused = dev.cli(&[
+        "admin",
+        "unfreeze",
+        "acme/alice",
+        "--officer-key",
+        stranger.to_str().unwrap(),
+        "--kid",
+        "officer",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("refused"), "{stderr}");
+
+    // The trail verifies, and the export lists the officers' commands.
+    let verified = dev.ok(&["audit", "verify"]);
+    assert!(verified.contains("audit trail intact"), "{verified}");
+    let report = dir.path().join("report.csv");
+    dev.ok(&["audit", "export", "-o", report.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(&report).unwrap();
+    let commands = csv.lines().filter(|l| l.contains("admin_command")).count();
+    assert!(commands >= 2, "both commands are in the export:\n{csv}");
+
+    dev.ok(&[
+        "admin",
+        "unfreeze",
+        "acme/alice",
+        "--officer-key",
+        officer_key,
+    ]);
+    dev.deposit_until(Ok(()));
+}
