@@ -138,51 +138,54 @@ impl Application {
     }
 }
 
-/// Runs a cycle now and then every `interval` until `stop` changes. A failed cycle is
-/// logged and counted; the next one runs on schedule.
-async fn run_cycles(
-    controller: Arc<Controller>,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+/// Runs `pass` now and then every `interval` until `stop` changes. After a slow pass it
+/// waits a full interval instead of running a burst of them.
+async fn every<F, Fut>(interval: Duration, mut stop: watch::Receiver<bool>, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
     let mut ticker = tokio::time::interval(interval);
-    // After a slow cycle, wait a full interval instead of running a burst of them.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            _ = ticker.tick() => {
-                // The failure is already logged and counted by the cycle.
-                let _ = controller.run_cycle(false).await;
-            }
+            _ = ticker.tick() => pass().await,
         }
     }
 }
 
-/// Carries out officers' commands every `interval` until `stop` changes. A failed pass is
-/// logged; the next one tries again.
+/// Runs a risk cycle every `interval`. A failed cycle is logged and counted by the cycle
+/// itself; the next one runs on schedule.
+async fn run_cycles(controller: Arc<Controller>, interval: Duration, stop: watch::Receiver<bool>) {
+    every(interval, stop, || async {
+        let _ = controller.run_cycle(false).await;
+    })
+    .await
+}
+
+/// Carries out officers' commands every `interval`. A failed pass is logged; the next one
+/// tries again.
 async fn run_admin_sync(
     controller: Arc<Controller>,
     interval: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            _ = ticker.tick() => {
-                match controller.sync_admin().await {
-                    Ok(sync) => {
-                        if sync.risk_bundle.as_ref().is_some_and(|b| b.new) || !sync.rollbacks.is_empty() {
-                            tracing::info!(rollbacks = sync.rollbacks.len(), "officers' commands carried out");
-                        }
-                    }
-                    Err(error) => tracing::warn!(%error, "officers' commands not carried out"),
+    every(interval, stop, || async {
+        match controller.sync_admin().await {
+            Ok(sync) => {
+                let published = sync.risk_bundle.as_ref().is_some_and(|b| b.new);
+                if published || !sync.rollbacks.is_empty() {
+                    tracing::info!(
+                        rollbacks = sync.rollbacks.len(),
+                        "officers' commands carried out"
+                    );
                 }
             }
+            Err(error) => tracing::warn!(%error, "officers' commands not carried out"),
         }
-    }
+    })
+    .await
 }
 
 /// The API token verifier; the controller refuses to start without token keys.
