@@ -1,12 +1,13 @@
 //! Criterion benches of the policy gate: one decision of the shipped policy on a realistic
-//! input (with a risk bundle that puts obligations on the account), and the whole gate
-//! call (input, decision, masking, decision-log event) with an in-memory sink.
+//! input (with a risk bundle that puts obligations on the account), on regorus's compiled
+//! form (what services use) and on its interpreter, and the whole gate call (input,
+//! decision, masking, decision-log event) with an in-memory sink.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use blindledger_gate::{MemorySink, PolicyGate, Principal, Resource};
-use blindledger_policy::{Bundle, PolicyEngine};
+use blindledger_policy::{Bundle, Evaluator, PolicyEngine};
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
 
@@ -46,8 +47,12 @@ fn decisions(c: &mut Criterion) {
     let input = input();
     let decision = engine.decide(&input).expect("decides");
     assert!(decision.allow && decision.obligations.max_amount == Some(10000));
+    assert_eq!(engine.evaluator(), &Evaluator::Vm);
     c.bench_function("policy/decide_transfer_with_obligations", |b| {
         b.iter(|| engine.decide(&input))
+    });
+    c.bench_function("policy/decide_transfer_with_obligations_interpreted", |b| {
+        b.iter(|| engine.decide_interpreted(&input))
     });
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -62,6 +67,7 @@ fn decisions(c: &mut Criterion) {
         tenant: Some("acme".into()),
         account: Some("alice".into()),
         region: Some("eu-west".into()),
+        ..Resource::default()
     };
     c.bench_function("policy/gate_authorize_memory_sink", |b| {
         b.iter(|| {

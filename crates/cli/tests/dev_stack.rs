@@ -146,8 +146,9 @@ impl Drop for Dev {
 fn officers_freeze_accounts_and_the_ledger_enforces_it() {
     let dir = tempfile::tempdir().unwrap();
     let dev = Dev::start(dir.path());
-    dev.ok(&["keys", "new", "--tenant", "acme", "--width", "32"]);
+    let registered = dev.ok(&["keys", "new", "--tenant", "acme", "--width", "32"]);
     dev.ok(&["account", "open", "acme/alice"]);
+    dev.ok(&["account", "open", "acme/bob"]);
     dev.ok(&["deposit", "acme/alice", "10.00", "--wait"]);
 
     let officer_key = dev.data.join("dev/officer.key");
@@ -166,6 +167,14 @@ fn officers_freeze_accounts_and_the_ledger_enforces_it() {
         "{accepted}"
     );
     dev.deposit_until(Err("account frozen by a compliance officer"));
+    // Nothing is paid into it either.
+    let into_frozen = dev.cli(&["transfer", "acme/bob", "acme/alice", "1.00"]);
+    assert!(!into_frozen.status.success());
+    let stderr = String::from_utf8_lossy(&into_frozen.stderr);
+    assert!(
+        stderr.contains("receiving account frozen by a compliance officer"),
+        "{stderr}"
+    );
 
     // The same command signed by an unknown key is refused and changes nothing.
     let stranger = dir.path().join("stranger.pem");
@@ -200,4 +209,17 @@ fn officers_freeze_accounts_and_the_ledger_enforces_it() {
         officer_key,
     ]);
     dev.deposit_until(Ok(()));
+
+    // A revoked tenant key: nothing more is computed under it; metadata stays readable.
+    let key_id = registered
+        .split("key id ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no key id in {registered}"));
+    let target = format!("acme/{key_id}");
+    dev.ok(&["admin", "revoke-key", &target, "--officer-key", officer_key]);
+    dev.deposit_until(Err("tenant key revoked by a compliance officer"));
+    let open = dev.cli(&["account", "open", "acme/carol"]);
+    assert!(!open.status.success());
+    dev.ok(&["transfers", "acme/alice"]);
 }

@@ -30,6 +30,11 @@ pub struct Resource {
     pub account: Option<String>,
     /// The region the tenant's data is pinned to.
     pub region: Option<String>,
+    /// The second account a request touches: a transfer's receiving account, in the same
+    /// tenant.
+    pub counterparty: Option<String>,
+    /// The id of the tenant's registered keys, which the request's ciphertexts are under.
+    pub key_id: Option<String>,
 }
 
 /// An allowed request: its decision id and the limits the handler must enforce.
@@ -164,6 +169,8 @@ impl PolicyGate {
             ("tenant", &resource.tenant),
             ("account", &resource.account),
             ("region", &resource.region),
+            ("counterparty", &resource.counterparty),
+            ("key_id", &resource.key_id),
         ];
         for (key, value) in fields {
             if let Some(value) = value {

@@ -13,7 +13,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blindledger_policy::{Bundle, BundleLimits, BundleVerifier, PolicyEngine, PolicyError};
+use blindledger_policy::{
+    Bundle, BundleLimits, BundleVerifier, Evaluator, PolicyEngine, PolicyError,
+};
 use sha2::{Digest, Sha256};
 
 pub use source::BundleSource;
@@ -134,6 +136,17 @@ impl BundleLoader {
         if !changed.is_empty() {
             match self.build(&candidates).await {
                 Ok(engine) => {
+                    match engine.evaluator() {
+                        Evaluator::Vm => tracing::info!(
+                            revisions = ?engine.revisions(),
+                            "policy engine activated, deciding on regorus's compiled form"
+                        ),
+                        Evaluator::Interpreter { reason } => tracing::warn!(
+                            revisions = ?engine.revisions(),
+                            %reason,
+                            "policy engine activated on the interpreter (slower)"
+                        ),
+                    }
                     self.gate.install(engine);
                     for (name, activated) in candidates.iter().filter(|(n, _)| changed.contains(n))
                     {

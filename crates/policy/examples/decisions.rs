@@ -1,7 +1,8 @@
 //! Times decisions of a policy directory on the benches' realistic input: a teller's
-//! transfer on a high-risk account (obligations apply). For tuning a policy without
-//! criterion; under `valgrind --tool=callgrind` its instruction counts are repeatable
-//! whatever else the machine is doing.
+//! transfer on a high-risk account (obligations apply). Prints the mean, p50 and p99 of
+//! each call timed alone (criterion reports means only), for the engine's evaluator and
+//! for the interpreter. Under `valgrind --tool=callgrind` its instruction counts are
+//! repeatable whatever else the machine is doing.
 //!
 //! ```sh
 //! cargo build --release --workspace --examples
@@ -10,7 +11,7 @@
 
 use std::time::Instant;
 
-use blindledger_policy::{Bundle, PolicyEngine};
+use blindledger_policy::{Bundle, Decision, PolicyEngine, PolicyError};
 use serde_json::json;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,11 +45,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = PolicyEngine::build(&[policy, risk], &input)?;
     let decision = engine.decide(&input)?;
     println!("decision: {}", decision.result);
-    let started = Instant::now();
+    println!("evaluator: {}", engine.evaluator());
+    time(&format!("decide ({})", engine.evaluator()), runs, || {
+        engine.decide(&input)
+    })?;
+    time("decide_interpreted", runs, || {
+        engine.decide_interpreted(&input)
+    })?;
+    Ok(())
+}
+
+/// Times `runs` calls one by one and prints their mean, p50 and p99.
+fn time(
+    label: &str,
+    runs: u32,
+    decide: impl Fn() -> Result<Decision, PolicyError>,
+) -> Result<(), PolicyError> {
+    let mut micros = Vec::with_capacity(runs as usize);
     for _ in 0..runs {
-        engine.decide(&input)?;
+        let started = Instant::now();
+        decide()?;
+        micros.push(started.elapsed().as_secs_f64() * 1e6);
     }
-    let per = started.elapsed() / runs;
-    println!("{runs} decisions, {:.1} µs each", per.as_secs_f64() * 1e6);
+    micros.sort_by(f64::total_cmp);
+    let at = |q: f64| micros[((micros.len() - 1) as f64 * q) as usize];
+    let mean = micros.iter().sum::<f64>() / micros.len() as f64;
+    println!(
+        "{label}: {runs} decisions, mean {mean:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+        at(0.5),
+        at(0.99)
+    );
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::bundle::Bundle;
 use crate::decision_log::{BundleRevision, DecisionEvent};
 use crate::error::PolicyError;
+use crate::vm::VmRule;
 use crate::{mask, roots, rules};
 
 /// What the policy decided for one request.
@@ -43,23 +44,56 @@ pub struct Obligations {
     pub window_seconds: Option<u64>,
 }
 
+/// Which of regorus's evaluators decides requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evaluator {
+    /// The decision and mask rules run as RVM bytecode (see [`crate::vm`]).
+    Vm,
+    /// The tree-walking interpreter decides, because the RVM could not be used; `reason`
+    /// says why (a construct its compiler refuses, or a warm-up result that differed).
+    Interpreter {
+        /// Why the compiled form is not used.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Evaluator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Evaluator::Vm => f.write_str("rvm"),
+            Evaluator::Interpreter { reason } => write!(f, "interpreter ({reason})"),
+        }
+    }
+}
+
 /// Compiled policies and data of a set of bundles, ready to decide.
 ///
-/// Cheap to clone and shareable across threads: evaluation needs `&mut` on a regorus engine,
-/// so each call works on a clone of the warmed one.
+/// Cheap to clone and shareable across threads: every evaluation runs on its own machine
+/// (or, for the interpreter, its own clone of the warmed engine).
 #[derive(Clone)]
 pub struct PolicyEngine {
     engine: regorus::Engine,
-    /// The decision rule compiled once; each decision evaluates it on a fresh engine.
+    /// The decision rule for the interpreter, compiled once.
     decision: regorus::CompiledPolicy,
+    /// The decision and mask rules as bytecode, when the RVM can run them.
+    vm: Option<VmRules>,
+    evaluator: Evaluator,
     revisions: BTreeMap<String, String>,
     mask_defined: bool,
+}
+
+/// The rules asked per request, compiled for the RVM.
+#[derive(Clone)]
+struct VmRules {
+    decision: VmRule,
+    mask: Option<VmRule>,
 }
 
 impl fmt::Debug for PolicyEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PolicyEngine")
             .field("revisions", &self.revisions)
+            .field("evaluator", &self.evaluator)
             .field("mask_defined", &self.mask_defined)
             .finish_non_exhaustive()
     }
@@ -93,7 +127,7 @@ impl PolicyEngine {
         // The first evaluation analyses and schedules every module; engines cloned from this
         // one afterwards start from that work instead of redoing it per request.
         engine.set_input(to_rego(warm_input)?);
-        parse_decision(eval(&mut engine, Self::DECISION_PATH)?)?;
+        let warm = parse_decision(eval(&mut engine, Self::DECISION_PATH)?)?;
         let decision = engine
             .clone()
             .compile_with_entrypoint(&Self::DECISION_PATH.into())
@@ -101,12 +135,23 @@ impl PolicyEngine {
                 path: Self::DECISION_PATH.to_string(),
                 message: format!("{e:#}"),
             })?;
+        let (vm, evaluator) = match compile_vm(&engine, mask_defined, warm_input, &warm) {
+            Ok(rules) => (Some(rules), Evaluator::Vm),
+            Err(reason) => (None, Evaluator::Interpreter { reason }),
+        };
         Ok(PolicyEngine {
             engine,
             decision,
+            vm,
+            evaluator,
             revisions,
             mask_defined,
         })
+    }
+
+    /// Which evaluator decides requests.
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.evaluator
     }
 
     /// Decides one request.
@@ -115,11 +160,18 @@ impl PolicyEngine {
     /// object, an `allow` that is missing or not a boolean, or malformed `reasons` or
     /// `obligations` are all errors, which callers must treat as a denial.
     ///
-    /// Evaluates the decision rule compiled at build time (regorus's `CompiledPolicy`),
-    /// which measured 26% faster than cloning a warmed engine: 115 µs per decision of the
-    /// shipped policy with a risk bundle (`cargo bench --workspace --bench policy`,
-    /// benches/README.md). Converting the input is about 10 µs of that.
+    /// Runs on the RVM when the engine has it ([`PolicyEngine::evaluator`]); the figures
+    /// of both evaluators are in benches/README.md (`cargo bench --workspace --bench policy`).
     pub fn decide(&self, input: &Value) -> Result<Decision, PolicyError> {
+        match &self.vm {
+            Some(vm) => decision_from(vm.decision.eval(to_rego(input)?)?),
+            None => self.decide_interpreted(input),
+        }
+    }
+
+    /// Decides one request with the interpreter, whatever [`PolicyEngine::evaluator`] says:
+    /// the reference the compiled form is checked against.
+    pub fn decide_interpreted(&self, input: &Value) -> Result<Decision, PolicyError> {
         let value = self
             .decision
             .eval_with_input(to_rego(input)?)
@@ -127,16 +179,7 @@ impl PolicyEngine {
                 path: Self::DECISION_PATH.to_string(),
                 message: format!("{e:#}"),
             })?;
-        if value == regorus::Value::Undefined {
-            return Err(PolicyError::UndefinedDecision {
-                path: Self::DECISION_PATH.to_string(),
-            });
-        }
-        let value = serde_json::to_value(&value).map_err(|e| PolicyError::Conversion {
-            what: "result",
-            message: e.to_string(),
-        })?;
-        parse_decision(value)
+        decision_from(value)
     }
 
     /// Returns each bundle's name and manifest revision.
@@ -183,14 +226,65 @@ impl PolicyEngine {
             what: "decision event",
             message: e.to_string(),
         })?;
-        let mut engine = self.engine.clone();
-        engine.set_input(to_rego(&as_json)?);
-        match eval(&mut engine, Self::MASK_PATH) {
+        let rules = match self.vm.as_ref().and_then(|vm| vm.mask.as_ref()) {
+            Some(mask) => defined(Self::MASK_PATH, mask.eval(to_rego(&as_json)?)?),
+            None => {
+                let mut engine = self.engine.clone();
+                engine.set_input(to_rego(&as_json)?);
+                eval(&mut engine, Self::MASK_PATH)
+            }
+        };
+        match rules {
             Ok(rules) => mask::apply(&rules, event),
             Err(PolicyError::UndefinedDecision { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
+}
+
+/// Compiles the decision (and mask) rules for the RVM and checks the compiled decision
+/// against the interpreter's on the warm-up input; `Err` says why the RVM is not used.
+fn compile_vm(
+    engine: &regorus::Engine,
+    mask_defined: bool,
+    warm_input: &Value,
+    interpreted: &Decision,
+) -> Result<VmRules, String> {
+    let decision = VmRule::compile(engine, PolicyEngine::DECISION_PATH)?;
+    let mask = if mask_defined {
+        Some(VmRule::compile(engine, PolicyEngine::MASK_PATH)?)
+    } else {
+        None
+    };
+    let compiled = to_rego(warm_input)
+        .and_then(|input| decision.eval(input))
+        .and_then(decision_from)
+        .map_err(|e| format!("compiled decision failed on the warm-up input: {e}"))?;
+    if compiled.result != interpreted.result {
+        return Err(format!(
+            "compiled decision {} differs from the interpreter's {} on the warm-up input",
+            compiled.result, interpreted.result
+        ));
+    }
+    Ok(VmRules { decision, mask })
+}
+
+/// A decision from an evaluated value; undefined is an error (fail closed).
+fn decision_from(value: regorus::Value) -> Result<Decision, PolicyError> {
+    parse_decision(defined(PolicyEngine::DECISION_PATH, value)?)
+}
+
+/// The JSON of a rule's value; undefined is [`PolicyError::UndefinedDecision`].
+fn defined(path: &str, value: regorus::Value) -> Result<Value, PolicyError> {
+    if value == regorus::Value::Undefined {
+        return Err(PolicyError::UndefinedDecision {
+            path: path.to_string(),
+        });
+    }
+    serde_json::to_value(&value).map_err(|e| PolicyError::Conversion {
+        what: "result",
+        message: e.to_string(),
+    })
 }
 
 /// Adds one bundle's policies and data, checking them against its roots.
@@ -240,15 +334,7 @@ pub(crate) fn eval(engine: &mut regorus::Engine, path: &str) -> Result<Value, Po
             path: path.to_string(),
             message: format!("{e:#}"),
         })?;
-    if value == regorus::Value::Undefined {
-        return Err(PolicyError::UndefinedDecision {
-            path: path.to_string(),
-        });
-    }
-    serde_json::to_value(&value).map_err(|e| PolicyError::Conversion {
-        what: "result",
-        message: e.to_string(),
-    })
+    defined(path, value)
 }
 
 pub(crate) fn to_rego(value: &Value) -> Result<regorus::Value, PolicyError> {

@@ -26,10 +26,11 @@ mod roots;
 mod rules;
 pub mod signing;
 pub mod testing;
+pub mod vm;
 
 pub use bundle::{Bundle, BundleLimits, Manifest, SignaturesFile};
 pub use decision_log::{BundleRevision, DecisionEvent};
-pub use engine::{Decision, Obligations, PolicyEngine};
+pub use engine::{Decision, Evaluator, Obligations, PolicyEngine};
 pub use error::{BundleError, PolicyError};
 pub use signing::{sign_bundle, BundleVerifier, SigningKey};
 pub use testing::{run_tests, Coverage, FileCoverage, TestReport, TestResult};

@@ -5,7 +5,9 @@
 
 mod common;
 
-use blindledger_policy::{run_tests, Bundle, Decision, Obligations, PolicyEngine, PolicyError};
+use blindledger_policy::{
+    run_tests, Bundle, Decision, Evaluator, Obligations, PolicyEngine, PolicyError,
+};
 use common::{bundle, write_tree};
 use serde_json::json;
 
@@ -133,6 +135,49 @@ fn undefined_decisions_fail_closed() {
     // No decision rule at all is an evaluation error, not an allow.
     let none = "package blindledger.authz\n\nother := 1\n";
     assert!(PolicyEngine::build(&[authz_bundle(none)], &json!({})).is_err());
+}
+
+#[test]
+fn decisions_run_compiled_and_fall_back_to_the_interpreter() {
+    let engine = PolicyEngine::build(&[authz_bundle(AUTHZ)], &json!({})).unwrap();
+    assert_eq!(engine.evaluator(), &Evaluator::Vm);
+    assert_eq!(engine.evaluator().to_string(), "rvm");
+
+    // regorus 0.14.1's RVM evaluates a partial object rule with a constant key
+    // (`limits.max_amount := 10`) to the bare value. The warm-up check catches the
+    // difference, and the policy decides on the interpreter.
+    let constant_keys = r#"package blindledger.authz
+
+limits.max_amount := 10
+
+decision := {"allow": input.principal == "alice", "obligations": limits}
+"#;
+    let warm = json!({"principal": "x"});
+    let engine = PolicyEngine::build(&[authz_bundle(constant_keys)], &warm).unwrap();
+    let Evaluator::Interpreter { reason } = engine.evaluator() else {
+        panic!("a `with` policy ran compiled");
+    };
+    assert!(reason.contains("warm-up input"), "{reason}");
+    let d = engine.decide(&json!({"principal": "alice"})).unwrap();
+    assert!(d.allow);
+    assert_eq!(d.obligations.max_amount, Some(10));
+    assert!(!engine.decide(&json!({"principal": "bob"})).unwrap().allow);
+}
+
+#[test]
+fn runaway_decisions_fail_closed() {
+    // Allowed for a small input, but a large one runs past the instruction budget.
+    let policy = r#"package blindledger.authz
+
+decision := {"allow": count(pairs) >= 0} if {
+	pairs := [[a, b] | some a in input.items; some b in input.items]
+}
+"#;
+    let engine = PolicyEngine::build(&[authz_bundle(policy)], &json!({"items": [1]})).unwrap();
+    assert!(engine.decide(&json!({"items": [1, 2, 3]})).unwrap().allow);
+    let items: Vec<u32> = (0..2000).collect();
+    let err = engine.decide(&json!({ "items": items })).unwrap_err();
+    assert!(matches!(err, PolicyError::Eval { .. }), "{err}");
 }
 
 #[test]

@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use blindledger_policy::{run_tests, Bundle, PolicyEngine};
+use blindledger_policy::{run_tests, Bundle, Evaluator, PolicyEngine};
 use common::bundle;
 use serde_json::{json, Value};
 
@@ -122,32 +121,116 @@ fn shipped_mask_erases_the_risk_context() {
     assert_eq!(event.input["context"]["service_region"], "eu-west");
 }
 
-/// Prints the cost of one decision on the shipped policy (clone of the warmed engine, input
-/// conversion, evaluation, parsing):
-/// `cargo test -p blindledger-policy --release --test shipped_policy -- --ignored --nocapture`.
+/// The engine decides on the RVM; the interpreter is the reference. Every combination of
+/// role, method and resource below (tiers, freezes, revoked keys, residency, tenants) must
+/// get the same decision from both, and the combinations must reach every kind of outcome.
 #[test]
-#[ignore = "timing, run by hand"]
-fn measure_decision_cost() {
-    let engine = PolicyEngine::build(&[shipped(), risk_bundle()], &teller_transfer()).unwrap();
-    let input = teller_transfer();
-    for _ in 0..200 {
-        engine.decide(&input).unwrap();
-    }
-    let rounds = 5;
-    let per_round = 2000;
-    let mut samples = Vec::new();
-    for _ in 0..rounds {
-        let started = Instant::now();
-        for _ in 0..per_round {
-            assert!(engine.decide(&input).unwrap().allow);
-        }
-        samples.push(started.elapsed().as_secs_f64() * 1e6 / per_round as f64);
-    }
-    samples.sort_by(f64::total_cmp);
-    println!(
-        "per decision: min {:.1} µs, median {:.1} µs, max {:.1} µs",
-        samples[0],
-        samples[rounds / 2],
-        samples[rounds - 1]
+fn compiled_decisions_equal_the_interpreters_on_every_combination() {
+    let mut risk = bundle(
+        "risk",
+        &[(
+            "risk/data.json",
+            r#"{"tiers": {"acme/alice": "medium", "acme/bob": "high", "acme/mallory": "blocked",
+                          "acme/eve": "critical"},
+                "limits": {"medium": {"max_amount": 100, "window_limit": 500, "window_seconds": 60}},
+                "frozen": {"acme/carol": {"since": 1}},
+                "revoked_keys": {"acme/old-key": {"since": 2}}}"#,
+        )],
     );
+    risk.insert_file(
+        ".manifest",
+        br#"{"revision": "r", "roots": ["risk"]}"#.to_vec(),
+    )
+    .unwrap();
+    let engine = PolicyEngine::build(&[shipped(), risk], &teller_transfer()).unwrap();
+    assert_eq!(engine.evaluator(), &Evaluator::Vm);
+
+    let roles = [
+        json!([]),
+        json!(["teller"]),
+        json!(["treasury"]),
+        json!(["auditor"]),
+        json!(["admin"]),
+        json!(["intern"]),
+        json!(["auditor", "teller"]),
+    ];
+    let rpcs = [
+        "RegisterTenantKeys",
+        "GetTenant",
+        "OpenAccount",
+        "Deposit",
+        "Withdraw",
+        "Transfer",
+        "GetBalance",
+        "Aggregate",
+        "GetJob",
+        "WatchJob",
+        "ListTransfers",
+        "GetPolicyStatus",
+    ];
+    let methods = rpcs
+        .iter()
+        .map(|rpc| format!("/blindledger.ledger.v1.LedgerService/{rpc}"))
+        .chain(["/grpc.health.v1.Health/Check".to_string()]);
+    let resources = [
+        json!({"tenant": "acme", "account": "dave", "region": "eu-west", "key_id": "new-key"}),
+        json!({"tenant": "acme", "account": "alice", "region": "eu-west", "counterparty": "dave"}),
+        json!({"tenant": "acme", "account": "bob", "region": "eu-west"}),
+        json!({"tenant": "acme", "account": "mallory"}),
+        json!({"tenant": "acme", "account": "eve", "region": "eu-west"}),
+        json!({"tenant": "acme", "account": "carol", "region": "eu-west"}),
+        json!({"tenant": "acme", "account": "dave", "counterparty": "carol"}),
+        json!({"tenant": "acme", "account": "dave", "key_id": "old-key"}),
+        json!({"tenant": "acme", "account": "dave", "region": "us-east"}),
+        json!({"tenant": "globex", "account": "dave"}),
+        json!({}),
+    ];
+    let mut outcomes = std::collections::BTreeSet::new();
+    let mut compared = 0;
+    for method in methods {
+        for role in &roles {
+            for resource in &resources {
+                let input = json!({
+                    "principal": "p",
+                    "roles": role,
+                    "tenant_claims": ["acme"],
+                    "method": method,
+                    "resource": resource,
+                    "context": {"service_region": "eu-west", "time": "2026-11-21T10:00:00Z"},
+                });
+                let compiled = engine.decide(&input).unwrap();
+                let interpreted = engine.decide_interpreted(&input).unwrap();
+                assert_eq!(compiled.result, interpreted.result, "input {input}");
+                outcomes.insert(match compiled.allow {
+                    true => format!("allow {}", !compiled.reasons.is_empty()),
+                    false => compiled.reasons[0]
+                        .split(' ')
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                });
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 13 * 7 * 11);
+    let expected = [
+        "account blocked",
+        "account frozen",
+        "allow false",
+        "allow true",
+        "data residency:",
+        "receiving account",
+        "risk tier",
+        "roles [\"intern\"]",
+        "tenant globex",
+        "tenant key",
+        "unknown risk",
+    ];
+    for outcome in expected {
+        assert!(
+            outcomes.contains(outcome),
+            "{outcome} never decided: {outcomes:?}"
+        );
+    }
 }

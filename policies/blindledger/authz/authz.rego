@@ -6,7 +6,9 @@
 #   roles          roles the token grants: "admin", "treasury", "teller", "auditor"
 #   tenant_claims  tenants the token grants access to
 #   method         full gRPC method, e.g. "/blindledger.ledger.v1.LedgerService/Transfer"
-#   resource       {"tenant", "account", "region"}: what the request touches
+#   resource       {"tenant", "account", "region", "counterparty", "key_id"}: what the
+#                  request touches; "counterparty" is a transfer's receiving account and
+#                  "key_id" the id of the tenant's registered keys
 #   context        {"service_region", "time", "risk"}: facts about the serving side;
 #                  "risk" is carried for the decision log only (and masked there)
 #
@@ -16,6 +18,8 @@
 #                                 "window_seconds": 86400}, "high": {...}}
 #   data.risk.frozen  {"<tenant>/<account>": {"since": <unix ms>}}: accounts frozen by a
 #                     compliance officer's signed command
+#   data.risk.revoked_keys  {"<tenant>/<key_id>": {"since": <unix ms>}}: tenant keys an
+#                     officer revoked
 # Without it every account is "low" and no obligations apply.
 package blindledger.authz
 
@@ -98,6 +102,20 @@ money_rpcs := {"Deposit", "Withdraw", "Transfer"}
 deny contains "account frozen by a compliance officer" if {
 	rpc in money_rpcs
 	data.risk.frozen[account_key]
+}
+
+deny contains "receiving account frozen by a compliance officer" if {
+	rpc == "Transfer"
+	data.risk.frozen[sprintf("%s/%s", [input.resource.tenant, input.resource.counterparty])]
+}
+
+# Revoked tenant keys: nothing more is computed, stored or returned under them, whoever
+# asks. Metadata stays readable.
+ciphertext_rpcs := {"OpenAccount", "Deposit", "Withdraw", "Transfer", "GetBalance", "Aggregate"}
+
+deny contains "tenant key revoked by a compliance officer" if {
+	rpc in ciphertext_rpcs
+	data.risk.revoked_keys[sprintf("%s/%s", [input.resource.tenant, input.resource.key_id])]
 }
 
 known_tiers := {"low", "medium", "high", "blocked"}

@@ -210,3 +210,44 @@ test_freeze_touches_only_the_frozen_account if {
 	request := teller
 	authz.decision.allow with input as request with data.risk as risk_data
 }
+
+test_transfer_into_a_frozen_account_denied if {
+	risk_data := {"frozen": {"acme/bob": {"since": 1795000000000}}}
+	request := object.union(teller, {"resource": {"counterparty": "bob"}})
+	d := authz.decision with input as request with data.risk as risk_data
+	not d.allow
+	d.reasons == ["receiving account frozen by a compliance officer"]
+}
+
+test_deposit_beside_a_frozen_counterparty_field_allowed if {
+	# Only transfers pay into a counterparty.
+	risk_data := {"frozen": {"acme/bob": {"since": 1795000000000}}}
+	request := object.union(as_role("treasury", "Deposit"), {"resource": {"counterparty": "bob"}})
+	authz.decision.allow with input as request with data.risk as risk_data
+}
+
+revoked := {"revoked_keys": {"acme/k1": {"since": 1795000000000}}}
+
+test_revoked_key_stops_ciphertext_calls_even_for_admin if {
+	risk_data := revoked
+	every rpc in authz.ciphertext_rpcs {
+		request := object.union(as_role("admin", rpc), {"resource": {"key_id": "k1"}})
+		d := authz.decision with input as request with data.risk as risk_data
+		not d.allow
+		d.reasons == ["tenant key revoked by a compliance officer"]
+	}
+}
+
+test_revoked_key_leaves_metadata_readable if {
+	risk_data := revoked
+	every rpc in {"GetTenant", "GetJob", "WatchJob", "ListTransfers"} {
+		request := object.union(as_role("admin", rpc), {"resource": {"key_id": "k1"}})
+		authz.decision.allow with input as request with data.risk as risk_data
+	}
+}
+
+test_revocation_touches_only_the_revoked_key if {
+	risk_data := revoked
+	request := object.union(teller, {"resource": {"key_id": "k2"}})
+	authz.decision.allow with input as request with data.risk as risk_data
+}

@@ -1,7 +1,8 @@
 //! Officers' signed commands, carried out. The audit service verifies and records them
 //! (`frozen_accounts`, `admin_actions`); the controller picks them up on a short interval:
-//! frozen accounts go into the risk bundle, which the shipped policy denies movements of,
-//! and bundle rollbacks are applied to the served `blindledger` bundle.
+//! frozen accounts and revoked tenant keys go into the risk bundle, whose entries the shipped
+//! policy enforces (no money moves in or out of a frozen account; nothing is computed under
+//! a revoked key), and bundle rollbacks are applied to the served `blindledger` bundle.
 
 use blindledger_store::now_ms;
 use serde::Serialize;
@@ -15,8 +16,8 @@ use crate::risk_bundle::RISK_BUNDLE;
 /// What one pass did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AdminSync {
-    /// The risk bundle after the pass (new when frozen accounts changed); none while no risk
-    /// bundle is served and nothing is frozen.
+    /// The risk bundle after the pass (new when frozen accounts or revoked keys changed);
+    /// none while no risk bundle is served and nothing is frozen or revoked.
     pub risk_bundle: Option<RiskBundleOutcome>,
     /// Rollbacks carried out, as `bundle@revision`.
     pub rollbacks: Vec<String>,
@@ -25,7 +26,7 @@ pub struct AdminSync {
 }
 
 impl Controller {
-    /// Publishes the frozen accounts and carries out pending bundle rollbacks.
+    /// Publishes frozen accounts and revoked keys, and carries out pending bundle rollbacks.
     ///
     /// A rollback that fails for a passing reason (storage) stays pending for the next
     /// pass; one that can never succeed (no such revision) is marked done and logged, so
@@ -56,10 +57,10 @@ impl Controller {
             self.repo.mark_action_applied(pending.id, now_ms()).await?;
         }
         let _serialised = self.lock.lock().await;
-        // Before the first cycle there is no risk bundle; one is made here only to carry a
-        // freeze, so an installation's first risk bundle otherwise comes from a cycle.
+        // Before the first cycle there is no risk bundle; one is made here only to carry an
+        // officer's order, so an installation's first risk bundle otherwise comes from a cycle.
         let serving = self.bundles.get(RISK_BUNDLE).is_some();
-        if serving || !self.repo.frozen_accounts().await?.is_empty() {
+        if serving || !self.repo.officer_orders().await?.is_empty() {
             sync.risk_bundle = Some(self.publish_risk(None).await?);
         }
         Ok(sync)

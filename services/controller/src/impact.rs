@@ -1,9 +1,11 @@
 //! Impact analysis of a candidate policy: the last logged decision inputs replayed against
-//! the active bundles and against the candidate, and the differences counted.
+//! the active bundles and against the candidate, and the differences counted. Each replayed
+//! input is also decided by the candidate's interpreter, so a policy that regorus's compiled
+//! form (which services decide with) gets wrong is caught before it is activated.
 
 use std::collections::BTreeMap;
 
-use blindledger_policy::{Decision, Obligations, PolicyEngine, PolicyError};
+use blindledger_policy::{Decision, Evaluator, Obligations, PolicyEngine, PolicyError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -31,6 +33,9 @@ pub struct ImpactReport {
     pub errors_before: u64,
     /// Evaluation errors of the candidate (each a denial).
     pub errors_after: u64,
+    /// Replayed inputs the candidate's compiled decision and its interpreter's disagree on.
+    #[serde(default)]
+    pub evaluator_mismatches: u64,
     /// Changed decisions per gRPC method.
     pub by_method: BTreeMap<String, u64>,
     /// Changed decisions per principal.
@@ -104,7 +109,13 @@ pub fn replay(
             Some(engine) => Outcome::of(engine.decide(input)),
             None => Outcome::default(),
         };
-        let after = Outcome::of(candidate.decide(input));
+        let compiled = candidate.decide(input);
+        if candidate.evaluator() == &Evaluator::Vm
+            && !same_decision(&compiled, &candidate.decide_interpreted(input))
+        {
+            report.evaluator_mismatches += 1;
+        }
+        let after = Outcome::of(compiled);
         report.replayed += 1;
         report.errors_before += u64::from(before.error);
         report.errors_after += u64::from(after.error);
@@ -134,6 +145,15 @@ pub fn replay(
     report
 }
 
+/// Whether two evaluations gave the same decision, or both failed.
+fn same_decision(a: &Result<Decision, PolicyError>, b: &Result<Decision, PolicyError>) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => a.result == b.result,
+        (Err(_), Err(_)) => true,
+        _ => false,
+    }
+}
+
 /// Counts the change from `before` to `after`, if any; says whether there was one.
 fn count_change(report: &mut ImpactReport, before: &Outcome, after: &Outcome) -> bool {
     match (before.allow, after.allow) {
@@ -144,4 +164,53 @@ fn count_change(report: &mut ImpactReport, before: &Outcome, after: &Outcome) ->
     }
     report.changed += 1;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use blindledger_policy::Bundle;
+    use serde_json::json;
+
+    use super::*;
+
+    fn engine(policy: &str) -> PolicyEngine {
+        let mut bundle = Bundle::new("blindledger");
+        let manifest = br#"{"revision": "r", "roots": ["blindledger"]}"#;
+        bundle.insert_file(".manifest", manifest.to_vec()).unwrap();
+        let rego = format!("package blindledger.authz\n\n{policy}");
+        bundle
+            .insert_file("authz/policy.rego", rego.into_bytes())
+            .unwrap();
+        PolicyEngine::build(&[bundle], &json!({"principal": "warm"})).unwrap()
+    }
+
+    #[test]
+    fn replay_counts_changes_and_evaluator_mismatches() {
+        let active = engine(r#"decision := {"allow": input.principal != "carol"}"#);
+        // regorus 0.14.1's compiled form turns `limits` into a bare number; only bob's
+        // decisions read it, so the warm-up input does not show it.
+        let candidate = engine(
+            r#"limits.max_amount := 10
+
+decision := {"allow": true, "obligations": limits} if input.principal == "bob"
+
+decision := {"allow": input.principal != "alice"} if input.principal != "bob"
+"#,
+        );
+        assert_eq!(candidate.evaluator(), &Evaluator::Vm);
+        let inputs: Vec<(String, Value)> = ["alice", "bob", "carol", "dave"]
+            .iter()
+            .map(|p| (format!("d-{p}"), json!({"principal": p, "method": "/m"})))
+            .collect();
+        let report = replay(Some(&active), &candidate, &inputs);
+        assert_eq!(report.replayed, 4);
+        assert_eq!(report.evaluator_mismatches, 1);
+        // alice allowed → denied; bob allowed → compiled error (denied); carol denied → allowed.
+        assert_eq!(report.allow_to_deny, 2);
+        assert_eq!(report.deny_to_allow, 1);
+        assert_eq!(report.errors_after, 1);
+        assert_eq!(report.by_principal.get("dave"), None);
+    }
 }

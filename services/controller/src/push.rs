@@ -31,7 +31,8 @@ pub struct PushReport {
     /// `activated`, `unchanged` (already the active revision) or `refused`.
     pub outcome: String,
     /// Why it was refused: `invalid_bundle`, `unsigned`, `unknown_key`, `signature`,
-    /// `revision_exists`, `tests_failed`, `invalid_policy`, `impact_over_threshold`.
+    /// `revision_exists`, `tests_failed`, `invalid_policy`, `evaluator_mismatch`,
+    /// `impact_over_threshold`.
     pub reason: Option<String>,
     /// The refusal in words.
     pub message: Option<String>,
@@ -163,7 +164,15 @@ impl Controller {
         }
         let impact = self.impact(&served.bundle).await?;
         let changed = impact.changed;
+        let mismatches = impact.evaluator_mismatches;
         report.impact = Some(impact);
+        if mismatches > 0 {
+            let message = format!(
+                "the compiled policy decides {mismatches} replayed inputs differently from \
+                 the interpreter"
+            );
+            return Err(refuse("evaluator_mismatch", message).into());
+        }
         if let Some(max) = report.max_changed.filter(|max| changed > *max) {
             let message =
                 format!("{changed} replayed decisions would change, over the threshold of {max}");

@@ -9,12 +9,13 @@
 //!  "scores": {"acme/mallory": 0.7312},
 //!  "principals": {"mallory": {"tier": "high", "score": 0.7011}},
 //!  "frozen": {"acme/alice": {"since": 1795000000000}},
+//!  "revoked_keys": {"acme/3f1c…": {"since": 1795000000000}},
 //!  "model_version": 7}
 //! ```
 //! Only entities above `low` are listed (the policy's default is `low`). `frozen` holds the
-//! accounts compliance officers froze with signed commands (the audit service records them;
-//! the controller publishes them here, so the one data bundle the services already poll
-//! carries them). The revision is
+//! accounts compliance officers froze with signed commands, `revoked_keys` the tenant keys
+//! (`tenant/key_id`) they revoked (the audit service records both; the controller publishes
+//! them here, so the one data bundle the services already poll carries them). The revision is
 //! `<counter>-<digest>`: a counter that grows with every revision, and the first 16 hex
 //! digits of the SHA-256 of the tiers and limits, so a revision changes exactly when what
 //! the policy enforces changes; scores alone never make a new revision.
@@ -31,7 +32,7 @@ use crate::controller::Controller;
 use crate::cycle::RiskBundleOutcome;
 use crate::error::Result;
 use crate::features::EntityKind;
-use crate::repo::EntityRiskRow;
+use crate::repo::{EntityRiskRow, OfficerOrders};
 use crate::tier::{RiskTier, TierLimits};
 
 /// The bundle's name, as services configure it.
@@ -59,15 +60,20 @@ pub struct RiskData {
     pub principals: BTreeMap<String, PrincipalRisk>,
     /// Accounts frozen by an officer, by `tenant/account`: the policy denies their movements.
     #[serde(default)]
-    pub frozen: BTreeMap<String, Frozen>,
+    pub frozen: BTreeMap<String, OfficerOrder>,
+    /// Tenant keys revoked by an officer, by `tenant/key_id`: the policy denies computing
+    /// under them.
+    #[serde(default)]
+    pub revoked_keys: BTreeMap<String, OfficerOrder>,
     /// Version of the account model that produced the scores (0: none yet).
     pub model_version: i64,
 }
 
-/// A frozen account's entry in the bundle. The officer's reason stays in the audit trail.
+/// A frozen account's or revoked key's entry in the bundle. The officer and the reason
+/// stay in the audit trail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Frozen {
-    /// When it was frozen (Unix ms).
+pub struct OfficerOrder {
+    /// When it was ordered (Unix ms).
     pub since: i64,
 }
 
@@ -84,6 +90,7 @@ impl RiskData {
             scores: BTreeMap::new(),
             principals: BTreeMap::new(),
             frozen: BTreeMap::new(),
+            revoked_keys: BTreeMap::new(),
             model_version,
         };
         for row in elevated.iter().filter(|r| r.tier > RiskTier::Low) {
@@ -105,17 +112,21 @@ impl RiskData {
         data
     }
 
-    /// Adds the frozen accounts (`tenant/account`, since).
-    pub fn with_frozen(mut self, frozen: impl IntoIterator<Item = (String, i64)>) -> Self {
-        self.frozen = frozen
-            .into_iter()
-            .map(|(key, since)| (key, Frozen { since }))
-            .collect();
+    /// Adds what officers ordered: frozen accounts and revoked keys.
+    pub fn with_orders(mut self, orders: OfficerOrders) -> Self {
+        let entries = |orders: Vec<(String, i64)>| {
+            orders
+                .into_iter()
+                .map(|(key, since)| (key, OfficerOrder { since }))
+                .collect()
+        };
+        self.frozen = entries(orders.frozen);
+        self.revoked_keys = entries(orders.revoked_keys);
         self
     }
 
     /// The SHA-256 (hex) of what the policy enforces: tiers (accounts and principals),
-    /// limits and frozen accounts. Maps are ordered, so equal contents give equal digests.
+    /// limits, frozen accounts and revoked keys. Maps are ordered, so equal contents give equal digests.
     pub fn enforced_digest(&self) -> String {
         let principals: BTreeMap<&String, RiskTier> =
             self.principals.iter().map(|(k, p)| (k, p.tier)).collect();
@@ -124,6 +135,7 @@ impl RiskData {
             "limits": self.limits,
             "principals": principals,
             "frozen": self.frozen.keys().collect::<Vec<_>>(),
+            "revoked_keys": self.revoked_keys.keys().collect::<Vec<_>>(),
         });
         hex::encode(Sha256::digest(enforced.to_string().as_bytes()))
     }
@@ -175,13 +187,13 @@ impl Controller {
             .repo
             .risk_rows(None, RiskTier::Medium, u32::MAX)
             .await?;
-        let frozen = self.repo.frozen_accounts().await?;
+        let orders = self.repo.officer_orders().await?;
         let model_version = match model_version {
             Some(version) => version,
             None => self.active_model_version(),
         };
         let data =
-            RiskData::new(&elevated, &self.config.tier_limits, model_version).with_frozen(frozen);
+            RiskData::new(&elevated, &self.config.tier_limits, model_version).with_orders(orders);
         if let Some(active) = self.bundles.get(RISK_BUNDLE) {
             if same_enforced_data(active.revision(), &data) {
                 let revision = active.revision().to_string();
@@ -271,8 +283,17 @@ mod tests {
         );
         assert!(same_enforced_data(&a.revision(1), &b));
         assert!(!same_enforced_data(&a.revision(1), &c));
-        let frozen = b.clone().with_frozen([("t/b".to_string(), 5)]);
+        let frozen = b.clone().with_orders(OfficerOrders {
+            frozen: vec![("t/b".to_string(), 5)],
+            revoked_keys: Vec::new(),
+        });
         assert!(!same_enforced_data(&a.revision(1), &frozen));
+        let revoked = b.clone().with_orders(OfficerOrders {
+            frozen: Vec::new(),
+            revoked_keys: vec![("t/k1".to_string(), 6)],
+        });
+        assert!(!same_enforced_data(&a.revision(1), &revoked));
+        assert!(!same_enforced_data(&frozen.revision(2), &revoked));
         let key = SigningKey::generate();
         let bundle = build(&a, &a.revision(1), &key, "controller", None).unwrap();
         assert_eq!(bundle.manifest.roots, ["risk"]);

@@ -67,20 +67,27 @@ impl LedgerGrpc {
         }
     }
 
-    /// Asks the policy about `caller` acting on `tenant`/`account`. The tenant's region comes
-    /// from storage; an unknown tenant has none, and the handler reports it missing only
-    /// after the policy allowed the call, so a denied caller learns nothing.
+    /// Asks the policy about `caller` acting on `tenant`/`account` (and, for a transfer, the
+    /// receiving `counterparty`). The tenant's region and key id come from storage; an
+    /// unknown tenant has neither, and the handler reports it missing only after the policy
+    /// allowed the call, so a denied caller learns nothing.
     async fn authorize(
         &self,
         caller: &Caller,
         tenant: &str,
         account: Option<&str>,
+        counterparty: Option<&str>,
     ) -> Result<Authorized, Status> {
-        let region = self.ledger.tenant_row(tenant).await.ok().map(|t| t.region);
+        let (region, key_id) = match self.ledger.tenant_row(tenant).await {
+            Ok(row) => (Some(row.region), Some(row.key_id)),
+            Err(_) => (None, None),
+        };
         let resource = Resource {
             tenant: Some(tenant.to_owned()),
             account: account.map(str::to_owned),
             region,
+            counterparty: counterparty.map(str::to_owned),
+            key_id,
         };
         self.gate
             .authorize(&caller.principal, &caller.method, resource)
@@ -97,7 +104,7 @@ impl LedgerGrpc {
         amount: Vec<u8>,
         idempotency_key: String,
     ) -> Result<(pb::Job, Authorized), Status> {
-        let allowed = self.authorize(caller, tenant, Some(account)).await?;
+        let allowed = self.authorize(caller, tenant, Some(account), None).await?;
         let request = movement(
             kind,
             (tenant, account),
@@ -200,8 +207,8 @@ impl LedgerService for LedgerGrpc {
         // being registered.
         let resource = Resource {
             tenant: Some(header.tenant.clone()),
-            account: None,
             region: Some(header.region.clone()),
+            ..Resource::default()
         };
         let allowed = self
             .gate
@@ -237,7 +244,7 @@ impl LedgerService for LedgerGrpc {
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
         let caller = Caller::of(&request)?;
         let tenant = request.into_inner().tenant;
-        let allowed = self.authorize(&caller, &tenant, None).await?;
+        let allowed = self.authorize(&caller, &tenant, None, None).await?;
         let row = self.ledger.tenant_row(&tenant).await?;
         let width = convert::width(Ledger::width(&row)?);
         let message = pb::GetTenantResponse {
@@ -257,7 +264,9 @@ impl LedgerService for LedgerGrpc {
     ) -> Result<Response<pb::OpenAccountResponse>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.into_inner();
-        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
+        let allowed = self
+            .authorize(&caller, &r.tenant, Some(&r.account), None)
+            .await?;
         let row = self
             .ledger
             .open_account(&AccountRef::new(&r.tenant, &r.account)?, limits(r.limits))
@@ -314,7 +323,12 @@ impl LedgerService for LedgerGrpc {
         let caller = Caller::of(&request)?;
         let r = request.into_inner();
         let allowed = self
-            .authorize(&caller, &r.tenant, Some(&r.from_account))
+            .authorize(
+                &caller,
+                &r.tenant,
+                Some(&r.from_account),
+                Some(&r.to_account),
+            )
             .await?;
         AccountRef::new(&r.tenant, &r.to_account)?;
         let request = movement(
@@ -336,7 +350,9 @@ impl LedgerService for LedgerGrpc {
     ) -> Result<Response<pb::GetBalanceResponse>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.into_inner();
-        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
+        let allowed = self
+            .authorize(&caller, &r.tenant, Some(&r.account), None)
+            .await?;
         let (width, balance, version) = self
             .ledger
             .balance(&AccountRef::new(&r.tenant, &r.account)?)
@@ -358,7 +374,9 @@ impl LedgerService for LedgerGrpc {
     ) -> Result<Response<pb::AggregateResponse>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.into_inner();
-        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
+        let allowed = self
+            .authorize(&caller, &r.tenant, Some(&r.account), None)
+            .await?;
         let from_ms = r.from.as_ref().map(convert::millis).unwrap_or(0);
         let to_ms = r.to.as_ref().map(convert::millis).unwrap_or(i64::MAX);
         if from_ms >= to_ms {
@@ -393,7 +411,7 @@ impl LedgerService for LedgerGrpc {
         let r = request.into_inner();
         let row = self.ledger.job(&r.id).await?;
         let allowed = self
-            .authorize(&caller, &row.tenant, Some(&row.account_a))
+            .authorize(&caller, &row.tenant, Some(&row.account_a), None)
             .await?;
         let results = match r.include_results {
             true => self.ledger.job_results(&row).await?,
@@ -414,7 +432,7 @@ impl LedgerService for LedgerGrpc {
         let id = request.into_inner().id;
         let first = self.ledger.job(&id).await?;
         let allowed = self
-            .authorize(&caller, &first.tenant, Some(&first.account_a))
+            .authorize(&caller, &first.tenant, Some(&first.account_a), None)
             .await?;
         respond(watch(self.ledger.clone(), first), &allowed)
     }
@@ -450,7 +468,9 @@ impl LedgerService for LedgerGrpc {
     ) -> Result<Response<pb::ListTransfersResponse>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.into_inner();
-        let allowed = self.authorize(&caller, &r.tenant, Some(&r.account)).await?;
+        let allowed = self
+            .authorize(&caller, &r.tenant, Some(&r.account), None)
+            .await?;
         let before = match r.page_token.as_str() {
             "" => None,
             token => Some(

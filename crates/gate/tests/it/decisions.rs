@@ -38,7 +38,7 @@ fn resource() -> Resource {
     Resource {
         tenant: Some("acme".into()),
         account: Some("limited".into()),
-        region: None,
+        ..Resource::default()
     }
 }
 

@@ -1,5 +1,6 @@
 //! What officers' signed commands left for the controller, written by the audit service
-//! (`frozen_accounts`, `admin_actions` of `migrations/*/0004_audit.sql`).
+//! (`frozen_accounts`, `revoked_tenant_keys`, `admin_actions` of
+//! `migrations/*/0004_audit.sql`).
 
 use sqlx::Row;
 
@@ -16,12 +17,39 @@ pub struct PendingRollback {
     pub officer: String,
 }
 
+/// What officers ordered that the policy enforces, each entry keyed as the risk bundle
+/// keys it, with the time of the order (Unix ms).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OfficerOrders {
+    /// Frozen accounts, as `tenant/account`.
+    pub frozen: Vec<(String, i64)>,
+    /// Revoked tenant keys, as `tenant/key_id`.
+    pub revoked_keys: Vec<(String, i64)>,
+}
+
+impl OfficerOrders {
+    /// Whether nothing is frozen or revoked.
+    pub fn is_empty(&self) -> bool {
+        self.frozen.is_empty() && self.revoked_keys.is_empty()
+    }
+}
+
 impl Repo {
-    /// Every frozen account as `tenant/account`, with the time of its freeze (Unix ms).
-    pub async fn frozen_accounts(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT tenant, account, since FROM frozen_accounts")
-            .fetch_all(&self.pool)
-            .await?;
+    /// Every frozen account and revoked tenant key.
+    pub async fn officer_orders(&self) -> Result<OfficerOrders, sqlx::Error> {
+        Ok(OfficerOrders {
+            frozen: self
+                .keyed_orders("SELECT tenant, account, since FROM frozen_accounts")
+                .await?,
+            revoked_keys: self
+                .keyed_orders("SELECT tenant, key_id, revoked_at FROM revoked_tenant_keys")
+                .await?,
+        })
+    }
+
+    /// Rows of (tenant, name, time) as (`tenant/name`, time).
+    async fn keyed_orders(&self, query: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let rows = sqlx::query(query).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let key = format!("{}/{}", text(row, 0)?, text(row, 1)?);

@@ -20,7 +20,7 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, ConnectOptions, Row};
 
-pub use admin::PendingRollback;
+pub use admin::{OfficerOrders, PendingRollback};
 pub use alerts::{NewAlert, PendingAlert};
 pub use bundles::{ActivationRow, BundleRow, PushReportRow};
 pub use risk::{EntityRiskRow, ModelRecord, TierChangeRow};

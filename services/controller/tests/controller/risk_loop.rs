@@ -56,6 +56,7 @@ impl Service {
             tenant: Some(TENANT.into()),
             account: Some(account.into()),
             region: Some(REGION.into()),
+            ..Resource::default()
         };
         let authorized = self.gate.authorize(&teller, TRANSFER, resource).await?;
         Ok(authorized.obligations)
