@@ -15,9 +15,10 @@ use regorus::rvm::{Program, RegoVM};
 
 use crate::error::PolicyError;
 
-/// The most bytecode instructions one evaluation may execute. The shipped decision runs a
-/// few hundred; a policy that loops far past this (a runaway comprehension over a huge data
-/// document) fails, and the request it was deciding is denied.
+/// The most bytecode instructions one evaluation may execute, far above what the shipped
+/// decision needs (its whole evaluation costs about 240,000 CPU instructions, of which each
+/// bytecode instruction is many); a policy that loops past it (a runaway comprehension over
+/// a huge data document) fails, and the request it was deciding is denied.
 pub const MAX_INSTRUCTIONS: usize = 200_000;
 
 /// One rule compiled to RVM bytecode, with the data it reads.
