@@ -219,21 +219,11 @@ async fn send(
     api: &AuditApi,
     request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
 ) -> anyhow::Result<reqwest::Response> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let token = match &ctx.token {
         Some(token) => Some(token.clone()),
         None => ctx.home()?.token()?,
     };
-    let client = reqwest::Client::new();
-    let base = api.url.trim_end_matches('/');
-    let mut builder = request(&client, base);
-    if let Some(token) = token {
-        builder = builder.bearer_auth(token);
-    }
-    let response = builder
-        .send()
-        .await
-        .with_context(|| format!("calling the audit service at {base}"))?;
+    let response = super::send_http("audit service", &api.url, token.as_deref(), request).await?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);

@@ -48,17 +48,7 @@ impl ControllerApi {
         token: Option<&str>,
         request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     ) -> anyhow::Result<Value> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::new();
-        let base = self.url.trim_end_matches('/');
-        let mut builder = request(&client, base);
-        if let Some(token) = token {
-            builder = builder.bearer_auth(token);
-        }
-        let response = builder
-            .send()
-            .await
-            .with_context(|| format!("calling the controller at {base}"))?;
+        let response = super::send_http("controller", &self.url, token, request).await?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {

@@ -54,3 +54,24 @@ impl Context {
         Home::resolve(self.home.as_deref())
     }
 }
+
+/// Sends one request to an HTTP service (`name`, at `url`) with a bearer `token` when given;
+/// the response is returned whatever its status, for the caller to read its own error shape.
+pub(crate) async fn send_http(
+    name: &str,
+    url: &str,
+    token: Option<&str>,
+    request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> anyhow::Result<reqwest::Response> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let base = url.trim_end_matches('/');
+    let mut builder = request(&client, base);
+    if let Some(token) = token {
+        builder = builder.bearer_auth(token);
+    }
+    builder
+        .send()
+        .await
+        .with_context(|| format!("calling the {name} at {base}"))
+}
