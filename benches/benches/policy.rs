@@ -62,6 +62,7 @@ fn decisions(c: &mut Criterion) {
         subject: "tom".into(),
         roles: vec!["teller".into()],
         tenants: vec!["acme".into()],
+        ..Principal::default()
     };
     let resource = Resource {
         tenant: Some("acme".into()),

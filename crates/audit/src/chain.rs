@@ -48,8 +48,38 @@ pub struct RowFields<'a> {
     pub summary: &'a str,
 }
 
+/// The same fields as raw bytes, as verification reads them from the database: hashing
+/// does not need them decoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawFields<'a> {
+    pub(crate) seq: i64,
+    pub(crate) kind: &'a [u8],
+    pub(crate) occurred_at: i64,
+    pub(crate) principal: &'a [u8],
+    pub(crate) subject: &'a [u8],
+    pub(crate) summary: &'a [u8],
+}
+
+impl<'a> From<&RowFields<'a>> for RawFields<'a> {
+    fn from(row: &RowFields<'a>) -> Self {
+        RawFields {
+            seq: row.seq,
+            kind: row.kind.as_bytes(),
+            occurred_at: row.occurred_at,
+            principal: row.principal.as_bytes(),
+            subject: row.subject.as_bytes(),
+            summary: row.summary.as_bytes(),
+        }
+    }
+}
+
 /// Computes a row's hash from its fields and its predecessor's hash.
 pub fn row_hash(row: &RowFields<'_>, prev: &ChainHash) -> ChainHash {
+    raw_row_hash(&RawFields::from(row), prev)
+}
+
+/// [`row_hash`] over raw fields.
+pub(crate) fn raw_row_hash(row: &RawFields<'_>, prev: &ChainHash) -> ChainHash {
     let mut hasher = Sha256::new();
     hasher.update(DOMAIN);
     hasher.update((row.seq as u64).to_be_bytes());
@@ -62,16 +92,21 @@ pub fn row_hash(row: &RowFields<'_>, prev: &ChainHash) -> ChainHash {
     hasher.finalize().into()
 }
 
-fn length_prefixed(hasher: &mut Sha256, field: &str) {
+fn length_prefixed(hasher: &mut Sha256, field: &[u8]) {
     // Fields are bounded by their columns (4 KiB at most), far below u32::MAX.
     hasher.update((field.len() as u32).to_be_bytes());
-    hasher.update(field.as_bytes());
+    hasher.update(field);
 }
 
 /// Parses 64 hex digits into a hash; `None` when malformed.
 pub fn parse_hash(text: &str) -> Option<ChainHash> {
+    parse_raw_hash(text.as_bytes())
+}
+
+/// [`parse_hash`] over the column's bytes.
+pub(crate) fn parse_raw_hash(text: &[u8]) -> Option<ChainHash> {
     let mut out = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut out).ok()?;
+    hex::decode_to_slice(text.trim_ascii(), &mut out).ok()?;
     Some(out)
 }
 

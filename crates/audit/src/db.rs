@@ -8,6 +8,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::error::{AuditError, Result};
+use crate::event::StoredEvent;
+use crate::verify::ChainReader;
 
 /// Attempts of a write transaction, the first included.
 const ATTEMPTS: u32 = 8;
@@ -29,6 +31,8 @@ pub enum Engine {
 pub struct AuditLog {
     pool: AnyPool,
     engine: Engine,
+    /// Native connections for verification, which reads the whole chain.
+    reader: ChainReader,
 }
 
 impl AuditLog {
@@ -64,12 +68,22 @@ impl AuditLog {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, engine })
+        let reader = ChainReader::connect_lazy(&url, engine)?;
+        Ok(Self {
+            pool,
+            engine,
+            reader,
+        })
     }
 
     /// The connection pool, for read queries.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The verification reader.
+    pub(crate) fn reader(&self) -> &ChainReader {
+        &self.reader
     }
 
     /// The engine behind the pool.
@@ -114,6 +128,7 @@ impl AuditLog {
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.reader.close().await;
     }
 }
 
@@ -144,6 +159,20 @@ where
             outcome => return outcome,
         }
     }
+}
+
+/// Decodes a row of the eight chain columns, in table order.
+pub(crate) fn stored_event(row: &AnyRow) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        seq: row.try_get(0)?,
+        kind: text(row, 1)?,
+        occurred_at: row.try_get(2)?,
+        principal: text(row, 3)?,
+        subject: text(row, 4)?,
+        summary: text(row, 5)?,
+        prev_hash: text(row, 6)?,
+        hash: text(row, 7)?,
+    })
 }
 
 /// Reads a text column; MariaDB may report text as bytes to the `Any` driver.

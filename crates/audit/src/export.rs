@@ -8,10 +8,10 @@
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::db::stored_event;
 use crate::db::AuditLog;
 use crate::error::Result;
 use crate::event::{EventKind, StoredEvent};
-use crate::verify::stored_event;
 
 /// The CSV header line (without the line break).
 pub const CSV_HEADER: &str = "seq,occurred_at,kind,principal,subject,summary,prev_hash,hash";

@@ -27,7 +27,7 @@ use commands::policy::PolicyCommand;
 use commands::risk::RiskCommand;
 use commands::token::TokenCommand;
 use commands::transfers::TransfersArgs;
-use commands::Context;
+use commands::{Context, TlsFiles};
 
 /// Confidential ledger on encrypted amounts (TFHE).
 #[derive(Debug, Parser)]
@@ -54,6 +54,28 @@ struct Cli {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// CA certificate (PEM) the ledger's TLS certificate chains to: connect over TLS
+    /// (the endpoint then starts with https://).
+    #[arg(long, global = true, env = "BLINDLEDGER_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a ledger that requires one (mTLS); with --tls-key.
+    #[arg(
+        long,
+        global = true,
+        env = "BLINDLEDGER_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "BLINDLEDGER_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -134,6 +156,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         endpoint: cli.endpoint,
         home: cli.home,
         token: cli.token,
+        tls: TlsFiles {
+            ca: cli.tls_ca,
+            cert: cli.tls_cert,
+            key: cli.tls_key,
+        },
     };
     match cli.command {
         Command::Dev(args) => commands::dev::run(&ctx, args).await,

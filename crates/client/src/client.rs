@@ -10,7 +10,7 @@ use pb::ledger_service_client::LedgerServiceClient;
 use tfhe::CompactPublicKey;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{is_finished, width_from_proto, ClientError};
 
@@ -90,6 +90,25 @@ impl tonic::service::Interceptor for BearerToken {
     }
 }
 
+/// TLS to the ledger: the CA its certificate chains to, and a client certificate with its
+/// key (PEM) for a ledger that requires one.
+#[derive(Clone)]
+pub struct TlsSettings {
+    /// CA certificates (PEM).
+    pub ca: Vec<u8>,
+    /// Client certificate chain and private key (PEM).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The private key is never printed.
+        f.debug_struct("TlsSettings")
+            .field("client_certificate", &self.identity.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The generated tonic client, with the bearer token attached.
 pub type RawClient = LedgerServiceClient<InterceptedService<Channel, BearerToken>>;
 
@@ -103,11 +122,26 @@ pub struct LedgerClient {
 impl LedgerClient {
     /// Connects to a ledger at `endpoint`, e.g. `http://127.0.0.1:50051`.
     pub async fn connect(endpoint: &str) -> Result<Self, ClientError> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect()
-            .await?;
-        Ok(Self::from_channel(channel))
+        Self::connect_with(endpoint, None).await
+    }
+
+    /// Connects to a ledger at `endpoint` (`https://…` with `tls`), trusting `tls.ca` for
+    /// the server's certificate and presenting `tls.identity` when the ledger requires
+    /// client certificates (mTLS).
+    pub async fn connect_with(
+        endpoint: &str,
+        tls: Option<TlsSettings>,
+    ) -> Result<Self, ClientError> {
+        let mut endpoint =
+            Endpoint::from_shared(endpoint.to_owned())?.connect_timeout(CONNECT_TIMEOUT);
+        if let Some(tls) = tls {
+            let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(tls.ca));
+            if let Some((cert, key)) = tls.identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(config)?;
+        }
+        Ok(Self::from_channel(endpoint.connect().await?))
     }
 
     /// Wraps an existing channel, with the message-size limits raised to

@@ -15,7 +15,9 @@ pub use blindledger_proto::ledger::v1::{
     Account, AggregateResult, Job, JobKind, JobState, ListTransfersResponse, MovementResult,
     Transfer, TransferLimits,
 };
-pub use client::{BearerToken, LedgerClient, RawClient, TenantInfo, MAX_MESSAGE_BYTES};
+pub use client::{
+    BearerToken, LedgerClient, RawClient, TenantInfo, TlsSettings, MAX_MESSAGE_BYTES,
+};
 pub use convert::{is_finished, width_from_proto, width_to_proto};
 pub use error::ClientError;
 pub use keys::KEY_CHUNK_BYTES;

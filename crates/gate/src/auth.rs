@@ -24,8 +24,8 @@ const LEEWAY_SECONDS: u64 = 30;
 /// Longest key id echoed back in an error, so a caller cannot make us reflect megabytes.
 const MAX_KID_ECHO: usize = 64;
 
-/// An authenticated caller, as established from its token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An authenticated caller, as established from its token or its client certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Principal {
     /// The token's `sub`: who is calling.
     pub subject: String,
@@ -33,6 +33,9 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// Tenants the token grants access to.
     pub tenants: Vec<String>,
+    /// The identity (URI or DNS SAN) of the client certificate the connection was made
+    /// with, when the service requires one (mTLS): the calling workload.
+    pub peer: Option<String>,
 }
 
 /// Why a token was refused. Messages are safe to return to callers: they carry neither key
@@ -174,6 +177,7 @@ impl TokenVerifier {
             subject: claims.sub,
             roles: claims.roles,
             tenants: claims.tenants,
+            peer: None,
         })
     }
 }

@@ -2,14 +2,36 @@
 //!
 //! It wraps a whole tonic server (`Server::builder().layer(AuthLayer::new(..))`), so no
 //! handler can be reached without a verified token unless its path is declared public.
+//!
+//! On a server that requires client certificates (mTLS), the certificate's identity is
+//! the calling workload: it is added to the token's principal as `peer` (the policy sees
+//! it as `input.peer`), and a workload granted roles in [`AuthLayer::peer_grants`] may
+//! call without a token.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::{Either, Ready};
+use serde::{Deserialize, Serialize};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
+use x509_cert::der::Decode;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::SubjectAltName;
 
-use crate::auth::{AuthError, TokenVerifier};
+use crate::auth::{AuthError, Principal, TokenVerifier};
+
+/// What a client certificate identity calling without a token is granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerGrant {
+    /// Roles, as a token's.
+    pub roles: Vec<String>,
+    /// Tenants, as a token's.
+    #[serde(default)]
+    pub tenants: Vec<String>,
+}
 
 /// Counter of refused requests, labelled by `reason`.
 const AUTH_FAILURES: &str = "blindledger_auth_failures_total";
@@ -19,6 +41,7 @@ const AUTH_FAILURES: &str = "blindledger_auth_failures_total";
 pub struct AuthLayer {
     verifier: TokenVerifier,
     public_prefixes: Arc<Vec<String>>,
+    peers: Arc<BTreeMap<String, PeerGrant>>,
 }
 
 impl AuthLayer {
@@ -27,7 +50,17 @@ impl AuthLayer {
         AuthLayer {
             verifier,
             public_prefixes: Arc::new(Vec::new()),
+            peers: Arc::new(BTreeMap::new()),
         }
+    }
+
+    /// Lets workloads whose client certificate identity (URI or DNS SAN) is a key of
+    /// `grants` call without a token, as principals named by that identity with the
+    /// granted roles and tenants. Only meaningful on a server that verifies client
+    /// certificates against a CA; elsewhere no request carries an identity.
+    pub fn peer_grants(mut self, grants: BTreeMap<String, PeerGrant>) -> Self {
+        self.peers = Arc::new(grants);
+        self
     }
 
     /// Lets requests whose path starts with `prefix` (e.g. `/grpc.health.v1.Health/`)
@@ -46,6 +79,7 @@ impl<S> Layer<S> for AuthLayer {
             inner,
             verifier: self.verifier.clone(),
             public_prefixes: Arc::clone(&self.public_prefixes),
+            peers: Arc::clone(&self.peers),
         }
     }
 }
@@ -59,6 +93,7 @@ pub struct AuthService<S> {
     inner: S,
     verifier: TokenVerifier,
     public_prefixes: Arc<Vec<String>>,
+    peers: Arc<BTreeMap<String, PeerGrant>>,
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for AuthService<S>
@@ -83,7 +118,8 @@ where
         {
             return Either::Right(self.inner.call(request));
         }
-        match authenticate(&self.verifier, request.headers()) {
+        let peer = peer_identity(request.extensions());
+        match authenticate(&self.verifier, &self.peers, request.headers(), peer) {
             Ok(principal) => {
                 let method = CalledMethod(request.uri().path().to_owned());
                 request.extensions_mut().insert(principal);
@@ -104,10 +140,53 @@ where
     }
 }
 
+/// The caller: its token's principal (with the certificate identity as `peer`), or, with
+/// no token, the principal granted to its certificate identity.
 fn authenticate(
     verifier: &TokenVerifier,
+    peers: &BTreeMap<String, PeerGrant>,
     headers: &http::HeaderMap,
-) -> Result<crate::Principal, AuthError> {
+    peer: Option<String>,
+) -> Result<Principal, AuthError> {
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        let mut principal = verify_bearer(verifier, headers)?;
+        principal.peer = peer;
+        return Ok(principal);
+    }
+    let peer = peer.ok_or(AuthError::Missing)?;
+    let grant = peers.get(&peer).ok_or(AuthError::Missing)?;
+    Ok(Principal {
+        subject: peer.clone(),
+        roles: grant.roles.clone(),
+        tenants: grant.tenants.clone(),
+        peer: Some(peer),
+    })
+}
+
+/// The identity of the verified client certificate the connection was made with: its
+/// first URI SAN (a SPIFFE id, say), else its first DNS SAN. The TLS layer has already
+/// checked the chain against the configured CA; `None` without one.
+fn peer_identity(extensions: &http::Extensions) -> Option<String> {
+    let info = extensions.get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    let certs = info.peer_certs()?;
+    let cert = x509_cert::Certificate::from_der(certs.first()?.as_ref()).ok()?;
+    let (_, names) = cert.tbs_certificate.get::<SubjectAltName>().ok()??;
+    let uri = names.0.iter().find_map(|name| match name {
+        GeneralName::UniformResourceIdentifier(uri) => Some(uri.as_str().to_owned()),
+        _ => None,
+    });
+    uri.or_else(|| {
+        names.0.iter().find_map(|name| match name {
+            GeneralName::DnsName(dns) => Some(dns.as_str().to_owned()),
+            _ => None,
+        })
+    })
+}
+
+fn verify_bearer(
+    verifier: &TokenVerifier,
+    headers: &http::HeaderMap,
+) -> Result<Principal, AuthError> {
     let value = headers
         .get(http::header::AUTHORIZATION)
         .ok_or(AuthError::Missing)?;

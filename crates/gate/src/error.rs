@@ -17,6 +17,16 @@ pub enum GateError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A configured key file could not be read.
+    #[error("key {kid}: reading {}: {source}", .path.display())]
+    KeyFile {
+        /// The key id.
+        kid: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A bundle server could not be reached or answered with an error.
     #[error("bundle {bundle}: downloading {url}: {reason}")]
     Download {

@@ -178,14 +178,18 @@ impl PolicyGate {
             }
         }
         let time = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-        serde_json::json!({
+        let mut input = serde_json::json!({
             "principal": principal.subject,
             "roles": principal.roles,
             "tenant_claims": principal.tenants,
             "method": method,
             "resource": resource_fields,
             "context": {"service_region": self.inner.service_region, "time": time},
-        })
+        });
+        if let Some(peer) = &principal.peer {
+            input["peer"] = Value::from(peer.as_str());
+        }
+        input
     }
 }
 

@@ -6,19 +6,23 @@
 //!   failing closed, and records every decision through a [`DecisionSink`] before answering.
 //! - [`BundleLoader`] keeps the engine up to date from signed bundle files, swapping it
 //!   atomically and keeping the last good one on any failure.
+//! - [`PolicySettings`] builds both from a service's configuration, logging decisions
+//!   durably through [`DbDecisionSink`].
 
 mod auth;
 mod auth_layer;
 mod error;
 mod gate;
 mod loader;
+mod setup;
 mod sink;
 
 pub use auth::{generate_keypair, AuthError, Principal, TokenIssuer, TokenVerifier};
-pub use auth_layer::{AuthLayer, AuthService, CalledMethod};
+pub use auth_layer::{AuthLayer, AuthService, CalledMethod, PeerGrant};
 pub use error::GateError;
 pub use gate::{
     principal, with_decision_id, Authorized, PolicyGate, Resource, DECISION_ID_METADATA,
 };
 pub use loader::{BundleConfig, BundleLoader, BundleSource, BundleStatus};
-pub use sink::{DecisionSink, MemorySink};
+pub use setup::{read_key_files, PolicySettings};
+pub use sink::{DbDecisionSink, DecisionSink, MemorySink};

@@ -24,7 +24,7 @@ pub use status::BundleStatus;
 use crate::error::GateError;
 use crate::gate::{PolicyGate, Resource};
 use crate::Principal;
-use source::{Download, Fetcher};
+use source::{Download, Fetcher, Poll};
 use status::Statuses;
 
 /// How long one bundle download may take before the poll counts as failed.
@@ -47,6 +47,8 @@ pub struct BundleConfig {
 struct ActiveBundle {
     sha256: String,
     etag: Option<String>,
+    /// Whether its server said it holds long polls.
+    long_polling: bool,
     bundle: Bundle,
 }
 
@@ -71,6 +73,8 @@ pub struct BundleLoader {
     /// interleave.
     active: tokio::sync::Mutex<BTreeMap<String, ActiveBundle>>,
     statuses: Statuses,
+    /// How long a bundle server is asked to hold a poll; `None`: interval polling only.
+    long_poll: Option<Duration>,
 }
 
 impl std::fmt::Debug for BundleLoader {
@@ -102,6 +106,7 @@ impl BundleLoader {
             fetcher,
             active: tokio::sync::Mutex::new(BTreeMap::new()),
             statuses,
+            long_poll: None,
         })
     }
 
@@ -170,29 +175,99 @@ impl BundleLoader {
         }
     }
 
-    /// Calls [`BundleLoader::reload`] every `interval`, starting now, until `shutdown`
-    /// resolves. Failures are in [`BundleLoader::status`] and the logs.
+    /// Asks bundle servers to hold each poll for up to `wait` and answer as soon as a new
+    /// revision is out (OPA's long polling), so a change is active within a round trip
+    /// instead of a polling interval. Servers that do not say they support it, and files,
+    /// are still polled every interval.
+    pub fn with_long_polling(mut self, wait: Duration) -> Self {
+        self.long_poll = Some(wait).filter(|w| !w.is_zero());
+        self
+    }
+
+    /// Calls [`BundleLoader::reload`] now and then every `interval`, or as soon as a long
+    /// poll reports a new revision, until `shutdown` resolves. Failures are in
+    /// [`BundleLoader::status`] and the logs.
     pub async fn run(
         self: Arc<Self>,
         interval: Duration,
         shutdown: impl Future<Output = ()> + Send,
     ) {
         let mut shutdown = std::pin::pin!(shutdown);
-        // A zero period would make tokio panic; a millisecond is as good as "continuously".
-        let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(1)));
-        // After a slow reload, wait a full interval instead of reloading in a burst.
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A zero period would make tokio spin; a millisecond is as good as "continuously".
+        let interval = interval.max(Duration::from_millis(1));
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                _ = ticker.tick() => {
-                    // The failure is already logged, counted and in the bundle's status.
-                    if self.reload().await.is_err() {
-                        continue;
-                    }
-                }
+                // The failure is already logged, counted and in the bundle's status.
+                _ = self.reload() => {}
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = self.next_poll(interval) => {}
             }
         }
+    }
+
+    /// Waits until the next reload is due: `interval`, or less when long polls are held.
+    ///
+    /// With every bundle long-pollable, the next reload follows the first poll that ends:
+    /// a change at once, a wait run out (nothing changed, ask again). A poll that fails, or
+    /// that a server ends early without a change, falls back to the interval, so a server
+    /// that is down or does not really hold polls is not asked in a loop. With some bundles
+    /// that cannot be long-polled (files, servers without support), the interval bounds
+    /// the wait.
+    async fn next_poll(&self, interval: Duration) {
+        let (polls, all) = self.long_pollable().await;
+        let Some(wait) = self.long_poll.filter(|_| !polls.is_empty()) else {
+            return tokio::time::sleep(interval).await;
+        };
+        let started = tokio::time::Instant::now();
+        let polls = polls.iter().map(|(url, etag)| {
+            Box::pin(async move {
+                match self.fetcher.wait_for_change(url, etag, wait).await {
+                    Ok(Poll::Changed) => true,
+                    Ok(Poll::Unchanged) => false,
+                    Err(reason) => {
+                        tracing::debug!(%url, %reason, "long poll failed");
+                        false
+                    }
+                }
+            })
+        });
+        let first = async {
+            let (changed, _, _) = futures::future::select_all(polls).await;
+            let held = started.elapsed() >= wait / 2;
+            if !changed && !held {
+                tokio::time::sleep_until(started + interval).await;
+            }
+        };
+        if all {
+            first.await;
+        } else {
+            tokio::select! {
+                () = first => {}
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    /// The `(url, ETag)` of every active bundle whose server holds polls, and whether
+    /// those are all the configured bundles.
+    async fn long_pollable(&self) -> (Vec<(String, String)>, bool) {
+        let active = self.active.lock().await;
+        let polls: Vec<_> = self
+            .bundles
+            .iter()
+            .filter_map(|config| {
+                let BundleSource::Http(url) = &config.source else {
+                    return None;
+                };
+                let bundle = active.get(&config.name).filter(|b| b.long_polling)?;
+                Some((url.clone(), bundle.etag.clone()?))
+            })
+            .collect();
+        let all = polls.len() == self.bundles.len();
+        (polls, all)
     }
 
     /// Returns each configured bundle's status, in configuration order.
@@ -207,14 +282,18 @@ impl BundleLoader {
         active: Option<&ActiveBundle>,
     ) -> Result<Fetched, GateError> {
         let etag = active.and_then(|a| a.etag.as_deref());
-        let (bytes, etag) = match self
+        let (bytes, etag, long_polling) = match self
             .fetcher
             .fetch(&config.name, &config.source, etag)
             .await?
         {
             Download::Missing => return Ok(Fetched::Missing),
             Download::NotModified => return Ok(Fetched::Unchanged),
-            Download::Bytes { body, etag } => (body, etag),
+            Download::Bytes {
+                body,
+                etag,
+                long_polling,
+            } => (body, etag, long_polling),
         };
         let sha256 = hex::encode(Sha256::digest(&bytes));
         if active.is_some_and(|a| a.sha256 == sha256) {
@@ -230,6 +309,7 @@ impl BundleLoader {
         Ok(Fetched::New(Box::new(ActiveBundle {
             sha256,
             etag,
+            long_polling,
             bundle,
         })))
     }
@@ -244,6 +324,7 @@ impl BundleLoader {
             subject: "bundle-loader".to_string(),
             roles: Vec::new(),
             tenants: Vec::new(),
+            ..Principal::default()
         };
         let input = self.gate.input(
             &warm_principal,

@@ -1,11 +1,13 @@
 //! Where decision-log events go: a durable writer supplied by the service.
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 use blindledger_policy::DecisionEvent;
+use blindledger_store::{now_ms, Db, DecisionRecord};
 use futures::future::BoxFuture;
 
-/// A durable decision-log writer (the ledger implements it over its database).
+/// A durable decision-log writer ([`DbDecisionSink`] in the services).
 ///
 /// [`PolicyGate::authorize`](crate::PolicyGate::authorize) waits for `record` before it
 /// answers, and denies the request when it fails: no decision without an audit record.
@@ -57,5 +59,56 @@ impl DecisionSink for MemorySink {
             .unwrap_or_else(PoisonError::into_inner)
             .push(event.clone());
         Box::pin(futures::future::ready(Ok(())))
+    }
+}
+
+/// Writes decision-log events to the `decision_log` table before the decision takes effect;
+/// the audit service imports them into the audit trail from there.
+#[derive(Debug, Clone)]
+pub struct DbDecisionSink {
+    db: Db,
+}
+
+impl DbDecisionSink {
+    /// A sink writing through `db`.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+impl DecisionSink for DbDecisionSink {
+    fn record<'a>(&'a self, event: &'a DecisionEvent) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let allowed = event
+                .result
+                .as_ref()
+                .and_then(|r| r.get("allow"))
+                .and_then(|a| a.as_bool())
+                .unwrap_or(false);
+            let revisions: BTreeMap<&str, &str> = event
+                .bundles
+                .iter()
+                .map(|(name, b)| (name.as_str(), b.revision.as_str()))
+                .collect();
+            let method = event
+                .input
+                .get("method")
+                .and_then(|m| m.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let record = DecisionRecord {
+                decision_id: event.decision_id.clone(),
+                logged_at: now_ms(),
+                principal: event.requested_by.clone().unwrap_or_default(),
+                method,
+                allowed,
+                revisions: serde_json::to_string(&revisions).map_err(|e| e.to_string())?,
+                event: serde_json::to_vec(event).map_err(|e| e.to_string())?,
+            };
+            self.db
+                .record_decision(&record)
+                .await
+                .map_err(|e| e.to_string())
+        })
     }
 }

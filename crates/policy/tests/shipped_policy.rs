@@ -171,6 +171,11 @@ fn compiled_decisions_equal_the_interpreters_on_every_combination() {
     let methods = rpcs
         .iter()
         .map(|rpc| format!("/blindledger.ledger.v1.LedgerService/{rpc}"))
+        .chain(
+            ["Decisions", "Export", "AdminCommand"]
+                .iter()
+                .map(|name| format!("/blindledger.audit.v1.Dashboard/{name}")),
+        )
         .chain(["/grpc.health.v1.Health/Check".to_string()]);
     let resources = [
         json!({"tenant": "acme", "account": "dave", "region": "eu-west", "key_id": "new-key"}),
@@ -213,7 +218,7 @@ fn compiled_decisions_equal_the_interpreters_on_every_combination() {
             }
         }
     }
-    assert_eq!(compared, 13 * 7 * 11);
+    assert_eq!(compared, 16 * 7 * 11);
     let expected = [
         "account blocked",
         "account frozen",

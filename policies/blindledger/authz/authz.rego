@@ -5,12 +5,17 @@
 #   principal      authenticated subject, e.g. "alice"
 #   roles          roles the token grants: "admin", "treasury", "teller", "auditor"
 #   tenant_claims  tenants the token grants access to
-#   method         full gRPC method, e.g. "/blindledger.ledger.v1.LedgerService/Transfer"
+#   method         full gRPC method, e.g. "/blindledger.ledger.v1.LedgerService/Transfer";
+#                  the audit service names its dashboard and API requests alike,
+#                  "/blindledger.audit.v1.Dashboard/Decisions"
 #   resource       {"tenant", "account", "region", "counterparty", "key_id"}: what the
 #                  request touches; "counterparty" is a transfer's receiving account and
 #                  "key_id" the id of the tenant's registered keys
 #   context        {"service_region", "time", "risk"}: facts about the serving side;
 #                  "risk" is carried for the decision log only (and masked there)
+#   peer           the client certificate's identity (URI or DNS SAN) on a service that
+#                  requires client certificates (mTLS); absent otherwise. A workload
+#                  granted roles by its certificate calls with principal = peer.
 #
 # Risk data comes from the controller's `risk` bundle, which owns the root `risk`:
 #   data.risk.tiers   {"<tenant>/<account>": "low" | "medium" | "high" | "blocked"}
@@ -59,6 +64,26 @@ method_permitted if {
 tenant_permitted if is_admin
 
 tenant_permitted if input.resource.tenant in tenant_claims
+
+# The audit service's dashboard and API. Compliance officers (auditors) read the whole
+# trail across tenants: it holds metadata only. Signed admin commands take the admin role
+# (and the officer's signature, which the service checks on top).
+dashboard_prefix := "/blindledger.audit.v1.Dashboard/"
+
+dashboard_request := trim_prefix(input.method, dashboard_prefix) if startswith(input.method, dashboard_prefix)
+
+dashboard_reads := {
+	"SignIn", "Overview", "Decisions", "Transactions", "Transaction", "Attention", "Risk",
+	"Bundles", "Export", "Events", "Verify", "Checkpoints", "PolicyData",
+}
+
+method_permitted if {
+	"auditor" in roles
+	dashboard_request in dashboard_reads
+}
+
+# The trail spans tenants: on the dashboard the role alone decides.
+tenant_permitted if dashboard_request
 
 default allow := false
 

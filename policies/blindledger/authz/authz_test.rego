@@ -251,3 +251,44 @@ test_revocation_touches_only_the_revoked_key if {
 	request := object.union(teller, {"resource": {"key_id": "k2"}})
 	authz.decision.allow with input as request with data.risk as risk_data
 }
+
+officer(role, name) := {
+	"principal": "carol",
+	"roles": [role],
+	"tenant_claims": [],
+	"method": concat("", [authz.dashboard_prefix, name]),
+	"resource": {},
+	"context": {"service_region": "eu-west", "time": "2026-11-21T10:00:00Z"},
+}
+
+test_auditor_reads_the_dashboard_across_tenants if {
+	every name in authz.dashboard_reads {
+		request := officer("auditor", name)
+		d := authz.decision with input as request
+		d.allow
+		d.obligations == {}
+	}
+}
+
+test_admin_commands_need_the_admin_role if {
+	auditor := officer("auditor", "AdminCommand")
+	d := authz.decision with input as auditor
+	not d.allow
+	count(d.reasons) == 1
+	endswith(d.reasons[0], "may not call /blindledger.audit.v1.Dashboard/AdminCommand")
+	admin := officer("admin", "AdminCommand")
+	authz.decision.allow with input as admin
+}
+
+test_money_roles_do_not_read_the_dashboard if {
+	every role in {"teller", "treasury"} {
+		request := officer(role, "Decisions")
+		not authz.decision.allow with input as request
+	}
+}
+
+test_dashboard_names_do_not_open_ledger_calls if {
+	# An auditor's dashboard permission is not a permission on the ledger.
+	request := object.union(as_role("auditor", "GetBalance"), {"resource": {}})
+	not authz.decision.allow with input as request
+}

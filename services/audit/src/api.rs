@@ -17,7 +17,7 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::auth::{AdminOfficer, Officer};
+use crate::auth::Officer;
 use crate::error::AppError;
 use crate::queries::parse_time;
 use crate::state::AppState;
@@ -56,7 +56,7 @@ pub async fn checkpoints(State(state): State<AppState>, _: Officer) -> Result<Re
 /// `POST /api/admin/command`: a signed admin command.
 pub async fn admin_command(
     State(state): State<AppState>,
-    _: AdminOfficer,
+    _: Officer,
     Json(signed): Json<SignedCommand>,
 ) -> Result<Json<AcceptedCommand>, AppError> {
     Ok(Json(state.commands.submit(&signed).await?))

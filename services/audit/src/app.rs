@@ -1,6 +1,5 @@
 //! Start-up and shutdown: what `main`, `blindledger dev` and the tests all run.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use blindledger_audit::admin::{AdminCommands, OfficerKeys};
 use blindledger_audit::{AuditLog, CheckpointKeys, CheckpointSigner, Importer};
-use blindledger_gate::TokenVerifier;
+use blindledger_gate::{
+    read_key_files, BundleLoader, DbDecisionSink, PolicySettings, TokenVerifier,
+};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
@@ -30,6 +31,7 @@ pub struct Application {
     config: AuditConfig,
     state: AppState,
     signer: Option<CheckpointSigner>,
+    bundles: Arc<BundleLoader>,
     listener: TcpListener,
     addr: SocketAddr,
     /// Set once shutdown begins: ends the background tasks and open event streams.
@@ -52,12 +54,12 @@ impl Application {
             "no token_keys configured: officers sign in with signed tokens"
         );
         let tokens = TokenVerifier::new(
-            &read_keys(&config.token_keys)?,
+            &read_key_files(&config.token_keys)?,
             &config.token_issuer,
             &config.token_audience,
         )
         .context("loading token keys")?;
-        let officers = OfficerKeys::from_pems(&read_keys(&config.officer_keys)?)
+        let officers = OfficerKeys::from_pems(&read_key_files(&config.officer_keys)?)
             .context("loading officer keys")?;
         if officers.is_empty() {
             tracing::warn!("no officer_keys configured: every admin command is refused");
@@ -77,6 +79,7 @@ impl Application {
         let log = AuditLog::connect(&url, config.max_connections, config.migrate)
             .await
             .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
+        let (gate, bundles) = policy_gate(&config, &url).await?;
         let commands = AdminCommands::new(log.clone(), officers, config.command_window_ms);
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -88,6 +91,7 @@ impl Application {
         let state = AppState {
             log,
             tokens,
+            gate,
             commands,
             checkpoint_keys,
             live,
@@ -98,6 +102,7 @@ impl Application {
             config,
             state,
             signer,
+            bundles,
             listener,
             addr,
             stop: Arc::new(stop),
@@ -122,6 +127,10 @@ impl Application {
     ) -> anyhow::Result<()> {
         let stop_rx = self.state.stopping.clone();
         let mut tasks = Vec::new();
+        let poll = Duration::from_millis(self.config.policy_poll_ms.max(100));
+        tasks.push(tokio::spawn(
+            self.bundles.clone().run(poll, stopped(stop_rx.clone())),
+        ));
         let live_poll = Duration::from_millis(self.config.live_poll_ms.max(20));
         tasks.push(tokio::spawn(run_feed(
             self.state.log.clone(),
@@ -172,6 +181,35 @@ impl Application {
     }
 }
 
+/// The gate deciding every request, logging its decisions to the `decision_log` table the
+/// importer reads, and its bundle loader, tried once now: a bad or missing bundle is not
+/// fatal (requests are refused with 503 until a good one appears).
+async fn policy_gate(
+    config: &AuditConfig,
+    url: &str,
+) -> anyhow::Result<(blindledger_gate::PolicyGate, Arc<BundleLoader>)> {
+    // Its own small pool: decisions are written as they are made, apart from the reads.
+    let db = blindledger_store::Db::connect(url, 2)
+        .await
+        .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
+    let settings = PolicySettings {
+        region: &config.region,
+        policy_bundle: config.policy_bundle.as_ref(),
+        risk_bundle: config.risk_bundle.as_ref(),
+        bundle_keys: &config.bundle_keys,
+        require_signed_bundles: config.require_signed_bundles,
+        bundle_scope: config.bundle_scope.as_deref(),
+        long_poll: std::time::Duration::from_secs(config.policy_long_poll_s),
+    };
+    let (gate, bundles) = settings
+        .build(Arc::new(DbDecisionSink::new(db)))
+        .context("setting up the policy gate")?;
+    if let Err(err) = bundles.reload().await {
+        tracing::error!(error = %err, "no policy active at start-up");
+    }
+    Ok((gate, bundles))
+}
+
 /// Resolves once `stop` changes.
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.changed().await;
@@ -215,7 +253,7 @@ fn checkpoint_keys(
     config: &AuditConfig,
     signer: Option<&CheckpointSigner>,
 ) -> anyhow::Result<CheckpointKeys> {
-    let mut pems = read_keys(&config.checkpoint_public_keys)?;
+    let mut pems = read_key_files(&config.checkpoint_public_keys)?;
     if let Some(signer) = signer {
         pems.insert(signer.key_id().to_owned(), signer.public_key_pem()?);
     }
@@ -224,12 +262,6 @@ fn checkpoint_keys(
 
 fn read(path: &PathBuf) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-fn read_keys(keys: &BTreeMap<String, PathBuf>) -> anyhow::Result<BTreeMap<String, String>> {
-    keys.iter()
-        .map(|(kid, path)| Ok((kid.clone(), read(path)?)))
-        .collect()
 }
 
 /// The directory of a SQLite database file, to create it before connecting.

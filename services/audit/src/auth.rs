@@ -1,12 +1,11 @@
 //! Officer sign-in: a bearer token in the `Authorization` header, or the same token kept
 //! in an HttpOnly session cookie by the login form. Tokens are the services' EdDSA JWTs,
-//! verified by [`TokenVerifier`]; the dashboard admits the roles `auditor` and `admin`,
-//! signed commands need `admin`.
+//! verified by [`TokenVerifier`](blindledger_gate::TokenVerifier); what each officer may
+//! do is the policy's decision ([`crate::access`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Redirect, Response};
 use blindledger_gate::Principal;
 
 use crate::error::AppError;
@@ -14,20 +13,10 @@ use crate::state::AppState;
 
 /// Name of the session cookie holding the token.
 pub const SESSION_COOKIE: &str = "bl_audit_session";
-/// Roles that may read the dashboard.
-const READER_ROLES: [&str; 2] = ["auditor", "admin"];
 
-/// A signed-in officer allowed to read the audit trail.
+/// The signed-in officer whose request the policy allowed.
 #[derive(Debug, Clone)]
 pub struct Officer(pub Principal);
-
-/// A signed-in officer with the `admin` role.
-#[derive(Debug, Clone)]
-pub struct AdminOfficer(pub Principal);
-
-/// An officer on an HTML page: without a valid session the browser is sent to `/login`.
-#[derive(Debug, Clone)]
-pub struct PageOfficer(pub Principal);
 
 /// The token of a request: the bearer header first, then the session cookie.
 pub fn request_token(headers: &HeaderMap) -> Option<&str> {
@@ -50,50 +39,17 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// Verifies the request's token and requires one of `roles`.
-fn authenticate(parts: &Parts, state: &AppState, roles: &[&str]) -> Result<Principal, AppError> {
-    let token = request_token(&parts.headers).ok_or(AppError::Unauthenticated)?;
-    let principal = state.tokens.verify(token).map_err(|err| {
-        tracing::debug!(reason = err.reason(), "sign-in token refused");
-        AppError::Unauthenticated
-    })?;
-    if principal.roles.iter().any(|r| roles.contains(&r.as_str())) {
-        Ok(principal)
-    } else {
-        Err(AppError::Forbidden("the auditor or admin role is required"))
-    }
-}
-
 impl FromRequestParts<AppState> for Officer {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        authenticate(parts, state, &READER_ROLES).map(Officer)
-    }
-}
-
-impl FromRequestParts<AppState> for AdminOfficer {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        authenticate(parts, state, &["admin"])
-            .map_err(|err| match err {
-                AppError::Forbidden(_) => AppError::Forbidden("the admin role is required"),
-                other => other,
-            })
-            .map(AdminOfficer)
-    }
-}
-
-impl FromRequestParts<AppState> for PageOfficer {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        match authenticate(parts, state, &READER_ROLES) {
-            Ok(principal) => Ok(PageOfficer(principal)),
-            Err(AppError::Unauthenticated) => Err(Redirect::to("/login").into_response()),
-            Err(other) => Err(other.into_response()),
-        }
+    /// Set by the gate on the routes it guards; a handler on an unguarded route gets
+    /// nobody, so forgetting the gate fails closed.
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, AppError> {
+        parts
+            .extensions
+            .get::<Officer>()
+            .cloned()
+            .ok_or(AppError::Unauthenticated)
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use blindledger_gate::BundleSource;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
@@ -30,6 +31,25 @@ pub struct AuditConfig {
     pub token_issuer: String,
     /// Required `aud` of sign-in tokens.
     pub token_audience: String,
+    /// Region this instance runs in, as the policy's `context.service_region`.
+    pub region: String,
+    /// The `blindledger` policy bundle deciding every dashboard request: a file path, or
+    /// the URL of a bundle server (the controller). Until a valid one is loaded, requests
+    /// are refused with 503.
+    pub policy_bundle: Option<BundleSource>,
+    /// The controller's `risk` data bundle (path or URL); optional.
+    pub risk_bundle: Option<BundleSource>,
+    /// Ed25519 public keys (PEM files) verifying bundle signatures, by key id.
+    pub bundle_keys: BTreeMap<String, PathBuf>,
+    /// Refuse unsigned bundles (never turn off outside development).
+    pub require_signed_bundles: bool,
+    /// Signature scope bundles must carry, if any.
+    pub bundle_scope: Option<String>,
+    /// How often bundle sources are polled for a new revision.
+    pub policy_poll_ms: u64,
+    /// How long a bundle server that supports it (the controller) is asked to hold a poll
+    /// until a new revision is out (long polling), in seconds; 0 turns it off.
+    pub policy_long_poll_s: u64,
     /// Ed25519 public keys (PEM files) of officers allowed to sign admin commands, by key id.
     pub officer_keys: BTreeMap<String, PathBuf>,
     /// Accepted distance between a command's `issued_at` and the clock, in milliseconds.
@@ -66,6 +86,14 @@ impl Default for AuditConfig {
             token_keys: BTreeMap::new(),
             token_issuer: "blindledger".into(),
             token_audience: "blindledger".into(),
+            region: "local".into(),
+            policy_bundle: None,
+            risk_bundle: None,
+            bundle_keys: BTreeMap::new(),
+            require_signed_bundles: true,
+            bundle_scope: None,
+            policy_poll_ms: 5_000,
+            policy_long_poll_s: 30,
             officer_keys: BTreeMap::new(),
             command_window_ms: blindledger_audit::admin::DEFAULT_WINDOW_MS,
             checkpoint_key: None,
@@ -91,6 +119,14 @@ impl AuditConfig {
         "token_keys",
         "token_issuer",
         "token_audience",
+        "region",
+        "policy_bundle",
+        "risk_bundle",
+        "bundle_keys",
+        "require_signed_bundles",
+        "bundle_scope",
+        "policy_poll_ms",
+        "policy_long_poll_s",
         "officer_keys",
         "command_window_ms",
         "checkpoint_key",

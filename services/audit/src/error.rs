@@ -16,9 +16,15 @@ pub enum AppError {
     /// No valid token.
     #[error("sign-in required")]
     Unauthenticated,
-    /// A valid token without a role allowed here.
-    #[error("forbidden: {0}")]
-    Forbidden(&'static str),
+    /// The policy refused the request (403 with its reasons), or no policy is loaded yet
+    /// (503).
+    #[error("{message}")]
+    Denied {
+        /// 403 or 503.
+        status: StatusCode,
+        /// The gate's answer: the policy's reasons, never a confidential outcome.
+        message: String,
+    },
     /// A malformed parameter or body.
     #[error("{0}")]
     BadRequest(String),
@@ -52,7 +58,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Denied { status, .. } => *status,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Rejected(CommandRejection::Replayed) => StatusCode::CONFLICT,

@@ -6,6 +6,7 @@
 //! balance: the audit trail holds metadata only, and jobs are shown with the sizes of
 //! their ciphertexts.
 
+pub mod access;
 mod api;
 mod app;
 pub mod auth;

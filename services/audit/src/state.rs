@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use blindledger_audit::admin::AdminCommands;
 use blindledger_audit::{AuditLog, CheckpointKeys};
-use blindledger_gate::TokenVerifier;
+use blindledger_gate::{PolicyGate, TokenVerifier};
 use tokio::sync::{broadcast, watch};
 
 use crate::live::LiveDecision;
@@ -16,6 +16,8 @@ pub struct AppState {
     pub log: AuditLog,
     /// Verifies officers' sign-in tokens.
     pub tokens: TokenVerifier,
+    /// Decides every request with the shipped policy and logs the decision.
+    pub gate: PolicyGate,
     /// Verifies and applies signed admin commands.
     pub commands: AdminCommands,
     /// Keys checkpoints are verified with.

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use blindledger_gate::TokenVerifier;
+use blindledger_gate::{read_key_files, TokenVerifier};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::alerts::{AlertDelivery, AlertOutbox};
 use crate::config::ControllerConfig;
-use crate::controller::{read_keys, Controller};
+use crate::controller::Controller;
 use crate::http;
 use crate::repo::Repo;
 
@@ -124,8 +124,13 @@ impl Application {
             })));
         }
         tracing::info!(addr = %self.addr, "controller serving");
+        let controller = self.controller.clone();
         axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // Long polls would hold the graceful shutdown for their whole wait.
+                controller.served().close();
+            })
             .await
             .context("serving HTTP")?;
         let _ = stop_tx.send(true);
@@ -194,7 +199,7 @@ fn token_verifier(config: &ControllerConfig) -> anyhow::Result<TokenVerifier> {
         !config.token_keys.is_empty(),
         "no token_keys configured: the controller authenticates every API call with a token"
     );
-    let keys = read_keys(&config.token_keys)?;
+    let keys = read_key_files(&config.token_keys)?;
     TokenVerifier::new(&keys, &config.token_issuer, &config.token_audience)
         .context("loading token keys")
 }

@@ -2,12 +2,14 @@
 //! archive bytes (so signatures keep verifying) with its strong ETag.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::body::Bytes;
 use blindledger_policy::{Bundle, BundleError, BundleLimits, PolicyEngine, PolicyError};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 /// The name of the CI-pushed rules bundle.
 pub const POLICY_BUNDLE: &str = "blindledger";
@@ -51,10 +53,24 @@ impl ServedBundle {
     }
 }
 
-/// The active revision of every bundle name; reads never wait on a database.
-#[derive(Debug, Default)]
+/// The active revision of every bundle name; reads never wait on a database. Long polls
+/// wait on [`ActiveBundles::changes`].
+#[derive(Debug)]
 pub struct ActiveBundles {
     active: RwLock<BTreeMap<String, Arc<ServedBundle>>>,
+    /// Bumped on every change, and once more when the server closes.
+    changes: watch::Sender<u64>,
+    closing: AtomicBool,
+}
+
+impl Default for ActiveBundles {
+    fn default() -> Self {
+        ActiveBundles {
+            active: RwLock::default(),
+            changes: watch::channel(0).0,
+            closing: AtomicBool::new(false),
+        }
+    }
 }
 
 impl ActiveBundles {
@@ -70,6 +86,23 @@ impl ActiveBundles {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name, Arc::new(served));
+        self.changes.send_modify(|generation| *generation += 1);
+    }
+
+    /// Wakes on every change (subscribe before reading, so none is missed in between).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Ends every long poll now and every later one at once: the server is stopping.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.changes.send_modify(|generation| *generation += 1);
+    }
+
+    /// Whether [`ActiveBundles::close`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<ServedBundle>>> {

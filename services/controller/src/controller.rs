@@ -2,11 +2,11 @@
 //! its keys, storage, served bundles and alert outbox. The operations live beside it:
 //! `cycle` (risk), `push` (CI bundles), `history` (revisions and rollback).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use blindledger_gate::read_key_files;
 use blindledger_policy::{Bundle, BundleVerifier, PolicyEngine, SigningKey};
 use blindledger_store::now_ms;
 
@@ -53,7 +53,7 @@ impl Controller {
             .context("no signing_key configured: the controller signs the risk bundle")?;
         let pem = read(key_path)?;
         let signing_key = SigningKey::from_pem(&pem).context("reading the signing key")?;
-        let ci_keys = read_keys(&config.ci_keys)?;
+        let ci_keys = read_key_files(&config.ci_keys)?;
         let ci_verifier = BundleVerifier::new(ci_keys, config.ci_scope.clone(), true)
             .context("loading the CI keys")?;
         let controller = Controller {
@@ -87,6 +87,11 @@ impl Controller {
     /// The active revision of bundle `name` (`blindledger` or `risk`), as served.
     pub fn bundle(&self, name: &str) -> Option<Arc<ServedBundle>> {
         self.bundles.get(name)
+    }
+
+    /// The bundles being served, for the bundle server's long polls.
+    pub(crate) fn served(&self) -> &ActiveBundles {
+        &self.bundles
     }
 
     /// The public key (SPKI PEM) services verify the risk bundle with.
@@ -175,16 +180,4 @@ impl Controller {
 /// Reads a PEM file.
 fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// Reads the PEM files of a key map.
-pub(crate) fn read_keys(
-    keys: &BTreeMap<String, std::path::PathBuf>,
-) -> anyhow::Result<BTreeMap<String, String>> {
-    keys.iter()
-        .map(|(kid, path)| {
-            let pem = read(path).with_context(|| format!("key {kid}"))?;
-            Ok((kid.clone(), pem))
-        })
-        .collect()
 }

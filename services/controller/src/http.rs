@@ -3,7 +3,7 @@
 //!
 //! | route | auth | |
 //! |---|---|---|
-//! | `GET /bundles/{name}` | none | `blindledger` or `risk` bundle, strong `ETag`, `304` on `If-None-Match`, `404` when none |
+//! | `GET /bundles/{name}` | none | `blindledger` or `risk` bundle, strong `ETag`, `304` on `If-None-Match`, long polling with `Prefer: wait=N`, `404` when none |
 //! | `GET /v1/risk/scores` | admin, ci, auditor | tiers, scores and the features that drove them |
 //! | `POST /v1/risk/cycle` | admin | runs a cycle now (`?retrain=true` forces a new model) |
 //! | `POST /v1/policy/push` | admin, ci | body: a signed bundle (tar.gz); `?max_changed=N` |
@@ -20,6 +20,7 @@ mod api;
 mod auth;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -58,17 +59,57 @@ pub fn router(controller: Arc<Controller>, tokens: TokenVerifier) -> Router {
         .with_state(AppState { controller, tokens })
 }
 
-/// Serves the active revision of a bundle, as OPA's bundle service protocol does.
+/// Longest a long poll is held, whatever the client asks for.
+const MAX_WAIT: Duration = Duration::from_secs(120);
+
+/// The media type by which a bundle server tells OPA (and our loaders) that it holds
+/// requests carrying `Prefer: wait=N`.
+pub const LONG_POLLING_CONTENT_TYPE: &str = "application/vnd.openpolicyagent.bundles";
+
+/// Serves the active revision of a bundle, as OPA's bundle service protocol does, long
+/// polling included: with `Prefer: wait=N` and the current ETag in `If-None-Match`, the
+/// answer waits until a new revision is active (200) or `N` seconds pass (304).
 async fn serve_bundle(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(served) = state.controller.bundle(&name) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let etag = served.etag();
-    let matches = headers
+    let served = state.controller.served();
+    let wait = requested_wait(&headers);
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed before the first read: a revision activated in between still wakes it.
+    let mut changes = served.changes();
+    loop {
+        let Some(bundle) = served.get(&name) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        let etag = bundle.etag();
+        if !if_none_match(&headers, &etag) {
+            let headers = [
+                (header::ETAG, etag),
+                (header::CONTENT_TYPE, LONG_POLLING_CONTENT_TYPE.to_string()),
+            ];
+            return (StatusCode::OK, headers, bundle.archive.clone()).into_response();
+        }
+        let changed = !wait.is_zero()
+            && !served.is_closing()
+            && matches!(
+                tokio::time::timeout_at(deadline, changes.changed()).await,
+                Ok(Ok(()))
+            );
+        if !changed || served.is_closing() {
+            let headers = [
+                (header::ETAG, etag),
+                (header::CONTENT_TYPE, LONG_POLLING_CONTENT_TYPE.to_string()),
+            ];
+            return (StatusCode::NOT_MODIFIED, headers).into_response();
+        }
+    }
+}
+
+/// Whether `If-None-Match` names `etag` (or `*`).
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -76,15 +117,19 @@ async fn serve_bundle(
         .any(|tag| {
             let tag = tag.trim();
             tag == "*" || tag == etag
-        });
-    if matches {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
-    }
-    let headers = [
-        (header::ETAG, etag),
-        (header::CONTENT_TYPE, "application/gzip".to_string()),
-    ];
-    (StatusCode::OK, headers, served.archive.clone()).into_response()
+        })
+}
+
+/// The `wait=N` preference of RFC 7240 (seconds), at most [`MAX_WAIT`]; zero without one.
+fn requested_wait(headers: &HeaderMap) -> Duration {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| p.trim().strip_prefix("wait="))
+        .find_map(|n| n.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, |n| Duration::from_secs(n).min(MAX_WAIT))
 }
 
 async fn metrics() -> Response {

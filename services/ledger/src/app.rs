@@ -9,6 +9,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use blindledger_fhe::FheExecutor;
 use blindledger_gate::{AuthLayer, BundleLoader, PolicyGate, TokenVerifier};
@@ -31,6 +32,8 @@ pub struct Application {
     metrics_addr: Option<SocketAddr>,
     owner: String,
     tokens: TokenVerifier,
+    /// TLS (and client certificates) when configured.
+    tls: Option<ServerTlsConfig>,
     gate: PolicyGate,
     bundles: Arc<BundleLoader>,
 }
@@ -52,6 +55,7 @@ impl Application {
                 .with_context(|| format!("creating {}", path.display()))?;
         }
         let tokens = token_verifier(&config)?;
+        let tls = server_tls(&config)?;
         let db = Db::connect(&url, config.max_connections)
             .await
             .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
@@ -95,6 +99,7 @@ impl Application {
             metrics_addr,
             owner,
             tokens,
+            tls,
             gate,
             bundles,
         })
@@ -156,13 +161,18 @@ impl Application {
             .max_encoding_message_size(max);
         tracing::info!(addr = %self.grpc_addr, owner = %self.owner, "ledger serving");
         let mut stop_signal = stop_rx.clone();
-        tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls.clone() {
+            server = server.tls_config(tls).context("setting up TLS")?;
+        }
+        server
             // Outermost: every RPC counted and timed, including rejected ones.
             .layer(GrpcMetricsLayer)
             // Then authentication: no ledger method runs for an unauthenticated caller.
             // Health checks and reflection (the schema only) stay open to probes and tools.
             .layer(
                 AuthLayer::new(self.tokens.clone())
+                    .peer_grants(self.config.peer_grants.clone())
                     .public_path_prefix("/grpc.health.v1.Health/")
                     .public_path_prefix("/grpc.reflection.v1.ServerReflection/"),
             )
@@ -256,4 +266,32 @@ async fn report_health(
             _ = stop.changed() => break,
         }
     }
+}
+
+/// The TLS settings of the gRPC server, when a certificate is configured; with a client CA
+/// every connection must present a certificate chaining to it.
+fn server_tls(config: &LedgerConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    anyhow::ensure!(
+        config.peer_grants.is_empty() || config.tls_client_ca.is_some(),
+        "peer_grants need tls_client_ca: without client certificates no caller has an identity"
+    );
+    let (cert, key) = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => (read(cert)?, read(key)?),
+        (None, None) => {
+            anyhow::ensure!(
+                config.tls_client_ca.is_none(),
+                "tls_client_ca needs tls_cert and tls_key: client certificates are checked over TLS"
+            );
+            return Ok(None);
+        }
+        _ => anyhow::bail!("tls_cert and tls_key go together"),
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    if let Some(ca) = &config.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use blindledger_gate::BundleSource;
+use blindledger_gate::{BundleSource, PeerGrant};
 use blindledger_telemetry::redact_url;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -60,12 +60,27 @@ pub struct LedgerConfig {
     pub bundle_scope: Option<String>,
     /// How often bundle sources are polled for a new revision.
     pub policy_poll_ms: u64,
+    /// How long a bundle server that supports it (the controller) is asked to hold a poll
+    /// until a new revision is out (long polling), in seconds; 0 turns it off.
+    pub policy_long_poll_s: u64,
     /// Ed25519 public keys (PEM files) verifying access tokens, by key id. Required.
     pub token_keys: BTreeMap<String, PathBuf>,
     /// Required `iss` of access tokens.
     pub token_issuer: String,
     /// Required `aud` of access tokens.
     pub token_audience: String,
+    /// The server's certificate chain (PEM file): serve gRPC over TLS. Unset: plaintext
+    /// (behind a mesh or on localhost).
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM file).
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM file) client certificates must chain to: every connection
+    /// then needs one (mTLS), and its identity (URI or DNS SAN) reaches the policy as
+    /// `input.peer`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Client certificate identities allowed to call without a token, with the roles and
+    /// tenants each is granted (needs `tls_client_ca`).
+    pub peer_grants: BTreeMap<String, PeerGrant>,
 }
 
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -96,9 +111,14 @@ impl Default for LedgerConfig {
             require_signed_bundles: true,
             bundle_scope: None,
             policy_poll_ms: 5_000,
+            policy_long_poll_s: 30,
             token_keys: BTreeMap::new(),
             token_issuer: "blindledger".into(),
             token_audience: "blindledger".into(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            peer_grants: BTreeMap::new(),
         }
     }
 }
@@ -127,9 +147,14 @@ impl LedgerConfig {
         "require_signed_bundles",
         "bundle_scope",
         "policy_poll_ms",
+        "policy_long_poll_s",
         "token_keys",
         "token_issuer",
         "token_audience",
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "peer_grants",
     ];
 
     /// Loads defaults, then `file` when given, then `BLINDLEDGER_*` variables.

@@ -1,7 +1,6 @@
 //! Row-by-row checks of the chain, independent of where the rows come from.
 
-use crate::chain::{format_hash, parse_hash, row_hash, ChainHash, RowFields};
-use crate::event::StoredEvent;
+use crate::chain::{format_hash, parse_raw_hash, raw_row_hash, ChainHash, RawFields};
 use crate::verify::{Finding, Problem};
 
 /// How far from its position a row's content is looked for when its hash does not match
@@ -28,10 +27,9 @@ impl ChainChecker {
         }
     }
 
-    /// Checks one row, in seq order; `content_ok` is [`content_matches`] of the row,
-    /// computed beforehand (in parallel). After a finding the checker resynchronises on
-    /// the row's stored values, so one tampered row is reported once, not as a cascade.
-    pub(crate) fn check(&mut self, row: &StoredEvent, content_ok: bool) {
+    /// Checks one row, in seq order. After a finding the checker resynchronises on the
+    /// row's stored values, so one tampered row is reported once, not as a cascade.
+    pub(crate) fn check(&mut self, row: &CheckedRow) {
         if row.seq != self.expected {
             self.report(
                 self.expected,
@@ -41,39 +39,29 @@ impl ChainChecker {
                 },
             );
         }
-        let (Some(stored_prev), Some(stored_hash)) =
-            (parse_hash(&row.prev_hash), parse_hash(&row.hash))
-        else {
+        let (Some(stored_prev), Some(stored_hash)) = (row.prev, row.hash) else {
             self.report(row.seq, Problem::Unreadable { seq: row.seq });
             self.expected = row.seq + 1;
             return;
         };
         let linked = stored_prev == self.prev;
-        if !content_ok {
-            self.report(
+        match row.content {
+            Content::Matches if !linked && row.seq == self.expected => {
+                self.report(row.seq, Problem::BrokenLink { seq: row.seq });
+            }
+            Content::Matches => {}
+            Content::Edited => self.report(row.seq, Problem::Edited { seq: row.seq }),
+            Content::BelongsAt(belongs_at) => self.report(
                 row.seq,
-                self.content_problem(row, &stored_prev, &stored_hash),
-            );
-        } else if !linked && row.seq == self.expected {
-            self.report(row.seq, Problem::BrokenLink { seq: row.seq });
+                Problem::Moved {
+                    seq: row.seq,
+                    belongs_at,
+                    last: row.seq,
+                },
+            ),
         }
         self.prev = stored_hash;
         self.expected = row.seq + 1;
-    }
-
-    /// Tells an edited row from one whose content belongs at another position.
-    fn content_problem(&self, row: &StoredEvent, prev: &ChainHash, stored: &ChainHash) -> Problem {
-        for offset in (1..=MOVE_SEARCH).flat_map(|d| [d, -d]) {
-            let candidate = row.seq + offset;
-            if candidate >= 1 && &content_hash(row, candidate, prev) == stored {
-                return Problem::Moved {
-                    seq: row.seq,
-                    belongs_at: candidate,
-                    last: row.seq,
-                };
-            }
-        }
-        Problem::Edited { seq: row.seq }
     }
 
     /// Checks the running hash against a checkpoint covering `size` rows.
@@ -94,27 +82,60 @@ impl ChainChecker {
     }
 }
 
-/// Whether a row's content, at its own seq and after its own `prev_hash`, hashes to its
-/// stored hash (false when a hash is unreadable).
-pub(crate) fn content_matches(row: &StoredEvent) -> bool {
-    match (parse_hash(&row.prev_hash), parse_hash(&row.hash)) {
-        (Some(prev), Some(hash)) => content_hash(row, row.seq, &prev) == hash,
-        _ => false,
+/// What a row's content hashes to, against its stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// At its own seq, after its own `prev_hash`: its content is intact.
+    Matches,
+    /// At no nearby seq either: a field was changed.
+    Edited,
+    /// Only at another seq: the row was moved there (swapped, shifted).
+    BelongsAt(i64),
+}
+
+/// A row reduced to what the chain checks: its seq, parsed hashes and content verdict.
+/// Computed away from the checker (pages are hashed in parallel) from borrowed column data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckedRow {
+    pub(crate) seq: i64,
+    /// `None` when the column is not 64 hex digits.
+    pub(crate) prev: Option<ChainHash>,
+    pub(crate) hash: Option<ChainHash>,
+    pub(crate) content: Content,
+}
+
+impl CheckedRow {
+    /// Hashes `row` at its own seq and, when that does not match, at the seqs around it.
+    pub(crate) fn new(row: &RawFields<'_>, prev_hash: &[u8], hash: &[u8]) -> Self {
+        let (prev, hash) = (parse_raw_hash(prev_hash), parse_raw_hash(hash));
+        let content = match (&prev, &hash) {
+            (Some(prev), Some(stored)) => content(row, prev, stored),
+            _ => Content::Edited,
+        };
+        CheckedRow {
+            seq: row.seq,
+            prev,
+            hash,
+            content,
+        }
     }
 }
 
-fn content_hash(row: &StoredEvent, seq: i64, prev: &ChainHash) -> ChainHash {
-    row_hash(
-        &RowFields {
-            seq,
-            kind: &row.kind,
-            occurred_at: row.occurred_at,
-            principal: &row.principal,
-            subject: &row.subject,
-            summary: &row.summary,
-        },
-        prev,
-    )
+fn content(row: &RawFields<'_>, prev: &ChainHash, stored: &ChainHash) -> Content {
+    if &raw_row_hash(row, prev) == stored {
+        return Content::Matches;
+    }
+    for offset in (1..=MOVE_SEARCH).flat_map(|d| [d, -d]) {
+        let candidate = row.seq + offset;
+        let moved = RawFields {
+            seq: candidate,
+            ..*row
+        };
+        if candidate >= 1 && &raw_row_hash(&moved, prev) == stored {
+            return Content::BelongsAt(candidate);
+        }
+    }
+    Content::Edited
 }
 
 /// Merges `Moved(a → b)` and `Moved(b → a)` into one `Swapped(a, b)`, and runs of rows

@@ -20,13 +20,14 @@
 //! with write access can append well-formed rows at the tail until the next checkpoint.
 
 mod checker;
+mod read;
 mod run;
 
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, SignatureProblem};
 
-pub(crate) use run::stored_event;
+pub(crate) use read::ChainReader;
 
 /// Rows read per query.
 const PAGE_ROWS: i64 = 10_000;

@@ -3,20 +3,18 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use futures::StreamExt;
 
-use super::checker::{content_matches, merge_moves, ChainChecker};
+use super::checker::{merge_moves, ChainChecker};
 use super::{
     Finding, Problem, VerifyOptions, VerifyReport, MAX_FINDINGS, PAGE_ROWS, PARALLEL_PAGES,
 };
 use crate::chain::{parse_hash, GENESIS};
 use crate::checkpoint::{Checkpoint, CheckpointKeys};
-use crate::db::{text, AuditLog};
+use crate::db::AuditLog;
 use crate::error::{AuditError, Result};
-use crate::event::StoredEvent;
 
 impl AuditLog {
     /// Verifies the chain and its checkpoints (stored and `options.external_checkpoints`)
@@ -98,16 +96,20 @@ impl AuditLog {
             .step_by(PAGE_ROWS as usize)
             .map(|after| (after, (after + PAGE_ROWS).min(last)))
             .collect();
+        let reader = self.reader().clone();
         let mut pages = futures::stream::iter(ranges)
-            .map(|(after, until)| tokio::spawn(self.clone().hashed_page(after, until)))
+            .map(|(after, until)| {
+                let reader = reader.clone();
+                tokio::spawn(async move { reader.page(after, until).await })
+            })
             .buffered(PARALLEL_PAGES);
         let mut read = 0;
         while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|_| AuditError::Corrupt("verification task failed".into()))??;
             read += page.len() as i64;
-            for (row, content_ok) in &page {
-                checker.check(row, *content_ok);
+            for row in &page {
+                checker.check(row);
                 checkpoints_up_to(checker, pending, row.seq);
             }
         }
@@ -126,25 +128,16 @@ impl AuditLog {
             .ok_or_else(|| AuditError::Corrupt("checkpoint hash is not hex".into()))?;
         let mut checker = ChainChecker::starting_after(checkpoint.size, hash);
         if checkpoint.size > 0 {
-            let row = self.page(checkpoint.size - 1, checkpoint.size).await?;
+            let row = self
+                .reader()
+                .page(checkpoint.size - 1, checkpoint.size)
+                .await?;
             match row.first() {
-                Some(row) if row.hash == checkpoint.head_hash => {}
+                Some(row) if row.hash == Some(hash) => {}
                 _ => checker.at_checkpoint(checkpoint.id, checkpoint.size, ""),
             }
         }
         Ok(checker)
-    }
-
-    /// The rows of a page, each with whether its content matches its hash.
-    async fn hashed_page(self, after: i64, until: i64) -> Result<Vec<(StoredEvent, bool)>> {
-        let rows = self.page(after, until).await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let ok = content_matches(&row);
-                (row, ok)
-            })
-            .collect())
     }
 
     /// The highest seq stored (0 when empty).
@@ -153,20 +146,6 @@ impl AuditLog {
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get(0)?)
-    }
-
-    /// Rows with `after < seq <= until`, in seq order, at most [`PAGE_ROWS`].
-    async fn page(&self, after: i64, until: i64) -> Result<Vec<StoredEvent>> {
-        let rows = sqlx::query(
-            "SELECT seq, kind, occurred_at, principal, subject, summary, prev_hash, hash \
-             FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-        )
-        .bind(after)
-        .bind(until)
-        .bind(PAGE_ROWS)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(stored_event).collect()
     }
 }
 
@@ -197,20 +176,6 @@ fn authentic(keys: &CheckpointKeys, all: Vec<Checkpoint>) -> (Vec<Checkpoint>, V
     }
     valid.sort_by_key(|c| c.size);
     (valid, findings)
-}
-
-/// Decodes a row of the eight chain columns, in table order.
-pub(crate) fn stored_event(row: &AnyRow) -> Result<StoredEvent> {
-    Ok(StoredEvent {
-        seq: row.try_get(0)?,
-        kind: text(row, 1)?,
-        occurred_at: row.try_get(2)?,
-        principal: text(row, 3)?,
-        subject: text(row, 4)?,
-        summary: text(row, 5)?,
-        prev_hash: text(row, 6)?,
-        hash: text(row, 7)?,
-    })
 }
 
 fn report(

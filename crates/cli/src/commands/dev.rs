@@ -74,10 +74,13 @@ pub async fn run(ctx: &Context, args: DevArgs) -> anyhow::Result<()> {
     let ledger = Application::build(config)
         .await
         .context("starting the ledger")?;
-    let audit =
-        blindledger_audit_service::Application::build(keys.audit_config(&args, database_url))
-            .await
-            .context("starting the audit service")?;
+    let audit = blindledger_audit_service::Application::build(keys.audit_config(
+        &args,
+        database_url,
+        &controller_url,
+    ))
+    .await
+    .context("starting the audit service")?;
     println!("ledger listening on http://{}", ledger.grpc_addr());
     match ledger.metrics_addr() {
         Some(addr) => println!("metrics at http://{addr}/metrics"),
@@ -183,12 +186,27 @@ impl DevKeys {
         config.policy_poll_ms = 1_000;
     }
 
-    /// The audit service: officers sign in with development tokens, sign commands with
+    /// The audit service: officers sign in with development tokens, which the ledger's
+    /// policy (from the controller, as the ledger gets it) decides; they sign commands with
     /// `officer.key`; checkpoints are signed with `audit.key`.
-    fn audit_config(&self, args: &DevArgs, database_url: SecretString) -> AuditConfig {
+    fn audit_config(
+        &self,
+        args: &DevArgs,
+        database_url: SecretString,
+        controller_url: &str,
+    ) -> AuditConfig {
         AuditConfig {
             listen_addr: args.audit_listen,
             database_url,
+            policy_bundle: Some(BundleSource::Http(format!(
+                "{controller_url}/bundles/blindledger"
+            ))),
+            risk_bundle: Some(BundleSource::Http(format!("{controller_url}/bundles/risk"))),
+            bundle_keys: BTreeMap::from([
+                (DEV_KID.to_owned(), self.dir.join("bundle.pub")),
+                ("controller".to_owned(), self.dir.join("controller.pub")),
+            ]),
+            policy_poll_ms: 1_000,
             token_keys: BTreeMap::from([(DEV_KID.to_owned(), self.dir.join("token.pub"))]),
             officer_keys: BTreeMap::from([(DEV_OFFICER.to_owned(), self.dir.join("officer.pub"))]),
             checkpoint_key: Some(self.dir.join("audit.key")),

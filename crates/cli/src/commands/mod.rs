@@ -17,7 +17,7 @@ pub mod transfers;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use blindledger_client::LedgerClient;
+use blindledger_client::{LedgerClient, TlsSettings};
 
 use crate::home::Home;
 
@@ -30,13 +30,50 @@ pub struct Context {
     pub home: Option<PathBuf>,
     /// `--token`, when given; else the token file in the home directory.
     pub token: Option<String>,
+    /// `--tls-ca`, `--tls-cert`, `--tls-key`.
+    pub tls: TlsFiles,
+}
+
+/// The TLS files named on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    /// CA certificate of the ledger; TLS when set.
+    pub ca: Option<PathBuf>,
+    /// Client certificate, for mTLS.
+    pub cert: Option<PathBuf>,
+    /// Its private key.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The settings to connect with, `None` for plaintext.
+    fn settings(&self) -> anyhow::Result<Option<TlsSettings>> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+        };
+        let Some(ca) = &self.ca else {
+            anyhow::ensure!(
+                self.cert.is_none(),
+                "--tls-cert needs --tls-ca: client certificates are sent over TLS"
+            );
+            return Ok(None);
+        };
+        let identity = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        Ok(Some(TlsSettings {
+            ca: read(ca)?,
+            identity,
+        }))
+    }
 }
 
 impl Context {
     /// Connects to the ledger, sending the access token (`--token`, `BLINDLEDGER_TOKEN`, or
     /// `<home>/token`, which `blindledger dev` writes).
     pub async fn connect(&self) -> anyhow::Result<LedgerClient> {
-        let client = LedgerClient::connect(&self.endpoint)
+        let client = LedgerClient::connect_with(&self.endpoint, self.tls.settings()?)
             .await
             .with_context(|| format!("connecting to {}", self.endpoint))?;
         let token = match &self.token {

@@ -69,14 +69,30 @@ pub(super) enum Download {
     Missing,
     /// The server says the revision with this ETag is still current (HTTP 304).
     NotModified,
-    /// The archive's bytes, with the server's ETag if any.
-    Bytes { body: Vec<u8>, etag: Option<String> },
+    /// The archive's bytes, with the server's ETag if any and whether it holds long polls.
+    Bytes {
+        body: Vec<u8>,
+        etag: Option<String>,
+        long_polling: bool,
+    },
+}
+
+/// The media type by which a bundle server says it supports long polling (as OPA's).
+const LONG_POLLING_CONTENT_TYPE: &str = "application/vnd.openpolicyagent.bundles";
+
+/// What a long poll ended with.
+pub(super) enum Poll {
+    /// The server has a new revision.
+    Changed,
+    /// The wait ran out with the revision unchanged.
+    Unchanged,
 }
 
 /// Reads bundle sources; one HTTP client (and connection pool) for all of them.
 pub(super) struct Fetcher {
     http: reqwest::Client,
     max_bytes: u64,
+    timeout: Duration,
 }
 
 impl Fetcher {
@@ -91,7 +107,11 @@ impl Fetcher {
             .timeout(timeout)
             .build()
             .map_err(|e| GateError::Internal(format!("HTTP client: {e}")))?;
-        Ok(Fetcher { http, max_bytes })
+        Ok(Fetcher {
+            http,
+            max_bytes,
+            timeout,
+        })
     }
 
     /// Polls `source` once; `etag` is the ETag of the active revision, if it came over HTTP.
@@ -103,7 +123,11 @@ impl Fetcher {
     ) -> Result<Download, GateError> {
         match source {
             BundleSource::File(path) => match tokio::fs::read(path).await {
-                Ok(body) => Ok(Download::Bytes { body, etag: None }),
+                Ok(body) => Ok(Download::Bytes {
+                    body,
+                    etag: None,
+                    long_polling: false,
+                }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Download::Missing),
                 Err(source) => Err(GateError::Read {
                     bundle: bundle.to_owned(),
@@ -140,6 +164,10 @@ impl Fetcher {
             .get(reqwest::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let long_polling = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == LONG_POLLING_CONTENT_TYPE.as_bytes());
         let too_large = || format!("bundle is larger than {} bytes", self.max_bytes);
         if response
             .content_length()
@@ -156,7 +184,39 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Download::Bytes { body, etag })
+        Ok(Download::Bytes {
+            body,
+            etag,
+            long_polling,
+        })
+    }
+
+    /// Asks the server at `url` to answer once the revision with `etag` is replaced, or
+    /// after `wait` (`Prefer: wait=N`). The new archive itself is left to the next poll:
+    /// bundles are small, and one download path keeps one set of checks.
+    pub(super) async fn wait_for_change(
+        &self,
+        url: &str,
+        etag: &str,
+        wait: Duration,
+    ) -> Result<Poll, String> {
+        let response = self
+            .http
+            .get(url)
+            .header(reqwest::header::IF_NONE_MATCH, etag)
+            .header("prefer", format!("wait={}", wait.as_secs().max(1)))
+            // The server holds the request for the wait; the usual limit applies after it.
+            .timeout(wait + self.timeout)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        match response.status() {
+            reqwest::StatusCode::NOT_MODIFIED => Ok(Poll::Unchanged),
+            status if status.is_success() || status == reqwest::StatusCode::NOT_FOUND => {
+                Ok(Poll::Changed)
+            }
+            status => Err(format!("server answered {status}")),
+        }
     }
 }
 

@@ -20,6 +20,7 @@ fn principal(roles: &[&str]) -> Principal {
         subject: "alice".to_string(),
         roles: roles.iter().map(|r| r.to_string()).collect(),
         tenants: vec!["acme".to_string()],
+        ..Principal::default()
     }
 }
 

@@ -222,6 +222,7 @@ async fn hot_reloads_never_mix_revisions() {
                     subject: "bob".into(),
                     roles: vec!["admin".into()],
                     tenants: vec![],
+                    ..Principal::default()
                 };
                 let mut decided = 0_u32;
                 while !stop.load(Ordering::Relaxed) {

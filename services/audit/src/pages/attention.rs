@@ -3,7 +3,7 @@
 use axum::extract::State;
 use maud::{html, Markup};
 
-use crate::auth::PageOfficer;
+use crate::auth::Officer;
 use crate::error::AppError;
 use crate::pages::layout::{page, time};
 use crate::queries::attention::attention;
@@ -12,7 +12,7 @@ use crate::state::AppState;
 /// Renders the attention list.
 pub async fn attention_page(
     State(state): State<AppState>,
-    PageOfficer(officer): PageOfficer,
+    Officer(officer): Officer,
 ) -> Result<Markup, AppError> {
     let list = attention(&state.log, blindledger_audit::now_ms()).await?;
     let body = html! {

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use crate::auth::PageOfficer;
+use crate::auth::Officer;
 use crate::error::AppError;
 use crate::pages::layout::{page, time};
 use crate::queries::bundles::{bundles, Activation, Impact, PushReport, TestSummary};
@@ -29,7 +29,7 @@ pub struct BundlesQuery {
 /// Renders the bundle revisions and push reports.
 pub async fn bundles_page(
     State(state): State<AppState>,
-    PageOfficer(officer): PageOfficer,
+    Officer(officer): Officer,
     Query(query): Query<BundlesQuery>,
 ) -> Result<Markup, AppError> {
     let view = bundles(&state.log, query.activations_before, query.pushes_before).await?;

@@ -3,7 +3,7 @@
 use axum::extract::{Query, State};
 use maud::{html, Markup, PreEscaped};
 
-use crate::auth::PageOfficer;
+use crate::auth::Officer;
 use crate::error::AppError;
 use crate::pages::layout::{page, time};
 use crate::queries::decisions::{page as decisions_page, DecisionFilter, DecisionRow};
@@ -43,7 +43,7 @@ const LIVE_SCRIPT: &str = r#"
 /// Renders a page of the decision log.
 pub async fn decisions(
     State(state): State<AppState>,
-    PageOfficer(officer): PageOfficer,
+    Officer(officer): Officer,
     Query(filter): Query<DecisionFilter>,
 ) -> Result<Markup, AppError> {
     for (name, value) in [("from", &filter.from), ("to", &filter.to)] {

@@ -1,13 +1,15 @@
 //! Signing in: a form taking the officer's token, kept in an HttpOnly cookie.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use crate::access::decide;
 use crate::auth::{cleared_cookie, session_cookie};
+use crate::error::AppError;
 use crate::pages::layout::page;
 use crate::state::AppState;
 
@@ -40,16 +42,19 @@ pub async fn login_page() -> Markup {
     form(None)
 }
 
-/// `POST /login`: checks the token, then keeps it in the session cookie.
+/// `POST /login`: checks the token and asks the policy whether its holder may sign in
+/// (`SignIn`), then keeps it in the session cookie.
 pub async fn login(State(state): State<AppState>, Form(login): Form<LoginForm>) -> Response {
     let token = login.token.trim();
-    match state.tokens.verify(token) {
-        Ok(principal)
-            if principal
-                .roles
-                .iter()
-                .any(|r| r == "auditor" || r == "admin") =>
-        {
+    let principal = match state.tokens.verify(token) {
+        Ok(principal) => principal,
+        Err(err) => {
+            tracing::info!(reason = err.reason(), "sign-in refused");
+            return form(Some("This token is not valid.")).into_response();
+        }
+    };
+    match decide(&state, &principal, "SignIn").await {
+        Ok(_) => {
             tracing::info!(officer = %principal.subject, "officer signed in");
             (
                 [(
@@ -60,14 +65,10 @@ pub async fn login(State(state): State<AppState>, Form(login): Form<LoginForm>) 
             )
                 .into_response()
         }
-        Ok(_) => form(Some(
-            "This token has neither the auditor nor the admin role.",
-        ))
-        .into_response(),
-        Err(err) => {
-            tracing::info!(reason = err.reason(), "sign-in refused");
-            form(Some("This token is not valid.")).into_response()
+        Err(AppError::Denied { status, message }) if status == StatusCode::FORBIDDEN => {
+            form(Some(&format!("Sign-in refused by policy: {message}"))).into_response()
         }
+        Err(other) => other.into_response(),
     }
 }
 

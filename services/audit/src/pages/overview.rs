@@ -3,7 +3,7 @@
 use axum::extract::State;
 use maud::{html, Markup};
 
-use crate::auth::PageOfficer;
+use crate::auth::Officer;
 use crate::error::AppError;
 use crate::pages::layout::{page, time};
 use crate::queries::overview::overview;
@@ -12,7 +12,7 @@ use crate::state::AppState;
 /// Renders the overview.
 pub async fn overview_page(
     State(state): State<AppState>,
-    PageOfficer(officer): PageOfficer,
+    Officer(officer): Officer,
 ) -> Result<Markup, AppError> {
     let view = overview(&state.log, blindledger_audit::now_ms()).await?;
     let peak = view

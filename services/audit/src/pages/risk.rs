@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use crate::auth::PageOfficer;
+use crate::auth::Officer;
 use crate::error::AppError;
 use crate::pages::chart::score_chart;
 use crate::pages::layout::{page, time};
@@ -24,7 +24,7 @@ pub struct RiskQuery {
 /// Renders the risk tiers.
 pub async fn risk_page(
     State(state): State<AppState>,
-    PageOfficer(officer): PageOfficer,
+    Officer(officer): Officer,
     Query(query): Query<RiskQuery>,
 ) -> Result<Markup, AppError> {
     let after = match query.after.as_str() {

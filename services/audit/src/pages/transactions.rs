@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use crate::auth::PageOfficer;
+use crate::auth::Officer;
 use crate::error::AppError;
 use crate::pages::layout::{maybe_time, page, time};
 use crate::queries::workflow::{recent_jobs, workflow};
@@ -20,7 +20,7 @@ pub struct JobsQuery {
 /// Lists the newest jobs.
 pub async fn transactions(
     State(state): State<AppState>,
-    PageOfficer(officer): PageOfficer,
+    Officer(officer): Officer,
     Query(query): Query<JobsQuery>,
 ) -> Result<Markup, AppError> {
     let jobs = recent_jobs(&state.log, query.before).await?;
@@ -53,7 +53,7 @@ pub async fn transactions(
 /// Shows one job's workflow.
 pub async fn transaction(
     State(state): State<AppState>,
-    PageOfficer(officer): PageOfficer,
+    Officer(officer): Officer,
     Path(id): Path<String>,
 ) -> Result<Markup, AppError> {
     let (job, steps) = workflow(&state.log, &id)

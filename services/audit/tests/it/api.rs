@@ -5,7 +5,10 @@ use blindledger_audit::now_ms;
 use futures::StreamExt;
 use serde_json::Value;
 
-use crate::helpers::{decision_event, ledger_decision, spawn_app, TestDb};
+use blindledger_gate::BundleSource;
+use sqlx::Row;
+
+use crate::helpers::{decision_event, ledger_decision, spawn_app, spawn_app_with, TestDb};
 
 #[tokio::test]
 async fn officers_must_sign_in_with_an_allowed_role() {
@@ -84,7 +87,8 @@ async fn officers_must_sign_in_with_an_allowed_role() {
 #[tokio::test]
 async fn verification_reports_tampering_over_http() {
     let db = TestDb::sqlite();
-    let app = spawn_app(&db.url).await;
+    // Not importing: the verification requests' own decisions would lengthen the chain.
+    let app = spawn_app_with(&db.url, |config| config.import_interval_ms = 0).await;
     let events: Vec<_> = (0..30)
         .map(|i| decision_event(i, "alice", "allow", now_ms()))
         .collect();
@@ -183,7 +187,10 @@ async fn csv_export_covers_the_range_without_amounts() {
     assert!(lines[1].starts_with(&first_row), "{}", lines[1]);
     crate::pages::import(&app).await;
     let (_, all) = app.get("/export.csv").await;
-    assert_eq!(all.lines().count(), 1 + 5001);
+    // The officer's own requests are decisions in the trail too.
+    let officer_rows = all.lines().filter(|l| l.contains(",olivia,")).count();
+    assert!(officer_rows >= 1, "the export request's decision");
+    assert_eq!(all.lines().count() - officer_rows, 1 + 5001);
     assert!(
         !all.contains("987654321"),
         "the policy's limits are not exported"
@@ -205,21 +212,114 @@ async fn new_decisions_are_pushed_as_server_sent_events() {
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.bytes_stream();
     ledger_decision(&app.log, 7, "mallory", false, now_ms()).await;
+    // The stream's own decision (the officer opening it) may come first.
     let mut seen = String::new();
-    while !seen.contains("\n\n") {
+    let event = loop {
+        if let Some(event) = seen
+            .split("\n\n")
+            .find(|e| e.contains("\"principal\":\"mallory\""))
+        {
+            break event.to_owned();
+        }
         let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
             .await
             .expect("a decision event within 10 s")
             .unwrap()
             .unwrap();
         seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    assert!(seen.contains("event: decision"), "{seen}");
-    assert!(
-        seen.contains("\"principal\":\"mallory\"") && seen.contains("\"outcome\":\"deny\""),
-        "{seen}"
-    );
+    };
+    assert!(event.contains("event: decision"), "{event}");
+    assert!(event.contains("\"outcome\":\"deny\""), "{event}");
     drop(stream);
     app.stop().await;
     db.cleanup().await;
+}
+
+#[tokio::test]
+async fn dashboard_requests_pass_the_policy_gate() {
+    let db = TestDb::sqlite();
+    let app = spawn_app(&db.url).await;
+    let get = |path: &str, token: String| app.http.get(app.url(path)).bearer_auth(token).send();
+    let allowed = get("/api/audit/checkpoints", app.auditor()).await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    let allowed_id = allowed.headers()["x-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let teller = app.token("tom", &["teller"]);
+    let refused = get("/api/audit/checkpoints", teller).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    let reason = body["error"].as_str().unwrap();
+    assert!(
+        reason.contains(
+            r#"roles ["teller"] may not call /blindledger.audit.v1.Dashboard/Checkpoints"#
+        ),
+        "{reason}"
+    );
+    // A command needs the admin role: the policy says so before any signature is read.
+    let command = serde_json::to_value(app.signed(Command::Freeze, "acme/alice")).unwrap();
+    let refused = app
+        .http
+        .post(app.url("/api/admin/command"))
+        .bearer_auth(app.auditor())
+        .json(&command)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("Dashboard/AdminCommand"));
+
+    // Each decision is in the decision log before the answer, under the officer.
+    let rows = sqlx::query("SELECT decision_id, principal, method, allowed FROM decision_log")
+        .fetch_all(app.log.pool())
+        .await
+        .unwrap();
+    let logged: Vec<(String, String, String, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let checkpoints = "/blindledger.audit.v1.Dashboard/Checkpoints".to_owned();
+    assert!(logged.contains(&(allowed_id, "olivia".into(), checkpoints.clone(), 1)));
+    assert!(logged
+        .iter()
+        .any(|(_, who, method, allowed)| who == "tom" && method == &checkpoints && *allowed == 0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_policy_every_request_is_refused() {
+    let db = TestDb::sqlite();
+    let app = spawn_app_with(&db.url, |config| {
+        config.policy_bundle = Some(BundleSource::File("/nonexistent/policy.tar.gz".into()));
+    })
+    .await;
+    let (status, body) = app.get("/api/audit/verify").await;
+    assert_eq!(
+        (status, body.contains("no policy loaded")),
+        (503, true),
+        "{body}"
+    );
+    let page = app
+        .http
+        .get(app.url("/decisions"))
+        .header("cookie", format!("bl_audit_session={}", app.auditor()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    let form = [("token", app.auditor())];
+    let login = app
+        .http
+        .post(app.url("/login"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 503);
+    app.stop().await;
 }

@@ -252,13 +252,15 @@ async fn the_dashboard_works_in_a_real_browser() {
     // A decision made now appears live, through SSE, without a reload.
     open(&client, &app, "/decisions", "body[data-live='connected']").await;
     ledger_decision(&app.log, 2, "zoe", false, now_ms()).await;
+    // The officer's own page and stream decisions arrive live too; zoe's is the one.
+    let zoe = "//*[@id='decisions']//tr[contains(@class, 'new') and contains(., 'zoe')]";
     let live = client
         .wait()
         .at_most(WAIT)
-        .for_element(Locator::Css("#decisions tr.new"))
+        .for_element(Locator::XPath(zoe))
         .await
         .unwrap();
-    assert!(live.text().await.unwrap().contains("zoe"));
+    assert!(live.text().await.unwrap().contains("deny"));
     shoot(&client, "decisions-live").await;
 
     for (path, ready, name) in [

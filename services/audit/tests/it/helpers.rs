@@ -10,7 +10,8 @@ use blindledger_audit::admin::{
 };
 use blindledger_audit::{AuditLog, CheckpointSigner, EventKind, NewEvent};
 use blindledger_audit_service::{Application, AuditConfig};
-use blindledger_gate::{generate_keypair, TokenIssuer};
+use blindledger_gate::{generate_keypair, BundleSource, TokenIssuer};
+use blindledger_policy::{sign_bundle, Bundle, SigningKey};
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -86,14 +87,38 @@ fn write(dir: &std::path::Path, name: &str, content: &str) -> PathBuf {
     path
 }
 
-/// Starts the service on `url` (migrated), importing every 100 ms.
+/// The shipped policy (`policies/` at the repository root), signed with a fresh key as
+/// `dir/policy.tar.gz`; returns the bundle and public key paths.
+fn signed_policy(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let policies = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let mut bundle = Bundle::from_dir("blindledger", &policies, "test").unwrap();
+    let key = SigningKey::generate();
+    sign_bundle(&mut bundle, &key, "ci", None).unwrap();
+    let archive = dir.join("policy.tar.gz");
+    std::fs::write(&archive, bundle.to_tar_gz().unwrap()).unwrap();
+    (
+        archive,
+        write(dir, "bundle.pub", &key.public_key_pem().unwrap()),
+    )
+}
+
+/// Starts the service on `url` (migrated), importing every 100 ms, deciding requests with
+/// the shipped policy.
 pub async fn spawn_app(url: &str) -> TestApp {
+    spawn_app_with(url, |_| {}).await
+}
+
+/// [`spawn_app`] with the configuration changed by `adjust` first.
+pub async fn spawn_app_with(url: &str, adjust: impl FnOnce(&mut AuditConfig)) -> TestApp {
     let keys = tempfile::tempdir().unwrap();
+    let (policy, bundle_key) = signed_policy(keys.path());
     let (token_private, token_public) = generate_keypair().unwrap();
     let (officer_private, officer_public) = generate_officer_keypair().unwrap();
     let checkpoint = CheckpointSigner::generate("audit-1");
-    let config = AuditConfig {
+    let mut config = AuditConfig {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
+        policy_bundle: Some(BundleSource::File(policy)),
+        bundle_keys: BTreeMap::from([("ci".into(), bundle_key)]),
         database_url: url.to_string().into(),
         token_keys: BTreeMap::from([("t1".into(), write(keys.path(), "token.pub", &token_public))]),
         officer_keys: BTreeMap::from([(
@@ -111,6 +136,7 @@ pub async fn spawn_app(url: &str) -> TestApp {
         live_poll_ms: 50,
         ..AuditConfig::default()
     };
+    adjust(&mut config);
     let app = Application::build(config).await.unwrap();
     let (addr, log) = (app.addr(), app.log());
     let (stop, stopped) = oneshot::channel::<()>();

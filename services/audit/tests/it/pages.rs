@@ -6,9 +6,15 @@ use serde_json::json;
 
 use crate::helpers::{
     controller_activation, controller_push, controller_risk, controller_score,
-    controller_tier_change, decision_event, impact_report, ledger_decision, ledger_job, spawn_app,
-    TestApp, TestDb,
+    controller_tier_change, decision_event, impact_report, ledger_decision, ledger_job,
+    spawn_app_with, TestApp, TestDb,
 };
+
+/// The service with imports left to the test ([`import`]): the officer's own requests are
+/// decisions too, and would otherwise join the trail while the test counts rows.
+async fn spawn_app(url: &str) -> TestApp {
+    spawn_app_with(url, |config| config.import_interval_ms = 0).await
+}
 
 /// The seqs of the decision rows on a page.
 fn seqs(page: &str) -> Vec<i64> {

@@ -280,3 +280,87 @@ async fn bundles_are_served_with_strong_etags() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn bundle_polls_are_held_until_a_new_revision() {
+    let p = Pushed::v1().await;
+    let url = p.app.url("/bundles/blindledger");
+    let first = p.app.http.get(&url).send().await.unwrap();
+    assert_eq!(
+        first.headers()["content-type"],
+        "application/vnd.openpolicyagent.bundles",
+        "the server says it holds long polls"
+    );
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let poll = |wait: u64| {
+        p.app
+            .http
+            .get(&url)
+            .header("if-none-match", &etag)
+            .header("prefer", format!("wait={wait}"))
+            .send()
+    };
+    // Nothing new: held for the wait, then 304.
+    let started = std::time::Instant::now();
+    assert_eq!(poll(1).await.unwrap().status(), StatusCode::NOT_MODIFIED);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+
+    // A push answers a held poll at once, with the new revision.
+    let held = poll(60);
+    let push = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let (status, body) = p.push(p.freeze("v2"), "").await;
+        assert_eq!(
+            (status, body["outcome"].as_str()),
+            (StatusCode::OK, Some("activated"))
+        );
+        started
+    };
+    let (answer, pushed_at) = tokio::join!(held, push);
+    let answer = answer.unwrap();
+    assert!(pushed_at.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_ne!(answer.headers()["etag"].to_str().unwrap(), etag);
+    p.app.stop().await;
+}
+
+#[tokio::test]
+async fn long_polling_loaders_activate_a_push_before_their_interval() {
+    let p = Pushed::v1().await;
+    let service = Service::polling(&p.app, &p.keys);
+    let gate = service.gate.clone();
+    let loader = std::sync::Arc::new(
+        service
+            .loader
+            .with_long_polling(std::time::Duration::from_secs(30)),
+    );
+    let revision = || gate.revisions().and_then(|r| r.get("blindledger").cloned());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // An hour between polls: only a long poll can bring the push in time.
+    let task = tokio::spawn(loader.run(std::time::Duration::from_secs(3600), async {
+        let _ = stopped.await;
+    }));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while revision().as_deref() != Some("v1") {
+        assert!(std::time::Instant::now() < deadline, "v1 never activated");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, body) = p.push(p.freeze("v2"), "").await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (StatusCode::OK, Some("activated"))
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while revision().as_deref() != Some("v2") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "v2 not activated by the long poll"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    task.await.unwrap();
+    p.app.stop().await;
+}

@@ -51,6 +51,7 @@ impl Service {
             subject: "mallory".into(),
             roles: vec!["teller".into()],
             tenants: vec![TENANT.into()],
+            ..Principal::default()
         };
         let resource = Resource {
             tenant: Some(TENANT.into()),

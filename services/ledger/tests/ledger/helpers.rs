@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blindledger_client::LedgerClient;
+use blindledger_client::{LedgerClient, TlsSettings};
 use blindledger_fhe::client::{decrypt_value, encrypt_amount, TenantKeys};
 use blindledger_fhe::LedgerWidth;
 use blindledger_ledger::dev::DevCredentials;
@@ -143,16 +143,28 @@ pub async fn spawn_with(config: LedgerConfig, token: &str) -> TestApp {
 
 /// Runs a built instance; its client sends `token`.
 pub async fn spawn_app_from(app: Application, token: &str) -> TestApp {
+    spawn_app_over(app, None, Some(token)).await
+}
+
+/// Runs a built instance; its client connects over `tls` (plaintext when `None`) and sends
+/// `token`, if any.
+pub async fn spawn_app_over(
+    app: Application,
+    tls: Option<TlsSettings>,
+    token: Option<&str>,
+) -> TestApp {
     let addr = app.grpc_addr();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    let client = LedgerClient::connect(&format!("http://{addr}"))
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut client = LedgerClient::connect_with(&format!("{scheme}://{addr}"), tls)
         .await
-        .expect("client connects")
-        .with_token(token)
-        .expect("token is a header value");
+        .expect("client connects");
+    if let Some(token) = token {
+        client = client.with_token(token).expect("token is a header value");
+    }
     TestApp {
         client,
         addr,

@@ -10,5 +10,6 @@ mod conservation;
 mod gate;
 mod helpers;
 mod limits;
+mod mtls;
 mod restart;
 mod risk_loop;

@@ -1,0 +1,149 @@
+//! TLS with client certificates: the certificate's identity is the calling workload. It
+//! reaches the policy as `input.peer` beside a token's principal, and a workload granted
+//! roles in the configuration may call without a token. A connection without a
+//! certificate from the configured CA gets no answer at all.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use blindledger_client::{LedgerClient, TlsSettings};
+use blindledger_gate::PeerGrant;
+use blindledger_ledger::Application;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType,
+};
+use tonic::Code;
+
+use crate::helpers::*;
+
+/// A workload granted the admin role by its certificate.
+const BATCH: &str = "spiffe://blindledger.test/treasury-batch";
+/// A workload with a certificate but no grant: it still needs a token.
+const TELLER_APP: &str = "spiffe://blindledger.test/teller-app";
+
+/// A throwaway certificate authority, its files under a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "BlindLedger test CA");
+        let ca = params.self_signed(&ca_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        Pki { dir, ca, ca_key }
+    }
+
+    fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Issues `name`'s certificate for `san` and writes it and its key.
+    fn issue(
+        &self,
+        name: &str,
+        san: SanType,
+        usage: ExtendedKeyUsagePurpose,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = vec![san];
+        params.extended_key_usages = vec![usage];
+        params.distinguished_name.push(DnType::CommonName, name);
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        let (cert, key) = (cert.pem(), key.serialize_pem());
+        std::fs::write(self.dir.path().join(format!("{name}.pem")), &cert).unwrap();
+        std::fs::write(self.dir.path().join(format!("{name}.key")), &key).unwrap();
+        (cert.into_bytes(), key.into_bytes())
+    }
+
+    fn client(&self, name: &str, uri: &str) -> TlsSettings {
+        let san = SanType::URI(uri.try_into().unwrap());
+        let identity = self.issue(name, san, ExtendedKeyUsagePurpose::ClientAuth);
+        TlsSettings {
+            ca: self.ca.pem().into_bytes(),
+            identity: Some(identity),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_certificates_identify_workloads() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let pki = Pki::new();
+    let localhost = SanType::IpAddress([127, 0, 0, 1].into());
+    pki.issue("server", localhost, ExtendedKeyUsagePurpose::ServerAuth);
+    let mut config = env.config();
+    config.tls_cert = Some(pki.dir.path().join("server.pem"));
+    config.tls_key = Some(pki.dir.path().join("server.key"));
+    config.tls_client_ca = Some(pki.ca_path());
+    let admin = PeerGrant {
+        roles: vec!["admin".into()],
+        tenants: Vec::new(),
+    };
+    config.peer_grants = BTreeMap::from([(BATCH.to_owned(), admin)]);
+    let app = Application::build(config).await.unwrap();
+
+    // The batch workload: its certificate alone authenticates it, with the granted role.
+    let batch = spawn_app_over(app, Some(pki.client("batch", BATCH)), None).await;
+    tenant_with_accounts(&batch, &env.keys, "acme", &["alice"]).await;
+    let endpoint = format!("https://{}", batch.addr);
+
+    // Another workload needs a token; with one, the policy sees both.
+    let teller_app = LedgerClient::connect_with(&endpoint, Some(pki.client("teller", TELLER_APP)))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(teller_app.balance("acme", "alice").await),
+        Code::Unauthenticated
+    );
+    let teller = teller_app
+        .with_token(&env.token("tom", &["teller"], &["acme"]))
+        .unwrap();
+    teller.balance("acme", "alice").await.unwrap();
+
+    // No client certificate: the handshake fails, nothing is answered.
+    let bare = TlsSettings {
+        ca: pki.ca.pem().into_bytes(),
+        identity: None,
+    };
+    if let Ok(client) = LedgerClient::connect_with(&endpoint, Some(bare)).await {
+        let refused = client
+            .with_token(&env.admin_token())
+            .unwrap()
+            .balance("acme", "alice")
+            .await;
+        match refused {
+            Err(blindledger_client::ClientError::Status(status)) => assert!(
+                matches!(status.code(), Code::Unavailable | Code::Unknown),
+                "{status:?}"
+            ),
+            other => assert!(other.is_err(), "answered without a client certificate"),
+        }
+    }
+
+    let db = blindledger_store::Db::connect(env.db.url(), 1)
+        .await
+        .unwrap();
+    let logged = db.recent_decisions(100).await.unwrap();
+    let inputs: Vec<serde_json::Value> = logged
+        .iter()
+        .map(|d| serde_json::from_slice::<serde_json::Value>(&d.event).unwrap()["input"].clone())
+        .collect();
+    assert!(inputs
+        .iter()
+        .any(|i| i["principal"] == BATCH && i["peer"] == BATCH && i["roles"][0] == "admin"));
+    assert!(inputs
+        .iter()
+        .any(|i| i["principal"] == "tom" && i["peer"] == TELLER_APP));
+    db.close().await;
+    batch.stop().await;
+}
