@@ -347,7 +347,9 @@ async fn long_polling_loaders_activate_a_push_before_their_interval() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sent = std::time::Instant::now();
     let (status, body) = p.push(p.freeze("v2"), "").await;
+    let answered = sent.elapsed();
     assert_eq!(
         (status, body["outcome"].as_str()),
         (StatusCode::OK, Some("activated"))
@@ -358,8 +360,12 @@ async fn long_polling_loaders_activate_a_push_before_their_interval() {
             std::time::Instant::now() < deadline,
             "v2 not activated by the long poll"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    println!(
+        "push answered after {answered:?}; v2 active at the loader {:?} after sending",
+        sent.elapsed()
+    );
     let _ = stop.send(());
     task.await.unwrap();
     p.app.stop().await;
