@@ -15,6 +15,9 @@ pub enum AuditError {
     /// A key could not be read or used.
     #[error("key error: {0}")]
     Key(String),
+    /// The trail could not be read for verification (outside sqlx: SQLite's own errors).
+    #[error("reading the audit trail: {0}")]
+    Read(String),
     /// A stored row or checkpoint cannot be read (not a tampering finding: unreadable).
     #[error("corrupt audit data: {0}")]
     Corrupt(String),

@@ -15,6 +15,7 @@ mod error;
 mod jobs;
 mod retry;
 mod tenants;
+mod url;
 
 pub use accounts::{AccountRow, BalanceWrite};
 pub use blobs::KeyBlobStore;
@@ -23,6 +24,7 @@ pub use decisions::DecisionRecord;
 pub use error::StoreError;
 pub use jobs::{CommitOutcome, JobCommit, JobRow, JobState, NewJob, SubmitOutcome};
 pub use tenants::TenantRow;
+pub use url::{sqlite_dir, sqlite_file};
 
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {

@@ -73,7 +73,7 @@ impl Application {
         };
         let checkpoint_keys = checkpoint_keys(&config, signer.as_ref())?;
         let url = config.database_url.expose_secret().to_string();
-        if let Some(dir) = sqlite_parent(&url) {
+        if let Some(dir) = blindledger_store::sqlite_dir(&url) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let log = AuditLog::connect(&url, config.max_connections, config.migrate)
@@ -262,19 +262,4 @@ fn checkpoint_keys(
 
 fn read(path: &PathBuf) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// The directory of a SQLite database file, to create it before connecting.
-fn sqlite_parent(url: &str) -> Option<PathBuf> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = path.split('?').next()?;
-    if path.is_empty() || path == ":memory:" {
-        return None;
-    }
-    std::path::Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| p.to_path_buf())
 }

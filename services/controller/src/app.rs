@@ -45,7 +45,7 @@ impl Application {
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         let url = config.database_url.expose_secret().to_string();
-        if let Some(dir) = sqlite_parent(&url) {
+        if let Some(dir) = blindledger_store::sqlite_dir(&url) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tokens = token_verifier(&config)?;
@@ -202,19 +202,4 @@ fn token_verifier(config: &ControllerConfig) -> anyhow::Result<TokenVerifier> {
     let keys = read_key_files(&config.token_keys)?;
     TokenVerifier::new(&keys, &config.token_issuer, &config.token_audience)
         .context("loading token keys")
-}
-
-/// The directory of a SQLite database file, to create it before connecting.
-fn sqlite_parent(url: &str) -> Option<std::path::PathBuf> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = path.split('?').next()?;
-    if path.is_empty() || path == ":memory:" {
-        return None;
-    }
-    std::path::Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| p.to_path_buf())
 }

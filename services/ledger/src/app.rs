@@ -50,7 +50,7 @@ impl Application {
     /// Connects to storage, migrates, and binds the gRPC and metrics ports.
     pub async fn build(config: LedgerConfig) -> anyhow::Result<Self> {
         let url = config.database_url.expose_secret().to_string();
-        if let Some(path) = sqlite_parent(&url) {
+        if let Some(path) = blindledger_store::sqlite_dir(&url) {
             std::fs::create_dir_all(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
         }
@@ -227,21 +227,6 @@ async fn report_queue_depth(ledger: Arc<Ledger>, mut stop: watch::Receiver<bool>
             _ = stop.changed() => return,
         }
     }
-}
-
-/// The directory of a SQLite database file, to create it before connecting.
-fn sqlite_parent(url: &str) -> Option<std::path::PathBuf> {
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = path.split('?').next()?;
-    if path.is_empty() || path == ":memory:" {
-        return None;
-    }
-    std::path::Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| p.to_path_buf())
 }
 
 /// Keeps the gRPC health status in step with the database: NOT_SERVING while no healthy

@@ -1,100 +1,90 @@
-//! Reading the chain for verification through the database's native driver.
+//! Reading the chain for verification, hashing each row from borrowed column bytes.
 //!
-//! sqlx's `Any` driver copies every column into its own value type before it can be read;
-//! verification reads every row of the chain, so it uses the native drivers and hashes each
-//! row from borrowed column bytes instead.
+//! sqlx's `Any` driver copies every column into its own value type before it can be read,
+//! and its SQLite driver copies every value out of SQLite: verification reads every row of
+//! the chain, so it reads MariaDB through sqlx's native MySQL driver and SQLite through
+//! rusqlite, which lends values in place.
 
-use std::str::FromStr;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{ColumnIndex, Database, Decode, Row, Type};
+use blindledger_store::sqlite_file;
+use rusqlite::types::ValueRef;
+use rusqlite::OpenFlags;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::Row;
 
 use super::checker::CheckedRow;
 use super::{PAGE_ROWS, PARALLEL_PAGES};
 use crate::chain::RawFields;
 use crate::db::Engine;
-use crate::error::Result;
+use crate::error::{AuditError, Result};
 
 /// The chain's columns, in the order [`checked_row`] reads them.
 const PAGE: &str = "SELECT seq, kind, occurred_at, principal, subject, summary, prev_hash, hash \
                     FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?";
 
-/// A pool of native connections, opened on first use.
+/// Where verification reads the chain from.
 #[derive(Debug, Clone)]
 pub(crate) enum ChainReader {
+    /// A pool of native connections, opened on first use.
     MySql(MySqlPool),
-    Sqlite(SqlitePool),
+    /// The database file, opened read-only for each page on a blocking thread; `None` for
+    /// an in-memory database, which no other connection can see.
+    Sqlite(Option<Arc<Path>>),
 }
 
 impl ChainReader {
     /// A reader of the database at `url`; connects only when verification first reads.
     pub(crate) fn connect_lazy(url: &str, engine: Engine) -> Result<Self> {
-        let connections = PARALLEL_PAGES as u32;
         Ok(match engine {
             Engine::MySql => ChainReader::MySql(
                 MySqlPoolOptions::new()
-                    .max_connections(connections)
+                    .max_connections(PARALLEL_PAGES as u32)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_lazy(url)?,
             ),
-            Engine::Sqlite => {
-                let options =
-                    SqliteConnectOptions::from_str(url)?.busy_timeout(Duration::from_secs(10));
-                ChainReader::Sqlite(
-                    SqlitePoolOptions::new()
-                        .max_connections(connections)
-                        .acquire_timeout(Duration::from_secs(10))
-                        .connect_lazy_with(options),
-                )
-            }
+            Engine::Sqlite => ChainReader::Sqlite(sqlite_file(url).map(Arc::from)),
         })
     }
 
     /// Rows with `after < seq <= until`, in seq order, at most [`PAGE_ROWS`], checked.
     pub(crate) async fn page(&self, after: i64, until: i64) -> Result<Vec<CheckedRow>> {
-        // One statement for either driver, whose query and row types differ: a macro
-        // rather than a generic function, whose bounds would outweigh its body.
-        macro_rules! checked_page {
-            ($pool:expr) => {
-                sqlx::query(PAGE)
-                    .bind(after)
-                    .bind(until)
-                    .bind(PAGE_ROWS)
-                    .fetch_all($pool)
-                    .await?
-                    .iter()
-                    .map(checked_row)
-                    .collect()
-            };
-        }
         match self {
-            ChainReader::MySql(pool) => checked_page!(pool),
-            ChainReader::Sqlite(pool) => checked_page!(pool),
+            ChainReader::MySql(pool) => sqlx::query(PAGE)
+                .bind(after)
+                .bind(until)
+                .bind(PAGE_ROWS)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(mysql_row)
+                .collect(),
+            ChainReader::Sqlite(None) => Err(AuditError::Read(
+                "an in-memory SQLite database cannot be verified from another connection".into(),
+            )),
+            ChainReader::Sqlite(Some(path)) => {
+                let path = Arc::clone(path);
+                tokio::task::spawn_blocking(move || sqlite_page(&path, after, until))
+                    .await
+                    .map_err(|_| AuditError::Corrupt("verification task failed".into()))?
+            }
         }
     }
 
     /// Closes every connection.
     pub(crate) async fn close(&self) {
-        match self {
-            ChainReader::MySql(pool) => pool.close().await,
-            ChainReader::Sqlite(pool) => pool.close().await,
+        if let ChainReader::MySql(pool) = self {
+            pool.close().await;
         }
     }
 }
 
 /// Checks a row of [`PAGE`] from its columns' bytes, undecoded: the hash covers the bytes
 /// as stored, so a text column that is not UTF-8 is simply reported as edited.
-fn checked_row<'r, R>(row: &'r R) -> Result<CheckedRow>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    i64: Decode<'r, R::Database> + Type<R::Database>,
-    &'r [u8]: Decode<'r, R::Database>,
-    R::Database: Database,
-{
-    let bytes = |index: usize| row.try_get_unchecked::<&'r [u8], _>(index);
+fn mysql_row(row: &MySqlRow) -> Result<CheckedRow> {
+    let bytes = |index: usize| row.try_get_unchecked::<&[u8], _>(index);
     let fields = RawFields {
         seq: row.try_get(0)?,
         kind: bytes(1)?,
@@ -104,4 +94,35 @@ where
         summary: bytes(5)?,
     };
     Ok(CheckedRow::new(&fields, bytes(6)?, bytes(7)?))
+}
+
+/// One page from the SQLite file at `path`, read on the calling (blocking) thread.
+fn sqlite_page(path: &Path, after: i64, until: i64) -> Result<Vec<CheckedRow>> {
+    let failed = |err: rusqlite::Error| AuditError::Read(err.to_string());
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(failed)?;
+    conn.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
+    let mut statement = conn.prepare(PAGE).map_err(failed)?;
+    let mut rows = statement
+        .query(rusqlite::params![after, until, PAGE_ROWS])
+        .map_err(failed)?;
+    let mut checked = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        let bytes = |index: usize| -> Result<&[u8]> {
+            match row.get_ref(index).map_err(failed)? {
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Ok(bytes),
+                _ => Err(AuditError::Corrupt(format!("column {index} is not text"))),
+            }
+        };
+        let fields = RawFields {
+            seq: row.get(0).map_err(failed)?,
+            kind: bytes(1)?,
+            occurred_at: row.get(2).map_err(failed)?,
+            principal: bytes(3)?,
+            subject: bytes(4)?,
+            summary: bytes(5)?,
+        };
+        checked.push(CheckedRow::new(&fields, bytes(6)?, bytes(7)?));
+    }
+    Ok(checked)
 }
