@@ -84,12 +84,13 @@ async fn serve_bundle(
             return StatusCode::NOT_FOUND.into_response();
         };
         let etag = bundle.etag();
-        if !if_none_match(&headers, &etag) {
-            let headers = [
-                (header::ETAG, etag),
-                (header::CONTENT_TYPE, LONG_POLLING_CONTENT_TYPE.to_string()),
-            ];
-            return (StatusCode::OK, headers, bundle.archive.clone()).into_response();
+        let fresh = !if_none_match(&headers, &etag);
+        let headers_out = [
+            (header::ETAG, etag),
+            (header::CONTENT_TYPE, LONG_POLLING_CONTENT_TYPE.to_string()),
+        ];
+        if fresh {
+            return (StatusCode::OK, headers_out, bundle.archive.clone()).into_response();
         }
         let changed = !wait.is_zero()
             && !served.is_closing()
@@ -98,11 +99,7 @@ async fn serve_bundle(
                 Ok(Ok(()))
             );
         if !changed || served.is_closing() {
-            let headers = [
-                (header::ETAG, etag),
-                (header::CONTENT_TYPE, LONG_POLLING_CONTENT_TYPE.to_string()),
-            ];
-            return (StatusCode::NOT_MODIFIED, headers).into_response();
+            return (StatusCode::NOT_MODIFIED, headers_out).into_response();
         }
     }
 }

@@ -49,14 +49,7 @@ async fn officers_must_sign_in_with_an_allowed_role() {
     assert_eq!(refused.status(), 401);
 
     // The login form keeps the token in an HttpOnly, SameSite cookie.
-    let form = [("token", app.auditor())];
-    let login = app
-        .http
-        .post(app.url("/login"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let login = app.sign_in(&app.auditor()).await;
     assert_eq!(login.status(), 303);
     let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
@@ -72,14 +65,7 @@ async fn officers_must_sign_in_with_an_allowed_role() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let bad = [("token", "nonsense")];
-    let login = app
-        .http
-        .post(app.url("/login"))
-        .form(&bad)
-        .send()
-        .await
-        .unwrap();
+    let login = app.sign_in("nonsense").await;
     assert!(login.text().await.unwrap().contains("not valid"));
     app.stop().await;
 }
@@ -304,22 +290,8 @@ async fn without_a_policy_every_request_is_refused() {
         (503, true),
         "{body}"
     );
-    let page = app
-        .http
-        .get(app.url("/decisions"))
-        .header("cookie", format!("bl_audit_session={}", app.auditor()))
-        .send()
-        .await
-        .unwrap();
+    let page = app.get_in_session("/decisions", &app.auditor()).await;
     assert_eq!(page.status(), 503);
-    let form = [("token", app.auditor())];
-    let login = app
-        .http
-        .post(app.url("/login"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 503);
+    assert_eq!(app.sign_in(&app.auditor()).await.status(), 503);
     app.stop().await;
 }

@@ -297,13 +297,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     // The CSV, fetched with the browser's own session cookie.
     let cookie = client.get_named_cookie("bl_audit_session").await.unwrap();
     assert_eq!(cookie.http_only(), Some(true));
-    let csv = app
-        .http
-        .get(app.url("/export.csv"))
-        .header("cookie", format!("bl_audit_session={}", cookie.value()))
-        .send()
-        .await
-        .unwrap();
+    let csv = app.get_in_session("/export.csv", cookie.value()).await;
     assert_eq!(csv.status(), 200);
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = csv.text().await.unwrap();

@@ -190,6 +190,20 @@ impl TestApp {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
+    /// POSTs `token` to the sign-in form.
+    pub async fn sign_in(&self, token: &str) -> reqwest::Response {
+        let form = [("token", token)];
+        let request = self.http.post(self.url("/login")).form(&form);
+        request.send().await.unwrap()
+    }
+
+    /// GETs `path` with `token` in the session cookie, as a signed-in browser sends it.
+    pub async fn get_in_session(&self, path: &str, token: &str) -> reqwest::Response {
+        let cookie = format!("bl_audit_session={token}");
+        let request = self.http.get(self.url(path)).header("cookie", cookie);
+        request.send().await.unwrap()
+    }
+
     /// A command signed with the configured officer key.
     pub fn signed(&self, command: Command, target: &str) -> SignedCommand {
         let payload = CommandPayload::new(command, target, "test", "officer-1");

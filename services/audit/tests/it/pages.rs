@@ -168,14 +168,7 @@ async fn assert_officers_only(app: &TestApp, path: &str) {
         .await
         .unwrap();
     assert_eq!(response.status(), 403, "{path}");
-    let cookie = format!("bl_audit_session={}", app.auditor());
-    let response = app
-        .http
-        .get(app.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_in_session(path, &app.auditor()).await;
     assert_eq!(response.status(), 200, "{path}");
 }
 
