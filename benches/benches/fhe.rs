@@ -40,6 +40,18 @@ fn transfers(c: &mut Criterion) {
     let (_, pbs) =
         count_pbs(|| ops::movement(&vf, Some(&vt), &va, TransferLimits::default(), None));
     println!("pbs ledger_transfer: {pbs}");
+    let max_only = TransferLimits {
+        window_limit: None,
+        ..limits
+    };
+    let (_, pbs) = count_pbs(|| ops::movement(&vf, Some(&vt), &va, max_only, None));
+    println!("pbs ledger_transfer_with_max_amount: {pbs}");
+    let window_only = TransferLimits {
+        max_amount: None,
+        ..limits
+    };
+    let (_, pbs) = count_pbs(|| ops::movement(&vf, Some(&vt), &va, window_only, Some(&spent)));
+    println!("pbs ledger_transfer_with_window_limit: {pbs}");
     let (_, pbs) = count_pbs(|| ops::movement(&vf, Some(&vt), &va, limits, Some(&spent)));
     println!("pbs ledger_transfer_with_limits: {pbs}");
 

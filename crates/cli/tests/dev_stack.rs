@@ -9,7 +9,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use blindledger_test_support::{holds_within, until_blocking};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blindledger");
 
@@ -101,28 +103,19 @@ impl Dev {
     /// Repeats a deposit until its outcome is `wanted` (Ok: accepted; Err: refused with a
     /// message containing the text), as policy changes take a poll or two to arrive.
     fn deposit_until(&self, wanted: Result<(), &str>) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let output = self.cli(&["deposit", "acme/alice", "1.00"]);
-            let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-            let reached = match wanted {
-                Ok(()) => output.status.success(),
-                Err(text) => !output.status.success() && stderr.contains(text),
-            };
-            if reached {
-                return;
-            }
-            assert!(Instant::now() < deadline, "deposit never became {wanted:?}");
-            pause(Duration::from_millis(500));
-        }
+        until_blocking(
+            &format!("a deposit's outcome is {wanted:?}"),
+            Duration::from_secs(30),
+            || {
+                let output = self.cli(&["deposit", "acme/alice", "1.00"]);
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                match wanted {
+                    Ok(()) => output.status.success(),
+                    Err(text) => !output.status.success() && stderr.contains(text),
+                }
+            },
+        );
     }
-}
-
-/// Waits between polls. This test is a plain process driving other processes, with no
-/// async runtime to block, so sleeping the thread is what it should do.
-#[allow(clippy::disallowed_methods)]
-fn pause(duration: Duration) {
-    std::thread::sleep(duration);
 }
 
 impl Drop for Dev {
@@ -131,14 +124,12 @@ impl Drop for Dev {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            pause(Duration::from_millis(100));
+        let child = &mut self.child;
+        if !holds_within(Duration::from_secs(30), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        }) {
+            let _ = self.child.kill();
         }
-        let _ = self.child.kill();
     }
 }
 
@@ -149,6 +140,8 @@ fn officers_freeze_accounts_and_the_ledger_enforces_it() {
     let registered = dev.ok(&["keys", "new", "--tenant", "acme", "--width", "32"]);
     dev.ok(&["account", "open", "acme/alice"]);
     dev.ok(&["account", "open", "acme/bob"]);
+    // Nothing was ever paid into bob's account: its balance still reads.
+    assert_eq!(dev.ok(&["balance", "acme/bob"]).trim(), "0.00");
     dev.ok(&["deposit", "acme/alice", "10.00", "--wait"]);
 
     let officer_key = dev.data.join("dev/officer.key");

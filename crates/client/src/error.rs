@@ -38,9 +38,50 @@ impl ClientError {
 // source, and error reporters would then print its message twice.
 impl From<tonic::Status> for ClientError {
     fn from(status: tonic::Status) -> Self {
-        Self::Status(status)
+        Self::Status(connection_lost_is_unavailable(status))
     }
 }
+
+/// A call whose connection broke before the ledger answered is `UNAVAILABLE`, as gRPC's
+/// status codes define it ("some data transmitted before the connection breaks"), and so
+/// callers retry it. tonic reports it as `CANCELLED` when the call was still queued on the
+/// connection (a code gRPC reserves for a call the caller cancelled, which this client
+/// never does: a dropped call returns nothing at all) or as `UNKNOWN` when the connection
+/// failed under it, depending on which happened first. It happens whenever the ledger
+/// closes the connection under a call: a TLS handshake it refused (no client certificate,
+/// or one from another CA, which TLS 1.3 reports only after the client has sent its first
+/// request), a restart, a proxy's idle timeout. A status the ledger itself sent carries no
+/// transport error and is kept.
+fn connection_lost_is_unavailable(status: tonic::Status) -> tonic::Status {
+    let from_transport = std::error::Error::source(&status)
+        .is_some_and(|source| source.is::<tonic::transport::Error>());
+    let lost = matches!(status.code(), tonic::Code::Cancelled | tonic::Code::Unknown);
+    if !lost || !from_transport {
+        return status;
+    }
+    let message = format!(
+        "the connection closed before the ledger answered ({})",
+        status.message()
+    );
+    let mut unavailable = tonic::Status::unavailable(message);
+    if let Some(source) = std::error::Error::source(&status) {
+        unavailable.set_source(std::sync::Arc::new(LostConnection(source.to_string())));
+    }
+    unavailable
+}
+
+/// The transport error behind a lost connection, kept as text: tonic's error type cannot
+/// be cloned out of the status that holds it.
+#[derive(Debug)]
+struct LostConnection(String);
+
+impl fmt::Display for LostConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LostConnection {}
 
 impl From<blindledger_fhe::WireError> for ClientError {
     fn from(err: blindledger_fhe::WireError) -> Self {
@@ -68,6 +109,12 @@ impl fmt::Display for DisplayStatus<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancelled_status_from_the_ledger_is_kept() {
+        let err = ClientError::from(tonic::Status::cancelled("the ledger is stopping"));
+        assert_eq!(err.status().map(|s| s.code()), Some(tonic::Code::Cancelled));
+    }
 
     #[test]
     fn status_displays_code_and_message() {

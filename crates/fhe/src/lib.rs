@@ -15,6 +15,8 @@ pub mod wire;
 
 pub use executor::{FheExecutor, ServerKeyHandle};
 pub use params::{tfhe_config, LedgerWidth};
+/// A tenant's compact public key: what anyone encrypts amounts to the tenant with.
+pub use tfhe::CompactPublicKey;
 pub use wire::WireError;
 
 /// Returns the number of programmable bootstraps run by this process so far.

@@ -7,13 +7,13 @@
 //! `benches/README.md`): one comparison, `if_then_zero` on the amount, then the debit and
 //! the credit in parallel — 207 programmable bootstraps on 64 bits, against 239 for
 //! ERC-7984's whitepaper sequence (comparison, select, add, sub). Limits add one scalar
-//! comparison (max amount) or a scalar subtraction and a comparison (window), and a
-//! one-block AND each.
+//! comparison (max amount) or an overflow-checked addition and a scalar comparison
+//! (window), and a one-block AND each.
 
 use tfhe::prelude::*;
 use tfhe::{
-    CompactCiphertextList, CompressedCiphertextList, CompressedCiphertextListBuilder, FheBool,
-    FheUint32, FheUint64,
+    CompactCiphertextList, CompactPublicKey, CompressedCiphertextList,
+    CompressedCiphertextListBuilder, FheBool, FheUint32, FheUint64,
 };
 
 use crate::params::LedgerWidth;
@@ -120,9 +120,15 @@ macro_rules! width_ops {
                     || from.ge(amount),
                     || {
                         let under_max = max.map(|max| amount.le(max));
-                        // `limit - spent` never wraps: spent only grows by amounts that
-                        // passed this same check.
-                        let under_window = window.map(|(limit, spent)| amount.le(&(limit - spent)));
+                        // `spent + amount <= limit`, with the sum's overflow refused. Not
+                        // `amount <= limit - spent`: the limit is the current risk tier's,
+                        // and a tier escalation may lower it below what the account has
+                        // already moved out, where the subtraction would wrap and let
+                        // every amount through.
+                        let under_window = window.map(|(limit, spent)| {
+                            let (total, overflowed) = spent.overflowing_add(amount);
+                            total.le(limit) & !overflowed
+                        });
                         match (under_max, under_window) {
                             (Some(a), Some(b)) => Some(a & b),
                             (a, b) => a.or(b),
@@ -214,15 +220,56 @@ impl Value {
     }
 
     /// Serializes this value uncompressed, for a key holder to decrypt.
-    pub fn to_wire(&self) -> Vec<u8> {
+    ///
+    /// A trivial encryption (the zero of an account nothing was ever paid into) is first
+    /// replaced by a fresh encryption of the same value under the tenant's `public_key`. A
+    /// trivial ciphertext has no mask and no noise, so it is nothing a key holder should
+    /// accept: clients check that a value carries the ledger's parameters, degree and noise
+    /// level included (tfhe's conformance check, in Rust as in Zama's JavaScript package),
+    /// and a trivial one fails it.
+    pub fn to_wire(&self, public_key: &CompactPublicKey) -> Result<Vec<u8>, OpError> {
+        let fresh;
+        let value = match self.trivial_clear() {
+            Some(clear) => {
+                fresh = Self::encrypt_public(public_key, self.width(), clear)?;
+                &fresh
+            }
+            None => self,
+        };
         let mut out = Vec::new();
         let limit = 1 << 22;
-        let written = match self {
+        let written = match value {
             Self::U32(v) => tfhe::safe_serialization::safe_serialize(v, &mut out, limit),
             Self::U64(v) => tfhe::safe_serialization::safe_serialize(v, &mut out, limit),
         };
         written.expect("one integer ciphertext fits 4 MiB");
-        out
+        Ok(out)
+    }
+
+    /// The plaintext of a trivial encryption (public by construction); `None` for a real one.
+    fn trivial_clear(&self) -> Option<u64> {
+        match self {
+            Self::U32(v) => v.try_decrypt_trivial::<u32>().ok().map(u64::from),
+            Self::U64(v) => v.try_decrypt_trivial::<u64>().ok(),
+        }
+    }
+
+    /// Encrypts a public value under `public_key` and expands it as a submitted amount is:
+    /// a ciphertext indistinguishable from any other of the tenant's.
+    fn encrypt_public(
+        public_key: &CompactPublicKey,
+        width: LedgerWidth,
+        clear: u64,
+    ) -> Result<Self, OpError> {
+        let mut builder = CompactCiphertextList::builder(public_key);
+        match width {
+            LedgerWidth::U32 => {
+                let clear = u32::try_from(clear).map_err(|_| OpError::WidthMismatch(width))?;
+                builder.push(clear)
+            }
+            LedgerWidth::U64 => builder.push(clear),
+        };
+        Self::expand(&builder.build_packed(), width)
     }
 }
 

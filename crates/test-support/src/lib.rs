@@ -6,6 +6,8 @@
 //! * [`webhook::Receiver`]: an incoming-webhook receiver recording what alerts it gets;
 //! * [`metadata`]: synthetic operational metadata (decision-log and job rows) for the
 //!   controller's risk engine;
+//! * [`eventually`], [`until`] and [`until_blocking`]: the one polling loop, with a deadline, for states a test
+//!   cannot be notified of;
 //! * [`TcpProxy`]: a loopback TCP proxy whose traffic a test can cut and restore, to make a
 //!   dependency "go down" and "come back" without touching the shared server.
 //!
@@ -17,9 +19,11 @@ mod db;
 mod keys;
 pub mod metadata;
 mod proxy;
+mod wait;
 pub mod webhook;
 
 pub use bundle_server::{BundleServer, BundleServerStats};
 pub use db::{TestDatabase, DEFAULT_MYSQL_URL, MYSQL_URL_ENV};
 pub use keys::TestKeys;
 pub use proxy::{mysql_socket_addr, mysql_url_via, TcpProxy};
+pub use wait::{eventually, holds_within, until, until_blocking};

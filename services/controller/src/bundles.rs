@@ -2,7 +2,7 @@
 //! archive bytes (so signatures keep verifying) with its strong ETag.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::body::Bytes;
@@ -10,6 +10,17 @@ use blindledger_policy::{Bundle, BundleError, BundleLimits, PolicyEngine, Policy
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
+
+/// A long poll being held; see [`ActiveBundles::hold`].
+#[derive(Debug)]
+pub struct HeldPoll(Arc<AtomicUsize>);
+
+impl Drop for HeldPoll {
+    fn drop(&mut self) {
+        let held = self.0.fetch_sub(1, Ordering::SeqCst) - 1;
+        crate::metrics::long_polls_held(held);
+    }
+}
 
 /// The name of the CI-pushed rules bundle.
 pub const POLICY_BUNDLE: &str = "blindledger";
@@ -61,6 +72,8 @@ pub struct ActiveBundles {
     /// Bumped on every change, and once more when the server closes.
     changes: watch::Sender<u64>,
     closing: AtomicBool,
+    /// Long polls waiting for a change right now.
+    held: Arc<AtomicUsize>,
 }
 
 impl Default for ActiveBundles {
@@ -69,6 +82,7 @@ impl Default for ActiveBundles {
             active: RwLock::default(),
             changes: watch::channel(0).0,
             closing: AtomicBool::new(false),
+            held: Arc::default(),
         }
     }
 }
@@ -92,6 +106,18 @@ impl ActiveBundles {
     /// Wakes on every change (subscribe before reading, so none is missed in between).
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// Counts a long poll as held until the returned guard is dropped.
+    pub fn hold(&self) -> HeldPoll {
+        let held = self.held.fetch_add(1, Ordering::SeqCst) + 1;
+        crate::metrics::long_polls_held(held);
+        HeldPoll(Arc::clone(&self.held))
+    }
+
+    /// How many long polls are held now, waiting for a change.
+    pub fn held_polls(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// Ends every long poll now and every later one at once: the server is stopping.

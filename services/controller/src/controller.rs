@@ -94,6 +94,11 @@ impl Controller {
         &self.bundles
     }
 
+    /// How many bundle long polls are held open now, waiting for a new revision.
+    pub fn long_polls_held(&self) -> usize {
+        self.bundles.held_polls()
+    }
+
     /// The public key (SPKI PEM) services verify the risk bundle with.
     pub fn public_key_pem(&self) -> anyhow::Result<String> {
         Ok(self.signing_key.public_key_pem()?)

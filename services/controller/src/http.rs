@@ -92,12 +92,13 @@ async fn serve_bundle(
         if fresh {
             return (StatusCode::OK, headers_out, bundle.archive.clone()).into_response();
         }
-        let changed = !wait.is_zero()
-            && !served.is_closing()
-            && matches!(
+        let changed = !wait.is_zero() && !served.is_closing() && {
+            let _held = served.hold();
+            matches!(
                 tokio::time::timeout_at(deadline, changes.changed()).await,
                 Ok(Ok(()))
-            );
+            )
+        };
         if !changed || served.is_closing() {
             return (StatusCode::NOT_MODIFIED, headers_out).into_response();
         }

@@ -27,6 +27,8 @@ const PUSHES: &str = "blindledger_controller_policy_pushes_total";
 const ALERT_DELIVERIES: &str = "blindledger_controller_alert_deliveries_total";
 /// Counter: alerts queued, by `kind`.
 const ALERTS_QUEUED: &str = "blindledger_controller_alerts_queued_total";
+/// Gauge: bundle long polls held open, waiting for a new revision.
+const LONG_POLLS_HELD: &str = "blindledger_controller_bundle_long_polls_held";
 /// Gauge: alerts waiting for delivery.
 const ALERT_OUTBOX: &str = "blindledger_controller_alert_outbox";
 
@@ -38,6 +40,11 @@ pub fn model_version(kind: EntityKind, version: i64) {
 /// Records a training run.
 pub fn training(kind: EntityKind, took: Duration) {
     metrics::histogram!(TRAINING_SECONDS, "kind" => kind.as_str()).record(took.as_secs_f64());
+}
+
+/// Records how many bundle long polls are held now.
+pub fn long_polls_held(held: usize) {
+    metrics::gauge!(LONG_POLLS_HELD).set(held as f64);
 }
 
 /// Records a finished cycle.

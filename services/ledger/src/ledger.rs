@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, Notify};
 
 use blindledger_fhe::ops::{self, Value};
-use blindledger_fhe::{FheExecutor, LedgerWidth, ServerKeyHandle};
+use blindledger_fhe::{CompactPublicKey, FheExecutor, LedgerWidth, ServerKeyHandle};
 use blindledger_store::{AccountRow, Db, JobRow, KeyBlobStore, TenantRow};
 
 use crate::error::LedgerError;
@@ -105,6 +105,13 @@ impl Ledger {
             .ok_or_else(|| LedgerError::Internal(anyhow::anyhow!("stored width is invalid")))
     }
 
+    /// A tenant's compact public key, as registered (conformance-checked again: it is read
+    /// back from the database).
+    fn public_key(tenant: &TenantRow) -> Result<CompactPublicKey, LedgerError> {
+        blindledger_fhe::wire::decode_public_key(&tenant.public_key)
+            .map_err(|error| LedgerError::Internal(anyhow::anyhow!("stored public key: {error}")))
+    }
+
     /// Opens an account of a registered tenant.
     pub async fn open_account(
         &self,
@@ -186,10 +193,14 @@ impl Ledger {
         let width = Self::width(&tenant)?;
         let row = self.account_row(account).await?;
         let stored = row.balance.clone();
+        let public_key = Self::public_key(&tenant)?;
         let wire = self
-            .run_fhe(&tenant, move || match stored {
-                Some(bytes) => Value::decompress(&bytes, width).map(|v| v.to_wire()),
-                None => Ok(Value::zero(width).to_wire()),
+            .run_fhe(&tenant, move || {
+                let value = match stored {
+                    Some(bytes) => Value::decompress(&bytes, width)?,
+                    None => Value::zero(width),
+                };
+                value.to_wire(&public_key)
             })
             .await??;
         Ok((width, wire, row.version as u64))
@@ -211,8 +222,9 @@ impl Ledger {
         let tenant = self.tenant_row(&job.tenant).await?;
         let width = Self::width(&tenant)?;
         let job = job.clone();
+        let public_key = Self::public_key(&tenant)?;
         self.run_fhe(&tenant, move || {
-            let value = |b: &[u8]| Value::decompress(b, width).map(|v| v.to_wire());
+            let value = |b: &[u8]| Value::decompress(b, width).and_then(|v| v.to_wire(&public_key));
             if let (Some(moved), Some(ok)) = (&job.result_moved, &job.result_ok) {
                 return Ok(Some(JobResults::Movement {
                     moved: value(moved)?,

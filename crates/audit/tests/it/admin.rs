@@ -7,10 +7,11 @@ use blindledger_audit::admin::{
     CommandRejection, OfficerKeys, DEFAULT_WINDOW_MS,
 };
 use blindledger_audit::{AuditLog, VerifyOptions};
+use blindledger_test_support::TestDatabase;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::helpers::{signer, On, TestDb};
+use crate::helpers::{database, open_log, signer, On};
 
 struct Officer {
     private: String,
@@ -58,8 +59,8 @@ async fn outcomes(log: &AuditLog) -> Vec<String> {
 }
 
 async fn commands_are_checked_applied_and_logged(on: On) {
-    let db = TestDb::new(on).await;
-    let log = db.log().await;
+    let db = database(on).await;
+    let log = open_log(&db).await;
     let (commands, officer, impostor) = setup(&log);
 
     let freeze = sign_command(
@@ -173,7 +174,7 @@ async fn commands_are_checked_applied_and_logged(on: On) {
     let report = log.verify(&keys, &VerifyOptions::default()).await.unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.rows_checked, 12);
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 #[tokio::test]
@@ -188,8 +189,8 @@ async fn commands_are_checked_applied_and_logged_on_mariadb() {
 
 #[tokio::test]
 async fn a_nonce_is_accepted_once_under_concurrency() {
-    let db = TestDb::mysql().await;
-    let log = db.log().await;
+    let db = TestDatabase::mysql().await.unwrap();
+    let log = open_log(&db).await;
     let (commands, officer, _) = setup(&log);
     let signed = sign_command(
         &payload(Command::Freeze, "acme/carol", &officer),
@@ -207,5 +208,5 @@ async fn a_nonce_is_accepted_once_under_concurrency() {
         accepted += usize::from(task.await.unwrap());
     }
     assert_eq!(accepted, 1);
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }

@@ -1,12 +1,13 @@
 //! Appending: the chain grows one position per event, in order, whatever the concurrency.
 
 use blindledger_audit::{AuditWriter, VerifyOptions};
+use blindledger_test_support::TestDatabase;
 
-use crate::helpers::{event, events, signer, On, TestDb};
+use crate::helpers::{database, event, events, open_log, signer, On};
 
 async fn appends_chain_in_order(on: On) {
-    let db = TestDb::new(on).await;
-    let log = db.log().await;
+    let db = database(on).await;
+    let log = open_log(&db).await;
     let first = log.append(event(1)).await.unwrap();
     assert_eq!(first.seq, 1);
     let batch = log.append_batch(&events(600)).await.unwrap();
@@ -42,7 +43,7 @@ async fn appends_chain_in_order(on: On) {
     let report = log.verify(&keys, &VerifyOptions::default()).await.unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!(report.rows_checked, 801);
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 #[tokio::test]
@@ -57,8 +58,8 @@ async fn appends_chain_in_order_on_mariadb() {
 
 #[tokio::test]
 async fn events_with_amounts_are_refused_before_any_write() {
-    let db = TestDb::sqlite();
-    let log = db.log().await;
+    let db = TestDatabase::sqlite().unwrap();
+    let log = open_log(&db).await;
     let mut bad = event(1);
     bad.summary["balance"] = serde_json::json!(100);
     let err = log.append_batch(&[event(0), bad]).await.unwrap_err();

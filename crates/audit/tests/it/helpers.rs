@@ -3,14 +3,8 @@
 use std::collections::BTreeMap;
 
 use blindledger_audit::{AuditLog, CheckpointKeys, CheckpointSigner, EventKind, NewEvent};
+use blindledger_test_support::TestDatabase;
 use serde_json::json;
-
-/// A database for one test: a SQLite file, or a MariaDB database dropped by `cleanup`.
-pub struct TestDb {
-    pub url: String,
-    mysql: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
 
 /// Which engine a test runs on.
 #[derive(Debug, Clone, Copy)]
@@ -19,63 +13,17 @@ pub enum On {
     MariaDb,
 }
 
-impl TestDb {
-    pub async fn new(on: On) -> Self {
-        match on {
-            On::Sqlite => Self::sqlite(),
-            On::MariaDb => Self::mysql().await,
-        }
+/// A fresh database on `on` (see [`TestDatabase`]).
+pub async fn database(on: On) -> TestDatabase {
+    match on {
+        On::Sqlite => TestDatabase::sqlite().unwrap(),
+        On::MariaDb => TestDatabase::mysql().await.unwrap(),
     }
+}
 
-    pub fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("audit.db").display()
-        );
-        TestDb {
-            url,
-            mysql: None,
-            _dir: Some(dir),
-        }
-    }
-
-    /// A fresh `bl_test_<uuid>` on the server of `BLINDLEDGER_TEST_MYSQL_URL`.
-    pub async fn mysql() -> Self {
-        use sqlx::Connection;
-        let server = std::env::var("BLINDLEDGER_TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
-        let server = server.trim_end_matches('/').to_string();
-        let name = format!("bl_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::MySqlConnection::connect(&server)
-            .await
-            .expect("MariaDB for tests (set BLINDLEDGER_TEST_MYSQL_URL)");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        TestDb {
-            url: format!("{server}/{name}"),
-            mysql: Some((server, name)),
-            _dir: None,
-        }
-    }
-
-    pub async fn log(&self) -> AuditLog {
-        AuditLog::connect(&self.url, 8, true).await.unwrap()
-    }
-
-    /// Drops a MariaDB test database.
-    pub async fn cleanup(self) {
-        use sqlx::Connection;
-        if let Some((server, name)) = &self.mysql {
-            let mut conn = sqlx::MySqlConnection::connect(server).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
+/// The audit log on `db`, migrated.
+pub async fn open_log(db: &TestDatabase) -> AuditLog {
+    AuditLog::connect(db.url(), 8, true).await.unwrap()
 }
 
 /// A decision-like event numbered `i`.

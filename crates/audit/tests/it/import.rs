@@ -4,7 +4,7 @@ use blindledger_audit::{now_ms, AuditLog, Importer, VerifyOptions};
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use crate::helpers::{exec, signer, On, TestDb};
+use crate::helpers::{database, exec, open_log, signer, On};
 
 /// A decision-log row as the ledger writes it, `age_ms` in the past.
 async fn decision(log: &AuditLog, n: i64, allowed: bool, age_ms: i64) {
@@ -56,8 +56,8 @@ async fn job_update(log: &AuditLog, state: &str, at: i64, extra: &str) {
 }
 
 async fn imports_each_source_once(on: On) {
-    let db = TestDb::new(on).await;
-    let log = db.log().await;
+    let db = database(on).await;
+    let log = open_log(&db).await;
     let importer = Importer::new(log.clone());
     for n in 0..3 {
         decision(&log, n, n != 1, 10_000).await;
@@ -146,7 +146,7 @@ async fn imports_each_source_once(on: On) {
     let verified = log.verify(&keys, &VerifyOptions::default()).await.unwrap();
     assert!(verified.ok, "{verified:?}");
     assert_eq!(verified.rows_checked, 3 + 1 + 1 + 1 + 1 + 50);
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 /// A literal blob of `n` bytes in the engine's SQL.

@@ -5,9 +5,10 @@
 use std::time::Instant;
 
 use blindledger_audit::{AuditLog, AuditWriter, EventKind, NewEvent, VerifyOptions};
+use blindledger_test_support::TestDatabase;
 use serde_json::json;
 
-use crate::helpers::{signer, On, TestDb};
+use crate::helpers::{database, open_log, signer, On};
 
 const METHODS: [&str; 4] = ["Transfer", "Deposit", "Withdraw", "Aggregate"];
 
@@ -46,8 +47,8 @@ fn rate(n: i64, started: Instant) -> f64 {
 }
 
 async fn throughput(on: On) {
-    let db = TestDb::new(on).await;
-    let log = db.log().await;
+    let db = database(on).await;
+    let log = open_log(&db).await;
     let total = rows();
     let started = Instant::now();
     for start in (0..total).step_by(1000) {
@@ -101,13 +102,13 @@ async fn throughput(on: On) {
 }
 
 /// Keeps the database for the dashboard bench when `BLINDLEDGER_AUDIT_PERF_KEEP` is set.
-async fn keep_or_cleanup(db: TestDb, log: &AuditLog) {
+async fn keep_or_cleanup(db: TestDatabase, log: &AuditLog) {
     if std::env::var_os("BLINDLEDGER_AUDIT_PERF_KEEP").is_some() {
-        println!("kept: {}", db.url);
+        println!("kept: {}", db.url());
         std::mem::forget(db);
     } else {
         log.close().await;
-        db.cleanup().await;
+        db.drop_db().await.unwrap();
     }
 }
 

@@ -5,12 +5,13 @@ use blindledger_audit::{
     AuditLog, CheckpointKeys, CheckpointSigner, Problem, SignatureProblem, StoredEvent,
     VerifyOptions, VerifyReport,
 };
+use blindledger_test_support::TestDatabase;
 
-use crate::helpers::{events, exec, signer, On, TestDb};
+use crate::helpers::{database, events, exec, open_log, signer, On};
 
 /// A chain of 20 rows with a checkpoint at 20, and the keys verifying it.
-async fn chain(db: &TestDb) -> (AuditLog, CheckpointSigner, CheckpointKeys) {
-    let log = db.log().await;
+async fn chain(db: &TestDatabase) -> (AuditLog, CheckpointSigner, CheckpointKeys) {
+    let log = open_log(db).await;
     let (signer, keys) = signer("audit-1");
     log.append_batch(&events(10)).await.unwrap();
     log.checkpoint(&signer).await.unwrap().unwrap();
@@ -66,7 +67,7 @@ async fn rehash(log: &AuditLog, seq: i64) -> String {
 }
 
 async fn edited_field(on: On) {
-    let db = TestDb::new(on).await;
+    let db = database(on).await;
     let (log, _, keys) = chain(&db).await;
     exec(
         &log,
@@ -81,11 +82,11 @@ async fn edited_field(on: On) {
         8,
         Problem::BrokenLink { seq: 8 },
     );
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 async fn deleted_row(on: On) {
-    let db = TestDb::new(on).await;
+    let db = database(on).await;
     let (log, _, keys) = chain(&db).await;
     exec(&log, "DELETE FROM audit_events WHERE seq = 5").await;
     first(
@@ -93,11 +94,11 @@ async fn deleted_row(on: On) {
         5,
         Problem::Missing { first: 5, last: 5 },
     );
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 async fn swapped_rows(on: On) {
-    let db = TestDb::new(on).await;
+    let db = database(on).await;
     let (log, _, keys) = chain(&db).await;
     exec(&log, "UPDATE audit_events SET seq = -13 WHERE seq = 13").await;
     exec(&log, "UPDATE audit_events SET seq = 13 WHERE seq = 12").await;
@@ -110,11 +111,11 @@ async fn swapped_rows(on: On) {
             second: 13,
         },
     );
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 async fn inserted_rows(on: On) {
-    let db = TestDb::new(on).await;
+    let db = database(on).await;
     let (log, _, keys) = chain(&db).await;
     // In the middle: rows from 10 on move up one, a well-formed row takes seq 10.
     exec(
@@ -153,10 +154,10 @@ async fn inserted_rows(on: On) {
             .any(|f| f.position == 11 && f.problem == shifted),
         "{report:#?}"
     );
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 
     // At the tail, past the head, with a valid hash.
-    let db = TestDb::new(on).await;
+    let db = database(on).await;
     let (log, _, keys) = chain(&db).await;
     let last = row(&log, 20).await;
     exec(&log, &format!(
@@ -171,11 +172,11 @@ async fn inserted_rows(on: On) {
             head: 20,
         },
     );
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 async fn truncated_tail(on: On) {
-    let db = TestDb::new(on).await;
+    let db = database(on).await;
     let (log, _, keys) = chain(&db).await;
     let fifteen = row(&log, 15).await;
     exec(&log, "DELETE FROM audit_events WHERE seq > 15").await;
@@ -194,11 +195,11 @@ async fn truncated_tail(on: On) {
             rows: 15,
         },
     );
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 async fn rewritten_chain(on: On) {
-    let db = TestDb::new(on).await;
+    let db = database(on).await;
     let (log, _, keys) = chain(&db).await;
     // Edit row 3 and recompute every hash after it: only the checkpoints can tell.
     exec(
@@ -224,11 +225,11 @@ async fn rewritten_chain(on: On) {
             size: 10,
         },
     );
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 async fn forged_checkpoints(on: On) {
-    let db = TestDb::new(on).await;
+    let db = database(on).await;
     let (log, _, keys) = chain(&db).await;
     // Signed by another key under the service's key id.
     let (forger, _) = signer("audit-1");
@@ -267,7 +268,7 @@ async fn forged_checkpoints(on: On) {
             reason,
         },
     );
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 async fn insert_checkpoint(log: &AuditLog, c: &blindledger_audit::Checkpoint) {

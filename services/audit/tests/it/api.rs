@@ -6,14 +6,15 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use blindledger_gate::BundleSource;
+use blindledger_test_support::TestDatabase;
 use sqlx::Row;
 
-use crate::helpers::{decision_event, ledger_decision, spawn_app, spawn_app_with, TestDb};
+use crate::helpers::{decision_event, ledger_decision, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn officers_must_sign_in_with_an_allowed_role() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(&db.url).await;
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app(db.url()).await;
     let anonymous = app
         .http
         .get(app.url("/api/audit/verify"))
@@ -72,9 +73,9 @@ async fn officers_must_sign_in_with_an_allowed_role() {
 
 #[tokio::test]
 async fn verification_reports_tampering_over_http() {
-    let db = TestDb::sqlite();
+    let db = TestDatabase::sqlite().unwrap();
     // Not importing: the verification requests' own decisions would lengthen the chain.
-    let app = spawn_app_with(&db.url, |config| config.import_interval_ms = 0).await;
+    let app = spawn_app_with(db.url(), |config| config.import_interval_ms = 0).await;
     let events: Vec<_> = (0..30)
         .map(|i| decision_event(i, "alice", "allow", now_ms()))
         .collect();
@@ -98,8 +99,8 @@ async fn verification_reports_tampering_over_http() {
 
 #[tokio::test]
 async fn signed_commands_over_http() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(&db.url).await;
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app(db.url()).await;
     let admin = app.token("ada", &["admin"]);
     let freeze = app.signed(Command::Freeze, "acme/alice");
     let send = |token: String, body: Value| {
@@ -147,8 +148,8 @@ async fn signed_commands_over_http() {
 
 #[tokio::test]
 async fn csv_export_covers_the_range_without_amounts() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(&db.url).await;
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app(db.url()).await;
     let base = 1_700_000_000_000;
     let events: Vec<_> = (0..5000)
         .map(|i| decision_event(i, "alice", "allow", base + i * 1000))
@@ -186,8 +187,8 @@ async fn csv_export_covers_the_range_without_amounts() {
 
 #[tokio::test]
 async fn new_decisions_are_pushed_as_server_sent_events() {
-    let db = TestDb::mysql().await;
-    let app = spawn_app(&db.url).await;
+    let db = TestDatabase::mysql().await.unwrap();
+    let app = spawn_app(db.url()).await;
     let response = app
         .http
         .get(app.url("/events"))
@@ -218,13 +219,13 @@ async fn new_decisions_are_pushed_as_server_sent_events() {
     assert!(event.contains("\"outcome\":\"deny\""), "{event}");
     drop(stream);
     app.stop().await;
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 #[tokio::test]
 async fn dashboard_requests_pass_the_policy_gate() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(&db.url).await;
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app(db.url()).await;
     let get = |path: &str, token: String| app.http.get(app.url(path)).bearer_auth(token).send();
     let allowed = get("/api/audit/checkpoints", app.auditor()).await.unwrap();
     assert_eq!(allowed.status(), 200);
@@ -279,8 +280,8 @@ async fn dashboard_requests_pass_the_policy_gate() {
 
 #[tokio::test]
 async fn without_a_policy_every_request_is_refused() {
-    let db = TestDb::sqlite();
-    let app = spawn_app_with(&db.url, |config| {
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app_with(db.url(), |config| {
         config.policy_bundle = Some(BundleSource::File("/nonexistent/policy.tar.gz".into()));
     })
     .await;

@@ -11,6 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use blindledger_audit::now_ms;
+use blindledger_test_support::TestDatabase;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -20,7 +21,7 @@ use tokio::process::{Child, Command};
 use crate::helpers::{
     controller_activation, controller_push, controller_risk, controller_score,
     controller_tier_change, decision_event, impact_report, ledger_decision, ledger_job, spawn_app,
-    TestApp, TestDb,
+    TestApp,
 };
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -170,8 +171,8 @@ async fn seed(app: &TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
     let (_driver, port) = chromedriver().await;
-    let db = TestDb::sqlite();
-    let app = spawn_app(&db.url).await;
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app(db.url()).await;
     seed(&app).await;
     let client = browser(port).await;
 

@@ -15,60 +15,6 @@ use blindledger_policy::{sign_bundle, Bundle, SigningKey};
 use serde_json::json;
 use tokio::sync::oneshot;
 
-/// A database for one test: a SQLite file, or a MariaDB database dropped by `cleanup`.
-pub struct TestDb {
-    pub url: String,
-    mysql: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestDb {
-    pub fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("ledger.db").display()
-        );
-        TestDb {
-            url,
-            mysql: None,
-            _dir: Some(dir),
-        }
-    }
-
-    /// A fresh `bl_test_<uuid>` on the server of `BLINDLEDGER_TEST_MYSQL_URL`.
-    pub async fn mysql() -> Self {
-        use sqlx::Connection;
-        let server = std::env::var("BLINDLEDGER_TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
-        let server = server.trim_end_matches('/').to_string();
-        let name = format!("bl_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::MySqlConnection::connect(&server)
-            .await
-            .expect("MariaDB for tests");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        TestDb {
-            url: format!("{server}/{name}"),
-            mysql: Some((server, name)),
-            _dir: None,
-        }
-    }
-
-    pub async fn cleanup(self) {
-        use sqlx::Connection;
-        if let Some((server, name)) = &self.mysql {
-            let mut conn = sqlx::MySqlConnection::connect(server).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
-}
-
 /// A running service and what tests drive it with.
 pub struct TestApp {
     pub addr: SocketAddr,

@@ -1,13 +1,14 @@
 //! The dashboard's pages, rendered by the server.
 
 use blindledger_audit::now_ms;
+use blindledger_test_support::TestDatabase;
 
 use serde_json::json;
 
 use crate::helpers::{
     controller_activation, controller_push, controller_risk, controller_score,
     controller_tier_change, decision_event, impact_report, ledger_decision, ledger_job,
-    spawn_app_with, TestApp, TestDb,
+    spawn_app_with, TestApp,
 };
 
 /// The service with imports left to the test ([`import`]): the officer's own requests are
@@ -26,8 +27,8 @@ fn seqs(page: &str) -> Vec<i64> {
 
 #[tokio::test]
 async fn the_decision_log_filters_and_pages() {
-    let db = TestDb::mysql().await;
-    let app = spawn_app(&db.url).await;
+    let db = TestDatabase::mysql().await.unwrap();
+    let app = spawn_app(db.url()).await;
     let base = 1_700_000_000_000;
     let events: Vec<_> = (0..300)
         .map(|i| {
@@ -76,13 +77,13 @@ async fn the_decision_log_filters_and_pages() {
     let (status, _) = app.get("/decisions?from=yesterday").await;
     assert_eq!(status, 400);
     app.stop().await;
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_transaction_shows_its_workflow_with_ciphertext_sizes_only() {
-    let db = TestDb::sqlite();
-    let app = spawn_app(&db.url).await;
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app(db.url()).await;
     let now = now_ms();
     ledger_decision(&app.log, 1, "alice", true, now - 500).await;
     ledger_job(&app.log, "job-1", "PENDING", now - 400, 2048).await;
@@ -172,8 +173,8 @@ async fn assert_officers_only(app: &TestApp, path: &str) {
     assert_eq!(response.status(), 200, "{path}");
 }
 
-async fn risk_page_charts_elevated_entities(db: TestDb) {
-    let app = spawn_app(&db.url).await;
+async fn risk_page_charts_elevated_entities(db: TestDatabase) {
+    let app = spawn_app(db.url()).await;
     assert_officers_only(&app, "/risk").await;
     let (status, empty) = app.get("/risk").await;
     assert_eq!(status, 200);
@@ -256,21 +257,21 @@ async fn risk_page_charts_elevated_entities(db: TestDb) {
     let (status, _) = app.get("/risk?after=nonsense").await;
     assert_eq!(status, 400);
     app.stop().await;
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 #[tokio::test]
 async fn the_risk_page_charts_elevated_entities_on_sqlite() {
-    risk_page_charts_elevated_entities(TestDb::sqlite()).await;
+    risk_page_charts_elevated_entities(TestDatabase::sqlite().unwrap()).await;
 }
 
 #[tokio::test]
 async fn the_risk_page_charts_elevated_entities_on_mariadb() {
-    risk_page_charts_elevated_entities(TestDb::mysql().await).await;
+    risk_page_charts_elevated_entities(TestDatabase::mysql().await.unwrap()).await;
 }
 
-async fn bundles_page_shows_revisions_and_impact(db: TestDb) {
-    let app = spawn_app(&db.url).await;
+async fn bundles_page_shows_revisions_and_impact(db: TestDatabase) {
+    let app = spawn_app(db.url()).await;
     assert_officers_only(&app, "/bundles").await;
     let now = now_ms();
     for i in 0..55 {
@@ -363,17 +364,17 @@ async fn bundles_page_shows_revisions_and_impact(db: TestDb) {
     );
     assert!(history.contains("rk-00") && !history.contains("rk-08"));
     app.stop().await;
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }
 
 #[tokio::test]
 async fn the_bundles_page_shows_revisions_and_push_impact_on_sqlite() {
-    bundles_page_shows_revisions_and_impact(TestDb::sqlite()).await;
+    bundles_page_shows_revisions_and_impact(TestDatabase::sqlite().unwrap()).await;
 }
 
 #[tokio::test]
 async fn the_bundles_page_shows_revisions_and_push_impact_on_mariadb() {
-    bundles_page_shows_revisions_and_impact(TestDb::mysql().await).await;
+    bundles_page_shows_revisions_and_impact(TestDatabase::mysql().await.unwrap()).await;
 }
 
 /// Runs an import round now (the service's own importer may run too: they take turns).

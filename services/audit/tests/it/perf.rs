@@ -6,9 +6,10 @@
 use std::time::{Duration, Instant};
 
 use blindledger_audit::{AuditLog, EventKind, NewEvent};
+use blindledger_test_support::TestDatabase;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, TestDb};
+use crate::helpers::spawn_app;
 
 const ROWS: i64 = 1_000_000;
 const ROUNDS: usize = 20;
@@ -85,12 +86,12 @@ fn cases() -> Vec<(&'static str, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a million rows: run with --ignored --nocapture"]
 async fn decision_log_p95_with_a_million_rows() {
-    let db = TestDb::sqlite();
+    let db = TestDatabase::sqlite().unwrap();
     let url = match std::env::var("BLINDLEDGER_AUDIT_BENCH_URL") {
         Ok(url) => url,
         Err(_) => {
-            fill(&db.url).await;
-            db.url.clone()
+            fill(db.url()).await;
+            db.url().to_owned()
         }
     };
     let app = spawn_app(&url).await;

@@ -5,10 +5,14 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use crate::helpers::{config, TestApp, TestDb, TestKeys};
+use crate::helpers::{config, TestApp, TestKeys};
 use crate::risk_loop::{queued_alerts, seed};
 use blindledger_test_support::metadata::NOW;
 use blindledger_test_support::webhook::{closed_port, hook_url, Receiver};
+use blindledger_test_support::{until, TestDatabase};
+
+/// The longest wait for a delivery attempt to be recorded.
+const WAIT: Duration = Duration::from_secs(10);
 
 /// Failed delivery attempts of the queued alerts.
 async fn failed_attempts(app: &TestApp) -> i64 {
@@ -19,29 +23,16 @@ async fn failed_attempts(app: &TestApp) -> i64 {
     row.get(0)
 }
 
-/// Waits (at most 10 s) until `condition` holds, checking every 20 ms.
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn alerts_are_delivered_when_the_receiver_comes_back() {
-    let db = TestDb::sqlite();
+    let db = TestDatabase::sqlite().unwrap();
     let keys = TestKeys::new();
     let addr = closed_port();
     let app = TestApp::spawn(config(&db, &keys, Some(hook_url(addr)))).await;
     seed(&app).await;
     let report = app.controller.run_cycle_at(NOW, false).await.unwrap();
     assert_eq!(report.alerts_queued, 1, "{report:?}");
-    eventually("two deliveries failed", || async {
+    until("two deliveries failed", WAIT, || async {
         failed_attempts(&app).await >= 2
     })
     .await;
@@ -62,7 +53,7 @@ async fn alerts_are_delivered_when_the_receiver_comes_back() {
 
 #[tokio::test]
 async fn a_slow_receiver_does_not_hold_up_cycles() {
-    let db = TestDb::sqlite();
+    let db = TestDatabase::sqlite().unwrap();
     let keys = TestKeys::new();
     let receiver = Receiver::start().await;
     receiver.set_delay(Duration::from_secs(5));
@@ -70,7 +61,7 @@ async fn a_slow_receiver_does_not_hold_up_cycles() {
     seed(&app).await;
     let report = app.controller.run_cycle_at(NOW, false).await.unwrap();
     assert_eq!(report.alerts_queued, 1);
-    eventually("a delivery timed out", || async {
+    until("a delivery timed out", WAIT, || async {
         failed_attempts(&app).await >= 1
     })
     .await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use blindledger_controller::{Application, Controller, ControllerConfig, TierThresholds};
 use blindledger_gate::TokenIssuer;
 use blindledger_policy::{sign_bundle, Bundle, SigningKey};
+use blindledger_test_support::TestDatabase;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::oneshot;
 
@@ -30,66 +31,6 @@ pub fn init_logs() {
 /// The shipped policy, `policies/` at the repository root.
 pub fn policies_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")
-}
-
-/// A throwaway database: a SQLite file, or a fresh MariaDB database dropped by `cleanup`.
-pub struct TestDb {
-    url: String,
-    mysql: Option<(String, String)>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestDb {
-    pub fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("ledger.db").display()
-        );
-        TestDb {
-            url,
-            mysql: None,
-            _dir: Some(dir),
-        }
-    }
-
-    /// A fresh database `bl_test_<uuid>` on the server of `BLINDLEDGER_TEST_MYSQL_URL`
-    /// (default `mysql://root@127.0.0.1:3306`).
-    pub async fn mysql() -> Self {
-        use sqlx::Connection;
-        let server = std::env::var("BLINDLEDGER_TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
-        let server = server.trim_end_matches('/').to_string();
-        let name = format!("bl_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::MySqlConnection::connect(&server)
-            .await
-            .expect("MariaDB for tests (BLINDLEDGER_TEST_MYSQL_URL)");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        TestDb {
-            url: format!("{server}/{name}"),
-            mysql: Some((server, name)),
-            _dir: None,
-        }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Drops a MariaDB test database.
-    pub async fn cleanup(self) {
-        use sqlx::Connection;
-        if let Some((server, name)) = &self.mysql {
-            let mut conn = sqlx::MySqlConnection::connect(server).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
 }
 
 /// Keys of one test: the controller's, CI's, and the API token issuer's, as PEM files.
@@ -162,7 +103,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 
 /// The configuration of a test instance: ephemeral port, cycles on demand only, a one-hour
 /// window with night from 00:00 to 06:00 UTC, fast alert retries.
-pub fn config(db: &TestDb, keys: &TestKeys, webhook: Option<String>) -> ControllerConfig {
+pub fn config(db: &TestDatabase, keys: &TestKeys, webhook: Option<String>) -> ControllerConfig {
     let dir = keys.dir.path();
     ControllerConfig {
         listen_addr: "127.0.0.1:0".parse().unwrap(),

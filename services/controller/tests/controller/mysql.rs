@@ -5,13 +5,14 @@ use blindledger_controller::scores::ScoresQuery;
 use blindledger_controller::{EntityKind, RiskTier};
 use blindledger_policy::Bundle;
 
-use crate::helpers::{config, policies_dir, signed, TestApp, TestDb, TestKeys, CI_KID};
+use crate::helpers::{config, policies_dir, signed, TestApp, TestKeys, CI_KID};
 use crate::risk_loop::{seed, Service};
 use blindledger_test_support::metadata::NOW;
+use blindledger_test_support::TestDatabase;
 
 #[tokio::test]
 async fn the_loop_runs_on_mariadb() {
-    let db = TestDb::mysql().await;
+    let db = TestDatabase::mysql().await.unwrap();
     let keys = TestKeys::new();
     let app = TestApp::spawn(config(&db, &keys, None)).await;
     let ci = keys.token("pipeline", &["ci"]);
@@ -65,5 +66,5 @@ async fn the_loop_runs_on_mariadb() {
     let scores = app.controller.scores(&query).await.unwrap();
     assert_eq!(scores.entities[0].entity, "acme/mule");
     app.stop().await;
-    db.cleanup().await;
+    db.drop_db().await.unwrap();
 }

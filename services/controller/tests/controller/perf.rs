@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{config, TestApp, TestDb, TestKeys};
+use crate::helpers::{config, TestApp, TestKeys};
 use blindledger_test_support::metadata::{
     insert_decisions, insert_jobs, Decision, Job, Rng, MINUTE, NOW, TRANSFER,
 };
+use blindledger_test_support::TestDatabase;
 
 const ACCOUNTS: i64 = 10_000;
 const PRINCIPALS: i64 = 2_500;
@@ -56,7 +57,7 @@ async fn perf_cycle_over_a_million_decisions() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
-    let db = TestDb::sqlite();
+    let db = TestDatabase::sqlite().unwrap();
     let keys = TestKeys::new();
     let app = TestApp::spawn(config(&db, &keys, None)).await;
     let pool = app.controller.repo().pool().clone();

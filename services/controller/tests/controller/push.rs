@@ -6,9 +6,13 @@ use blindledger_policy::{Bundle, SigningKey};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{config, json, policies_dir, signed, TestApp, TestDb, TestKeys, CI_KID};
+use crate::helpers::{config, json, policies_dir, signed, TestApp, TestKeys, CI_KID};
 use crate::risk_loop::Service;
 use blindledger_test_support::metadata::{insert_decisions, ordinary, Rng};
+use blindledger_test_support::{until, TestDatabase};
+
+/// How long a test waits for something the services do in milliseconds.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 const FREEZE: &str = "package blindledger.authz\n\n\
     deny contains \"principal frozen for review\" if input.principal == \"teller-18\"\n";
@@ -60,12 +64,12 @@ struct Pushed {
     app: TestApp,
     keys: TestKeys,
     ci: String,
-    _db: TestDb,
+    _db: TestDatabase,
 }
 
 impl Pushed {
     async fn v1() -> Pushed {
-        let db = TestDb::sqlite();
+        let db = TestDatabase::sqlite().unwrap();
         let keys = TestKeys::new();
         let app = TestApp::spawn(config(&db, &keys, None)).await;
         let workload = ordinary(&mut Rng::new(3), 40);
@@ -240,7 +244,7 @@ async fn good_bundles_activate_and_roll_back() {
 
 #[tokio::test]
 async fn bundles_are_served_with_strong_etags() {
-    let db = TestDb::sqlite();
+    let db = TestDatabase::sqlite().unwrap();
     let keys = TestKeys::new();
     let app = TestApp::spawn(config(&db, &keys, None)).await;
     let get = |path: &str, etag: Option<&str>| {
@@ -308,7 +312,12 @@ async fn bundle_polls_are_held_until_a_new_revision() {
     // A push answers a held poll at once, with the new revision.
     let held = poll(60);
     let push = async {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Pushed only once the server holds the poll.
+        let controller = &p.app.controller;
+        until("the server holds the poll", WAIT, || async {
+            controller.long_polls_held() == 1
+        })
+        .await;
         let started = std::time::Instant::now();
         let (status, body) = p.push(p.freeze("v2"), "").await;
         assert_eq!(
@@ -341,12 +350,16 @@ async fn long_polling_loaders_activate_a_push_before_their_interval() {
     let task = tokio::spawn(loader.run(std::time::Duration::from_secs(3600), async {
         let _ = stopped.await;
     }));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while revision().as_deref() != Some("v1") {
-        assert!(std::time::Instant::now() < deadline, "v1 never activated");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    until("v1 is active at the loader", WAIT, || async {
+        revision().as_deref() == Some("v1")
+    })
+    .await;
+    // The loader's next request, a long poll for what follows v1, is held at the server.
+    let controller = &p.app.controller;
+    until("the loader's long poll is held", WAIT, || async {
+        controller.long_polls_held() == 1
+    })
+    .await;
     let sent = std::time::Instant::now();
     let (status, body) = p.push(p.freeze("v2"), "").await;
     let answered = sent.elapsed();
@@ -354,14 +367,10 @@ async fn long_polling_loaders_activate_a_push_before_their_interval() {
         (status, body["outcome"].as_str()),
         (StatusCode::OK, Some("activated"))
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while revision().as_deref() != Some("v2") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "v2 not activated by the long poll"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    until("the long poll brings v2 to the loader", WAIT, || async {
+        revision().as_deref() == Some("v2")
+    })
+    .await;
     println!(
         "push answered after {answered:?}; v2 active at the loader {:?} after sending",
         sent.elapsed()

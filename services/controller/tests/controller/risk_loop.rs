@@ -13,11 +13,12 @@ use blindledger_gate::{
 use blindledger_policy::{BundleLimits, BundleVerifier, Obligations};
 use sqlx::Row;
 
-use crate::helpers::{config, json, TestApp, TestDb, TestKeys};
+use crate::helpers::{config, json, TestApp, TestKeys};
 use blindledger_test_support::metadata::{
     bursts_at_night, ordinary, Rng, NOW, REGION, TENANT, TRANSFER,
 };
 use blindledger_test_support::webhook::Receiver;
+use blindledger_test_support::TestDatabase;
 
 /// A service's policy gate and the loader feeding it from the controller.
 pub struct Service {
@@ -95,7 +96,7 @@ pub async fn queued_alerts(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn bursts_at_night_raise_the_tier_and_services_enforce_it() {
-    let db = TestDb::sqlite();
+    let db = TestDatabase::sqlite().unwrap();
     let keys = TestKeys::new();
     let receiver = Receiver::start().await;
     let mut config = config(&db, &keys, Some(receiver.url()));
@@ -219,7 +220,7 @@ async fn bursts_at_night_raise_the_tier_and_services_enforce_it() {
 
 #[tokio::test]
 async fn admins_run_cycles_on_demand_and_few_rows_train_nothing() {
-    let db = TestDb::sqlite();
+    let db = TestDatabase::sqlite().unwrap();
     let keys = TestKeys::new();
     let app = TestApp::spawn(config(&db, &keys, None)).await;
     let cycle = |token: String| {

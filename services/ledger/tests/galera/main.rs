@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use blindledger_ledger::dev::DevCredentials;
 use blindledger_ledger::{Application, Ledger};
-use blindledger_test_support::TestKeys;
+use blindledger_test_support::{eventually, TestKeys};
 use tonic::Code;
 
 use cluster::{run, Cluster};
@@ -96,11 +96,11 @@ impl Harness {
 
     /// Waits until the probe succeeds; returns how long that took.
     async fn recovered(&self, since: Instant) -> Duration {
-        let deadline = since + Duration::from_secs(120);
-        while self.probe().await.is_err() {
-            assert!(Instant::now() < deadline, "the ledger did not recover");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let left = Duration::from_secs(120).saturating_sub(since.elapsed());
+        eventually("the ledger recovers", left, || async {
+            self.probe().await.ok()
+        })
+        .await;
         since.elapsed()
     }
 }
@@ -232,20 +232,23 @@ async fn settle(
 /// Checks that, with no primary component, calls are refused with UNAVAILABLE (never
 /// answered) and the health service says NOT_SERVING; returns the refusals seen.
 async fn refused_while_no_primary(h: &Harness) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
     // The lone node notices it lost quorum within seconds; until then its commits wait
-    // (the probe's deadline passes: no answer, which is not a wrong one either).
-    loop {
-        match h.probe().await {
-            Err(Code::Unavailable) => break,
-            Err(Code::DeadlineExceeded) => {}
-            Err(code) => panic!("expected UNAVAILABLE, got {code:?}"),
-            Ok(()) => assert!(Instant::now() < deadline, "still answering without quorum"),
-        }
-        assert!(Instant::now() < deadline, "never refused without quorum");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // (the probe's deadline passes: no answer, which is not a wrong one either) or it still
+    // answers.
+    eventually(
+        "calls are refused (UNAVAILABLE) without quorum",
+        Duration::from_secs(30),
+        || async {
+            match h.probe().await {
+                Err(Code::Unavailable) => Some(()),
+                Err(Code::DeadlineExceeded) | Ok(()) => None,
+                Err(code) => panic!("expected UNAVAILABLE, got {code:?}"),
+            }
+        },
+    )
+    .await;
     let mut refused = 1;
+    // Not a wait: paces a probe load every 200 ms for 4 s, each of which must be refused.
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
         assert_eq!(
@@ -265,16 +268,13 @@ async fn refused_while_no_primary(h: &Harness) -> usize {
 
 /// Waits until the ledger writes to a node other than `from`; returns it.
 async fn wait_for_failover(h: &Harness, from: usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = h.write_node();
-        if now != from {
-            return now;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no failover away from node {from}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        &format!("the ledger fails over away from node {from}"),
+        Duration::from_secs(30),
+        || async {
+            let now = h.write_node();
+            (now != from).then_some(now)
+        },
+    )
+    .await
 }

@@ -134,6 +134,7 @@ async fn generate(
                         "a fault must look like UNAVAILABLE, not {code:?}"
                     );
                     counters.resubmissions.fetch_add(1, Ordering::Relaxed);
+                    // Not a wait: paces the client's retries of this submission (load).
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }

@@ -3,7 +3,7 @@
 
 use blindledger_gate::BundleSource;
 use blindledger_policy::Bundle;
-use blindledger_test_support::BundleServer;
+use blindledger_test_support::{eventually, BundleServer};
 use prost::Message as _;
 use tonic::Code;
 
@@ -242,18 +242,15 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_stays() {
     bundle.insert_file(path, rego).unwrap();
     std::fs::write(&bundle_path, bundle.to_tar_gz().unwrap()).unwrap();
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let refused = loop {
-        let status = app.client.policy_status().await.unwrap();
-        if !status[0].last_error.is_empty() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the loader never saw the change"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let refused = eventually(
+        "the loader sees the changed bundle",
+        std::time::Duration::from_secs(30),
+        || async {
+            let status = app.client.policy_status().await.unwrap();
+            (!status[0].last_error.is_empty()).then_some(status)
+        },
+    )
+    .await;
     assert_eq!(
         refused[0].active_revision, "test",
         "the last good bundle stays"

@@ -5,11 +5,12 @@
 //! limit moves nothing (decrypted here) or is refused; the on-call channel hears of it
 //! exactly once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blindledger_controller::{ControllerConfig, RiskTier, TierLimits};
 use blindledger_gate::BundleSource;
 use blindledger_test_support::metadata::{bursts_at_night, ordinary, Rng, NOW};
+use blindledger_test_support::until;
 use blindledger_test_support::webhook::Receiver;
 use secrecy::SecretString;
 use tonic::Code;
@@ -32,19 +33,17 @@ fn limits() -> std::collections::BTreeMap<RiskTier, TierLimits> {
 
 /// Waits until the ledger serves risk bundle `revision`.
 async fn until_active(app: &TestApp, revision: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = app.client.policy_status().await.unwrap();
-        let risk = status.iter().find(|b| b.name == "risk");
-        if risk.is_some_and(|b| b.active_revision == revision) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the ledger never activated risk {revision}: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        &format!("the ledger activates risk {revision}"),
+        Duration::from_secs(30),
+        || async {
+            let status = app.client.policy_status().await.unwrap();
+            status
+                .iter()
+                .any(|b| b.name == "risk" && b.active_revision == revision)
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -138,7 +137,14 @@ async fn an_escalated_account_is_limited_by_the_ledger_after_one_cycle() {
         text.contains("acme/mule") && text.contains(change.to.as_str()),
         "{text}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the outbox holds nothing undelivered, nothing more will be sent.
+    let repo = handle.repo();
+    until(
+        "the alert outbox is drained",
+        Duration::from_secs(30),
+        || async { repo.undelivered_alerts().await.unwrap() == 0 },
+    )
+    .await;
     assert_eq!(receiver.bodies().len(), 1);
 
     app.stop().await;
