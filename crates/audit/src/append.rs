@@ -51,18 +51,18 @@ pub(crate) struct Prepared {
 impl Prepared {
     /// Checks `events` and renders their summaries, before any transaction starts.
     pub(crate) fn all(events: &[NewEvent]) -> Result<Vec<Prepared>> {
-        events
-            .iter()
-            .map(|event| {
-                Ok(Prepared {
-                    kind: event.kind.as_str(),
-                    occurred_at: event.occurred_at,
-                    principal: event.principal.clone(),
-                    subject: event.subject.clone(),
-                    summary: event.canonical_summary()?,
-                })
-            })
-            .collect()
+        events.iter().map(Prepared::one).collect()
+    }
+
+    /// Checks one event and renders its summary.
+    pub(crate) fn one(event: &NewEvent) -> Result<Prepared> {
+        Ok(Prepared {
+            kind: event.kind.as_str(),
+            occurred_at: event.occurred_at,
+            principal: event.principal.clone(),
+            subject: event.subject.clone(),
+            summary: event.canonical_summary()?,
+        })
     }
 }
 

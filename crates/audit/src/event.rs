@@ -39,17 +39,21 @@ pub enum EventKind {
     AdminCommand,
     /// A tenant registered (or replaced) its keys.
     KeyRegistration,
+    /// A source row the importer could not turn into an event, set aside: which row of
+    /// which table, and why. The row stays in its table.
+    ImportSetAside,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::Decision,
         EventKind::JobTransition,
         EventKind::BundleActivation,
         EventKind::BundleFailure,
         EventKind::AdminCommand,
         EventKind::KeyRegistration,
+        EventKind::ImportSetAside,
     ];
 
     /// The name stored in the `kind` column.
@@ -61,6 +65,7 @@ impl EventKind {
             EventKind::BundleFailure => "bundle_failure",
             EventKind::AdminCommand => "admin_command",
             EventKind::KeyRegistration => "key_registration",
+            EventKind::ImportSetAside => "import_set_aside",
         }
     }
 

@@ -37,6 +37,72 @@ pub struct Resource {
     pub key_id: Option<String>,
 }
 
+impl Resource {
+    /// Why this resource cannot be decided on: a value longer than [`MAX_RESOURCE_BYTES`] or
+    /// holding a control character. The reason quotes the value as an [`excerpt`].
+    pub fn invalid(&self) -> Option<String> {
+        self.fields().into_iter().find_map(|(name, value)| {
+            let value = value.as_deref()?;
+            if value.len() > MAX_RESOURCE_BYTES {
+                Some(format!(
+                    "{name} {} is longer than {MAX_RESOURCE_BYTES} bytes",
+                    excerpt(value)
+                ))
+            } else if value.chars().any(char::is_control) {
+                Some(format!(
+                    "{name} {} holds a control character",
+                    excerpt(value)
+                ))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The same resource with every value as an [`excerpt`]: what a refusal logs.
+    fn bounded(&self) -> Resource {
+        let bound = |value: &Option<String>| value.as_deref().map(excerpt);
+        Resource {
+            tenant: bound(&self.tenant),
+            account: bound(&self.account),
+            region: bound(&self.region),
+            counterparty: bound(&self.counterparty),
+            key_id: bound(&self.key_id),
+        }
+    }
+
+    fn fields(&self) -> [(&'static str, &Option<String>); 5] {
+        [
+            ("tenant", &self.tenant),
+            ("account", &self.account),
+            ("region", &self.region),
+            ("counterparty", &self.counterparty),
+            ("key_id", &self.key_id),
+        ]
+    }
+}
+
+/// Longest resource value the gate decides on or logs, in bytes. Services bound their own
+/// names more tightly (the ledger's are at most 63 bytes); this bound holds for every one,
+/// so that no request can write an unbounded value into the decision log.
+pub const MAX_RESOURCE_BYTES: usize = 255;
+
+/// Characters of untrusted text an [`excerpt`] keeps.
+const EXCERPT_CHARS: usize = 32;
+
+/// Untrusted text as it may appear in an answer, a log line or a decision-log row: quoted,
+/// control characters and quotes escaped, at most 32 characters, and the full length in
+/// bytes when it was cut. `"xxxx…" (100000 bytes)`.
+pub fn excerpt(text: &str) -> String {
+    let kept: String = text.chars().take(EXCERPT_CHARS).collect();
+    let quoted = format!("\"{}\"", kept.escape_debug());
+    if kept.len() == text.len() {
+        quoted
+    } else {
+        format!("{quoted}… ({} bytes)", text.len())
+    }
+}
+
 /// An allowed request: its decision id and the limits the handler must enforce.
 #[derive(Debug, Clone)]
 pub struct Authorized {
@@ -112,6 +178,9 @@ impl PolicyGate {
         method: &str,
         resource: Resource,
     ) -> Result<Authorized, Status> {
+        if let Some(reason) = resource.invalid() {
+            return Err(self.refuse(principal, method, &resource, &reason).await);
+        }
         let Some(engine) = self.inner.engine.load_full() else {
             count(method, false);
             return Err(Status::unavailable("no policy loaded"));
@@ -148,6 +217,41 @@ impl PolicyGate {
         result
     }
 
+    /// Refuses a request the service could not decide on because its input is invalid
+    /// (`reason`, which must itself be bounded: quote input with [`excerpt`]): logs it as a
+    /// denied decision, with every resource value as an excerpt, and answers
+    /// `INVALID_ARGUMENT` with the decision id. Services call it for input they check
+    /// before the policy (names, identifiers), so that refused requests are in the decision
+    /// log like denied ones, and no refusal writes or echoes unbounded input.
+    pub async fn refuse(
+        &self,
+        principal: &Principal,
+        method: &str,
+        resource: &Resource,
+        reason: &str,
+    ) -> Status {
+        count(method, false);
+        let Some(engine) = self.inner.engine.load_full() else {
+            return Status::unavailable("no policy loaded");
+        };
+        let input = self.input(principal, method, &resource.bounded());
+        let mut event = engine.decision_event(&input, None);
+        event.decision_id = uuid::Uuid::now_v7().to_string();
+        event.requested_by = Some(principal.subject.clone());
+        event.labels.insert(
+            "service_region".to_string(),
+            self.inner.service_region.clone(),
+        );
+        event
+            .labels
+            .insert("error".to_string(), format!("invalid request: {reason}"));
+        let decision_id = event.decision_id.clone();
+        if let Err(status) = self.record(&engine, event).await {
+            return status;
+        }
+        with_status_decision_id(Status::invalid_argument(reason), &decision_id)
+    }
+
     /// Masks `event` and writes it; any failure means the decision cannot be given.
     async fn record(&self, engine: &PolicyEngine, mut event: DecisionEvent) -> Result<(), Status> {
         // Writing an event the mask failed on could leak what the mask exists to hide.
@@ -165,14 +269,7 @@ impl PolicyGate {
     /// Builds the policy input; absent resource fields are left out rather than `null`.
     pub(crate) fn input(&self, principal: &Principal, method: &str, resource: &Resource) -> Value {
         let mut resource_fields = Map::new();
-        let fields = [
-            ("tenant", &resource.tenant),
-            ("account", &resource.account),
-            ("region", &resource.region),
-            ("counterparty", &resource.counterparty),
-            ("key_id", &resource.key_id),
-        ];
-        for (key, value) in fields {
+        for (key, value) in resource.fields() {
             if let Some(value) = value {
                 resource_fields.insert(key.to_string(), Value::from(value.as_str()));
             }
@@ -247,4 +344,42 @@ pub fn with_decision_id<T>(
         response.metadata_mut().insert(DECISION_ID_METADATA, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_excerpt_is_bounded_and_escaped() {
+        assert_eq!(excerpt("alice"), "\"alice\"");
+        assert_eq!(excerpt("a\u{7}b\""), "\"a\\u{7}b\\\"\"");
+        let long = excerpt(&"x".repeat(100_000));
+        assert!(long.len() < 64, "{long}");
+        assert!(long.ends_with("… (100000 bytes)"), "{long}");
+    }
+
+    #[test]
+    fn a_resource_value_too_long_or_with_a_control_character_is_invalid() {
+        let ok = Resource {
+            tenant: Some("acme".into()),
+            account: Some("x".repeat(MAX_RESOURCE_BYTES)),
+            ..Resource::default()
+        };
+        assert_eq!(ok.invalid(), None);
+        let long = Resource {
+            account: Some("x".repeat(MAX_RESOURCE_BYTES + 1)),
+            ..ok.clone()
+        };
+        let reason = long.invalid().unwrap();
+        assert!(
+            reason.starts_with("account ") && reason.len() < 128,
+            "{reason}"
+        );
+        let control = Resource {
+            counterparty: Some("bob\n".into()),
+            ..ok
+        };
+        assert!(control.invalid().unwrap().contains("control character"));
+    }
 }

@@ -21,7 +21,8 @@ pub use auth::{generate_keypair, AuthError, Principal, TokenIssuer, TokenVerifie
 pub use auth_layer::{AuthLayer, AuthService, CalledMethod, PeerGrant};
 pub use error::GateError;
 pub use gate::{
-    principal, with_decision_id, Authorized, PolicyGate, Resource, DECISION_ID_METADATA,
+    excerpt, principal, with_decision_id, Authorized, PolicyGate, Resource, DECISION_ID_METADATA,
+    MAX_RESOURCE_BYTES,
 };
 pub use loader::{BundleConfig, BundleLoader, BundleSource, BundleStatus};
 pub use setup::{read_key_files, PolicySettings};

@@ -22,7 +22,7 @@ use crate::error::LedgerError;
 use crate::jobs::{JobKind, JobParams, JobRequest, PolicyLimits};
 use crate::keys::KeyUpload;
 use crate::ledger::{AccountLimits, Ledger};
-use crate::names::AccountRef;
+use crate::names::{validate_name, AccountRef};
 
 /// Serves `blindledger.ledger.v1.LedgerService` over a [`Ledger`]. Every handler asks the
 /// policy gate before it acts, with the caller the auth layer authenticated.
@@ -78,6 +78,28 @@ impl LedgerGrpc {
         account: Option<&str>,
         counterparty: Option<&str>,
     ) -> Result<Authorized, Status> {
+        let names = [
+            ("tenant", Some(tenant)),
+            ("account", account),
+            ("counterparty", counterparty),
+        ];
+        for (what, name) in names {
+            if let Some(Err(LedgerError::InvalidArgument(reason))) =
+                name.map(|name| validate_name(what, name))
+            {
+                let resource = Resource {
+                    tenant: Some(tenant.to_owned()),
+                    account: account.map(str::to_owned),
+                    counterparty: counterparty.map(str::to_owned),
+                    ..Resource::default()
+                };
+                let (principal, method) = (&caller.principal, &caller.method);
+                return Err(self
+                    .gate
+                    .refuse(principal, method, &resource, &reason)
+                    .await);
+            }
+        }
         let (region, key_id) = match self.ledger.tenant_row(tenant).await {
             Ok(row) => (Some(row.region), Some(row.key_id)),
             Err(_) => (None, None),
@@ -210,6 +232,15 @@ impl LedgerService for LedgerGrpc {
             region: Some(header.region.clone()),
             ..Resource::default()
         };
+        let checked = validate_name("tenant", &header.tenant)
+            .and_then(|()| validate_name("region", &header.region));
+        if let Err(LedgerError::InvalidArgument(reason)) = checked {
+            let (principal, method) = (&caller.principal, &caller.method);
+            return Err(self
+                .gate
+                .refuse(principal, method, &resource, &reason)
+                .await);
+        }
         let allowed = self
             .gate
             .authorize(&caller.principal, &caller.method, resource)

@@ -40,8 +40,10 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), LedgerError> {
     if (1..=63).contains(&name.len()) && starts_well && name.chars().all(valid_char) {
         Ok(())
     } else {
+        // The name is quoted as a bounded, escaped excerpt: answers never echo input whole.
         Err(LedgerError::InvalidArgument(format!(
-            "invalid {what} name {name:?}: use 1 to 63 lowercase letters, digits, '-' or '_'"
+            "invalid {what} name {}: use 1 to 63 lowercase letters, digits, '-' or '_'",
+            blindledger_gate::excerpt(name)
         )))
     }
 }
@@ -68,6 +70,17 @@ mod tests {
         for bad in ["", "Acme", "-x", "a/b", "a b", &"x".repeat(64)] {
             assert!(validate_name("tenant", bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_refused_name_is_quoted_bounded() {
+        let Err(LedgerError::InvalidArgument(message)) =
+            validate_name("account", &"x".repeat(100_000))
+        else {
+            panic!("accepted")
+        };
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains("(100000 bytes)"), "{message}");
     }
 
     #[test]

@@ -4,8 +4,7 @@ use serde_json::{json, Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{cursor, set_cursor, Importer, BATCH};
-use crate::append::Prepared;
+use super::{cursor, prepare_or_set_aside, set_cursor, Importer, Step, BATCH};
 use crate::db::{retry, text};
 use crate::error::Result;
 use crate::event::{EventKind, NewEvent};
@@ -15,8 +14,9 @@ const MAX_REASONS: usize = 8;
 const MAX_REASON_CHARS: usize = 200;
 
 impl Importer {
-    /// Imports up to [`BATCH`] decision-log rows older than `upper`; returns how many.
-    pub(super) async fn decisions_step(&self, upper: i64) -> Result<usize> {
+    /// Imports up to [`BATCH`] decision-log rows older than `upper`; returns how many rows
+    /// it read, and what became of them.
+    pub(super) async fn decisions_step(&self, upper: i64) -> Result<(usize, Step)> {
         retry("audit_import_decisions", || async {
             let mut tx = self.log.begin_write().await?;
             let head = self.log.lock_head(&mut tx).await?;
@@ -31,25 +31,28 @@ impl Importer {
             .fetch_all(&mut *tx)
             .await?;
             let Some(last) = rows.last() else {
-                return Ok(0);
+                return Ok((0, Step::default()));
             };
             let last_seq: i64 = last.try_get(0)?;
+            let mut step = Step::default();
             let events = rows
                 .iter()
-                .map(decision_event)
+                .map(|row| {
+                    let seq = row.try_get(0)?;
+                    prepare_or_set_aside("decision_log", seq, decision_event(row), &mut step)
+                })
                 .collect::<Result<Vec<_>>>()?;
-            self.log
-                .append_after(&mut tx, head, &Prepared::all(&events)?)
-                .await?;
+            self.log.append_after(&mut tx, head, &events).await?;
             set_cursor(&mut tx, "decision_log", last_seq).await?;
             tx.commit().await?;
-            Ok(rows.len())
+            Ok((rows.len(), step))
         })
         .await
     }
 
-    /// Imports up to [`BATCH`] controller activations older than `upper`.
-    pub(super) async fn activations_step(&self, upper: i64) -> Result<usize> {
+    /// Imports up to [`BATCH`] controller activations older than `upper`; returns how many
+    /// rows it read, and what became of them.
+    pub(super) async fn activations_step(&self, upper: i64) -> Result<(usize, Step)> {
         retry("audit_import_activations", || async {
             let mut tx = self.log.begin_write().await?;
             let head = self.log.lock_head(&mut tx).await?;
@@ -64,14 +67,22 @@ impl Importer {
             .fetch_all(&mut *tx)
             .await?;
             let Some(last) = rows.last() else {
-                return Ok(0);
+                return Ok((0, Step::default()));
             };
             let last_seq: i64 = last.try_get(0)?;
-            let events = rows.iter().map(activation_event).collect::<Result<Vec<_>>>()?;
-            self.log.append_after(&mut tx, head, &Prepared::all(&events)?).await?;
+            let mut step = Step::default();
+            let events = rows
+                .iter()
+                .map(|row| {
+                    let seq = row.try_get(0)?;
+                    let event = activation_event(row);
+                    prepare_or_set_aside("controller_activations", seq, event, &mut step)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.log.append_after(&mut tx, head, &events).await?;
             set_cursor(&mut tx, "controller_activations", last_seq).await?;
             tx.commit().await?;
-            Ok(rows.len())
+            Ok((rows.len(), step))
         })
         .await
     }

@@ -14,8 +14,7 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{cursor, set_cursor, Importer, BATCH};
-use crate::append::Prepared;
+use super::{cursor, prepare_or_set_aside, set_cursor, Importer, Step, BATCH};
 use crate::db::{opt_text, placeholders, retry, text};
 use crate::error::Result;
 use crate::event::{EventKind, NewEvent};
@@ -24,43 +23,46 @@ use crate::event::{EventKind, NewEvent};
 type Position = (i64, i64);
 
 impl Importer {
-    /// Imports job state changes up to `upper`; returns the number of transitions.
-    pub(super) async fn jobs(&self, upper: i64) -> Result<usize> {
+    /// Imports job state changes up to `upper`; returns the transitions, and the changes
+    /// set aside.
+    pub(super) async fn jobs(&self, upper: i64) -> Result<Step> {
         let watermark = self.log.import_position("jobs").await?;
         let mut position: Position = (watermark - self.job_overlap_ms, 0);
-        let mut imported = 0;
+        let mut total = Step::default();
         loop {
-            let (count, next) = self.jobs_step(position, upper).await?;
-            imported += count;
+            let (step, next) = self.jobs_step(position, upper).await?;
+            total.imported += step.imported;
+            total.set_aside += step.set_aside;
             match next {
                 Some(next) => position = next,
                 None => break,
             }
         }
-        Ok(imported)
+        Ok(total)
     }
 
     /// One page of jobs after `position`; returns the transitions appended and the next
     /// position, `None` once caught up (the watermark then moves to `upper`).
-    async fn jobs_step(&self, position: Position, upper: i64) -> Result<(usize, Option<Position>)> {
+    async fn jobs_step(&self, position: Position, upper: i64) -> Result<(Step, Option<Position>)> {
         retry("audit_import_jobs", || async {
             let mut tx = self.log.begin_write().await?;
             let head = self.log.lock_head(&mut tx).await?;
             let rows = page(&mut tx, position, upper).await?;
             let known = known_states(&mut tx, &rows).await?;
             let mut events = Vec::new();
+            let mut step = Step::default();
             for row in &rows {
                 let id = text(row, 0)?;
                 let state = text(row, 3)?;
                 let from = known.get(&id).cloned();
                 if from.as_deref() != Some(state.as_str()) {
-                    events.push(job_event(row, from)?);
+                    let seq = row.try_get(1)?;
+                    let event = job_event(row, from);
+                    events.push(prepare_or_set_aside("jobs", seq, event, &mut step)?);
                     remember(&mut tx, &id, &state, row.try_get(5)?).await?;
                 }
             }
-            self.log
-                .append_after(&mut tx, head, &Prepared::all(&events)?)
-                .await?;
+            self.log.append_after(&mut tx, head, &events).await?;
             let next = match rows.last() {
                 Some(last) if rows.len() as i64 == BATCH => {
                     Some((last.try_get(5)?, last.try_get(1)?))
@@ -73,7 +75,7 @@ impl Importer {
                 }
             };
             tx.commit().await?;
-            Ok((events.len(), next))
+            Ok((step, next))
         })
         .await
     }

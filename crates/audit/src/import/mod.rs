@@ -18,10 +18,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 
+use crate::append::Prepared;
 use crate::db::{AuditLog, Engine};
 use crate::error::Result;
+use crate::event::{EventKind, NewEvent};
 
 /// Rows imported per transaction.
 const BATCH: i64 = 500;
@@ -35,12 +38,71 @@ pub struct ImportReport {
     pub job_transitions: usize,
     /// Bundle activations and rollbacks.
     pub activations: usize,
+    /// Source rows that could not become events, set aside (an `import_set_aside` event
+    /// each, in place of the row's own).
+    pub set_aside: usize,
 }
 
 impl ImportReport {
     /// Events appended in total.
     pub fn total(&self) -> usize {
-        self.decisions + self.job_transitions + self.activations
+        self.decisions + self.job_transitions + self.activations + self.set_aside
+    }
+}
+
+/// Counter: source rows set aside by the importer, by `source`.
+const SET_ASIDE: &str = "blindledger_audit_import_set_aside_total";
+/// Characters of a set-aside row's reason kept in the trail.
+const MAX_SET_ASIDE_REASON_CHARS: usize = 200;
+
+/// What one import step appended: events for rows, and rows set aside.
+#[derive(Debug, Default, Clone, Copy)]
+struct Step {
+    imported: usize,
+    set_aside: usize,
+}
+
+/// Prepares the event of row `seq` of `source`, or, when the row cannot become one (it does
+/// not decode, or its event fails the trail's checks: a name too long, a summary too large),
+/// an `import_set_aside` event naming the row and why. A row from another service's table
+/// is input like any other: one the trail cannot hold must not stop the import of every
+/// later row, and it must not vanish either. It stays in its table, and the trail says
+/// where and why.
+fn prepare_or_set_aside(
+    source: &'static str,
+    seq: i64,
+    event: Result<NewEvent>,
+    step: &mut Step,
+) -> Result<Prepared> {
+    match event.and_then(|event| Prepared::one(&event)) {
+        Ok(prepared) => {
+            step.imported += 1;
+            Ok(prepared)
+        }
+        Err(error) => {
+            step.set_aside += 1;
+            let reason: String = error
+                .to_string()
+                .chars()
+                .take(MAX_SET_ASIDE_REASON_CHARS)
+                .collect();
+            tracing::warn!(source, seq, %reason, "audit import: row set aside");
+            let summary = json!({"source": source, "source_seq": seq, "reason": reason});
+            Prepared::one(&NewEvent::new(
+                EventKind::ImportSetAside,
+                crate::now_ms(),
+                "audit-importer",
+                format!("{source}:{seq}"),
+                summary,
+            ))
+        }
+    }
+}
+
+/// Counts the rows a committed step set aside.
+fn count_set_aside(source: &'static str, step: Step) {
+    if step.set_aside > 0 {
+        metrics::counter!(SET_ASIDE, "source" => source).increment(step.set_aside as u64);
     }
 }
 
@@ -78,17 +140,24 @@ impl Importer {
         let upper = crate::now_ms() - self.settle_ms;
         let mut report = ImportReport::default();
         loop {
-            let imported = self.decisions_step(upper).await?;
-            report.decisions += imported;
-            if imported < BATCH as usize {
+            let (rows, step) = self.decisions_step(upper).await?;
+            count_set_aside("decision_log", step);
+            report.decisions += step.imported;
+            report.set_aside += step.set_aside;
+            if rows < BATCH as usize {
                 break;
             }
         }
-        report.job_transitions = self.jobs(upper).await?;
+        let step = self.jobs(upper).await?;
+        count_set_aside("jobs", step);
+        report.job_transitions = step.imported;
+        report.set_aside += step.set_aside;
         loop {
-            let imported = self.activations_step(upper).await?;
-            report.activations += imported;
-            if imported < BATCH as usize {
+            let (rows, step) = self.activations_step(upper).await?;
+            count_set_aside("controller_activations", step);
+            report.activations += step.imported;
+            report.set_aside += step.set_aside;
+            if rows < BATCH as usize {
                 break;
             }
         }
@@ -97,6 +166,7 @@ impl Importer {
                 decisions = report.decisions,
                 jobs = report.job_transitions,
                 activations = report.activations,
+                set_aside = report.set_aside,
                 "audit import"
             );
         }

@@ -166,3 +166,65 @@ async fn imports_each_source_once_on_sqlite() {
 async fn imports_each_source_once_on_mariadb() {
     imports_each_source_once(On::MariaDb).await;
 }
+
+/// A decision-log row naming a 100,000-character account, as a writer to the ledger's
+/// database (or a ledger that did not bound its input) could leave it.
+async fn hostile_decision(log: &AuditLog, age_ms: i64) {
+    let huge = "x".repeat(100_000);
+    let event = json!({
+        "decision_id": "d-hostile",
+        "input": {"principal": "mallory", "method": "/blindledger.ledger.v1.LedgerService/OpenAccount",
+                  "resource": {"tenant": "acme", "account": huge}},
+        "result": {"allow": false, "reasons": []},
+        "bundles": {"blindledger": {"revision": "r7"}},
+    });
+    sqlx::query(
+        "INSERT INTO decision_log (decision_id, logged_at, principal, method, allowed, revisions, event) \
+         VALUES ('d-hostile', ?, 'mallory', '/blindledger.ledger.v1.LedgerService/OpenAccount', 0, '{}', ?)",
+    )
+    .bind(now_ms() - age_ms)
+    .bind(serde_json::to_vec(&event).unwrap())
+    .execute(log.pool())
+    .await
+    .unwrap();
+}
+
+async fn a_row_that_cannot_be_imported_is_set_aside(on: On) {
+    let db = database(on).await;
+    let log = open_log(&db).await;
+    let importer = Importer::new(log.clone()).with_settle_ms(0);
+    decision(&log, 0, true, 10_000).await;
+    hostile_decision(&log, 9_000).await;
+    decision(&log, 2, false, 8_000).await;
+    let report = importer.run_once().await.unwrap();
+    assert_eq!((report.decisions, report.set_aside), (2, 1));
+    assert_eq!(log.import_position("decision_log").await.unwrap(), 3);
+
+    // Recorded in the trail itself: which row of which source, and why, bounded.
+    let set_aside = summaries(&log, "import_set_aside").await;
+    assert_eq!(set_aside.len(), 1);
+    assert_eq!(set_aside[0]["source"], json!("decision_log"));
+    assert_eq!(set_aside[0]["source_seq"], json!(2));
+    assert_eq!(set_aside[0]["_subject"], json!("decision_log:2"));
+    let text = set_aside.iter().map(Value::to_string).collect::<String>();
+    assert!(text.len() < 1_000 && !text.contains("xxxx"), "{text}");
+
+    // What follows is imported as usual, and the chain verifies.
+    decision(&log, 3, true, 0).await;
+    assert_eq!(importer.run_once().await.unwrap().decisions, 1);
+    let (_, keys) = signer("audit-1");
+    let verified = log.verify(&keys, &VerifyOptions::default()).await.unwrap();
+    assert!(verified.ok, "{verified:?}");
+    assert_eq!(verified.rows_checked, 2 + 1 + 1);
+    db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_row_that_cannot_be_imported_is_set_aside_on_sqlite() {
+    a_row_that_cannot_be_imported_is_set_aside(On::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_row_that_cannot_be_imported_is_set_aside_on_mariadb() {
+    a_row_that_cannot_be_imported_is_set_aside(On::MariaDb).await;
+}

@@ -16,7 +16,7 @@ pub const STALE_KEY_MS: i64 = 90 * 24 * 3_600_000;
 /// One entry of the attention list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Attention {
-    /// `principal`, `account`, `tenant` or `officer`.
+    /// `principal`, `account`, `tenant`, `officer` or `audit trail`.
     pub kind: &'static str,
     /// Who or what.
     pub entity: String,
@@ -26,10 +26,16 @@ pub struct Attention {
     pub since: i64,
 }
 
-/// The attention list as of `now`: repeated denials, frozen accounts, high risk tiers,
-/// stale tenant keys and rejected admin commands.
+/// A source row not in the trail this long after it was written means the import is
+/// stuck or behind: one minute (the importer runs every second or so).
+pub const LAG_MS: i64 = 60_000;
+
+/// The attention list as of `now`: an audit trail lagging its sources or with rows set
+/// aside, repeated denials, frozen accounts, high risk tiers, stale tenant keys and
+/// rejected admin commands.
 pub async fn attention(log: &AuditLog, now: i64) -> Result<Vec<Attention>, sqlx::Error> {
-    let mut list = Vec::new();
+    let mut list = trail_lag(log, now).await;
+    list.extend(set_aside(log).await?);
     let rows = sqlx::query(
         "SELECT principal, COUNT(*), MAX(occurred_at) FROM audit_events \
          WHERE outcome = 'deny' AND kind = 'decision' AND occurred_at >= ? \
@@ -132,6 +138,94 @@ async fn rejected_commands(log: &AuditLog, now: i64) -> Result<Vec<Attention>, s
                 reason: format!(
                     "admin command rejected: {}",
                     summary["rejection"].as_str().unwrap_or("?")
+                ),
+                since: row.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Each source the trail lags: rows written more than [`LAG_MS`] ago and not imported yet.
+/// A source that cannot be read is listed too: a trail whose lag is unknown needs a look.
+async fn trail_lag(log: &AuditLog, now: i64) -> Vec<Attention> {
+    let mut list = Vec::new();
+    for (source, pending) in [
+        (
+            "decision_log",
+            "SELECT COUNT(*), MIN(logged_at) FROM decision_log WHERE seq > ?",
+        ),
+        (
+            "controller_activations",
+            "SELECT COUNT(*), MIN(activated_at) FROM controller_activations WHERE seq > ?",
+        ),
+        (
+            "jobs",
+            "SELECT COUNT(*), MIN(updated_at) FROM jobs WHERE updated_at > ?",
+        ),
+    ] {
+        match lag(log, source, pending).await {
+            Ok(Some((rows, oldest))) if now - oldest > LAG_MS => list.push(Attention {
+                kind: "audit trail",
+                entity: source.to_owned(),
+                reason: format!(
+                    "the trail lags its source: {rows} rows not imported, the oldest written {} s ago",
+                    (now - oldest) / 1000
+                ),
+                since: oldest,
+            }),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(source, %error, "audit trail lag unknown");
+                list.push(Attention {
+                    kind: "audit trail",
+                    entity: source.to_owned(),
+                    reason: "lag unknown: the source cannot be read".into(),
+                    since: now,
+                });
+            }
+        }
+    }
+    list
+}
+
+/// Rows of `source` past the importer's position, and when the oldest was written.
+async fn lag(
+    log: &AuditLog,
+    source: &str,
+    pending: &str,
+) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    let position = log
+        .import_position(source)
+        .await
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+    let row = sqlx::query(pending)
+        .bind(position)
+        .fetch_one(log.pool())
+        .await?;
+    let rows: i64 = row.try_get(0)?;
+    let oldest: Option<i64> = row.try_get(1)?;
+    Ok(oldest.filter(|_| rows > 0).map(|oldest| (rows, oldest)))
+}
+
+/// Source rows the importer set aside, newest first: each stays in its table, and the
+/// trail records which and why.
+async fn set_aside(log: &AuditLog) -> Result<Vec<Attention>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT subject, summary, occurred_at FROM audit_events WHERE kind = 'import_set_aside' \
+         ORDER BY seq DESC LIMIT 50",
+    )
+    .fetch_all(log.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let summary: serde_json::Value =
+                serde_json::from_str(&text(row, 1)).unwrap_or_default();
+            Ok(Attention {
+                kind: "audit trail",
+                entity: text(row, 0),
+                reason: format!(
+                    "row set aside by the importer: {}",
+                    summary["reason"].as_str().unwrap_or("?")
                 ),
                 since: row.try_get(2)?,
             })

@@ -296,3 +296,55 @@ async fn without_a_policy_every_request_is_refused() {
     assert_eq!(app.sign_in(&app.auditor()).await.status(), 503);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_attention_page_shows_rows_set_aside_and_a_lagging_trail() {
+    // A decision-log row the trail cannot hold (a 100,000-character account name), then an
+    // ordinary one: the first is set aside, the second imported, and officers see both.
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app(db.url()).await;
+    let huge = "x".repeat(100_000);
+    let event = serde_json::json!({
+        "decision_id": "d-hostile",
+        "input": {"principal": "mallory", "resource": {"tenant": "acme", "account": huge}},
+        "result": {"allow": false, "reasons": []},
+    });
+    sqlx::query(
+        "INSERT INTO decision_log (decision_id, logged_at, principal, method, allowed, revisions, event) \
+         VALUES ('d-hostile', ?, 'mallory', '/blindledger.ledger.v1.LedgerService/OpenAccount', 0, '{}', ?)",
+    )
+    .bind(now_ms())
+    .bind(serde_json::to_vec(&event).unwrap())
+    .execute(app.log.pool())
+    .await
+    .unwrap();
+    ledger_decision(&app.log, 2, "alice", true, now_ms()).await;
+    let log = &app.log;
+    blindledger_test_support::until("both rows are imported", WAIT, || async {
+        log.import_position("decision_log").await.unwrap() == 2
+    })
+    .await;
+    let (_, attention) = app.get("/attention").await;
+    assert!(
+        attention.contains("decision_log:1") && attention.contains("set aside"),
+        "{attention}"
+    );
+    assert!(!attention.contains("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
+    assert!(!attention.contains("lags"), "{attention}");
+    app.stop().await;
+
+    // With no importer running, a row logged ten minutes ago makes the trail lag, and the
+    // page says so.
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app_with(db.url(), |config| config.import_interval_ms = 0).await;
+    ledger_decision(&app.log, 1, "alice", true, now_ms() - 600_000).await;
+    let (_, attention) = app.get("/attention").await;
+    assert!(
+        attention.contains("lags") && attention.contains("decision_log"),
+        "{attention}"
+    );
+    app.stop().await;
+}
+
+/// How long a test waits for the service to do something it does within a second.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -224,3 +224,88 @@ async fn assert_nothing_queued(app: &TestApp) {
         assert_eq!(version, 0, "a refused request changed a balance");
     }
 }
+
+/// A name no ledger would accept, as long as a gRPC message allows.
+fn huge_name() -> String {
+    "x".repeat(100_000)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_names_are_refused_bounded_and_do_not_stop_the_audit_trail() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let app = env.spawn().await;
+    tenant_with_accounts(&app, &env.keys, "acme", &["alice", "bob"]).await;
+    let huge = huge_name();
+    let stranger = app
+        .client
+        .with_token(&env.token("eve", &["teller"], &["globex"]))
+        .unwrap();
+    let amount = encrypt(&env.keys, 5);
+    // The administrator and a caller the policy would deny, on every name of every shape.
+    for client in [&app.client, &stranger] {
+        let refusals = [
+            client.open_account("acme", &huge, None).await.map(drop),
+            client.open_account(&huge, "alice", None).await.map(drop),
+            client.balance("acme", &huge).await.map(drop),
+            client
+                .transfer("acme", "alice", &huge, amount.clone(), &key())
+                .await
+                .map(drop),
+            client
+                .deposit("acme", "Bad\u{7}Name", amount.clone(), &key())
+                .await
+                .map(drop),
+        ];
+        for refused in refusals {
+            let Err(blindledger_client::ClientError::Status(status)) = refused else {
+                panic!("not refused: {refused:?}")
+            };
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            assert!(
+                status.message().len() <= 256,
+                "the answer echoes the input: {} bytes",
+                status.message().len()
+            );
+            assert!(!status.message().contains('\u{7}'), "{status:?}");
+            assert!(
+                status.metadata().get("x-decision-id").is_some(),
+                "refusals are logged decisions"
+            );
+        }
+    }
+    assert_nothing_queued(&app).await;
+
+    // Each refusal is a denied decision naming the request in a bounded, escaped form.
+    let db = blindledger_store::Db::connect(env.db.url(), 1)
+        .await
+        .unwrap();
+    let logged = db.recent_decisions(100).await.unwrap();
+    let refused = logged.iter().filter(|d| !d.allowed).count();
+    assert_eq!(refused, 10, "one denied decision per refusal");
+    assert!(
+        logged.iter().all(|d| d.event.len() < 8 * 1024),
+        "a decision-log row holds the unbounded name"
+    );
+    db.close().await;
+
+    // The audit trail imports all of them, and what follows them.
+    app.client
+        .open_account("acme", "carol", None)
+        .await
+        .unwrap();
+    let log = blindledger_audit::AuditLog::connect(env.db.url(), 2, true)
+        .await
+        .unwrap();
+    let importer = blindledger_audit::Importer::new(log.clone());
+    importer.run_once().await.unwrap();
+    let last = log.import_position("decision_log").await.unwrap();
+    let db = blindledger_store::Db::connect(env.db.url(), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        last as usize,
+        db.recent_decisions(1000).await.unwrap().len()
+    );
+    db.close().await;
+    app.stop().await;
+}
