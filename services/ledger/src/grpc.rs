@@ -70,7 +70,8 @@ impl LedgerGrpc {
     /// Asks the policy about `caller` acting on `tenant`/`account` (and, for a transfer, the
     /// receiving `counterparty`). The tenant's region and key id come from storage; an
     /// unknown tenant has neither, and the handler reports it missing only after the policy
-    /// allowed the call, so a denied caller learns nothing.
+    /// allowed the call, so a denied caller learns nothing. A tenant that cannot be read
+    /// fails the call: a storage error is never decided on as a missing tenant.
     async fn authorize(
         &self,
         caller: &Caller,
@@ -102,7 +103,10 @@ impl LedgerGrpc {
         }
         let (region, key_id) = match self.ledger.tenant_row(tenant).await {
             Ok(row) => (Some(row.region), Some(row.key_id)),
-            Err(_) => (None, None),
+            Err(LedgerError::NotFound(_)) => (None, None),
+            // Not knowing the tenant is not the fact "no such tenant": residency and revoked
+            // keys would not be decided on. The request fails instead.
+            Err(error) => return Err(error.into()),
         };
         let resource = Resource {
             tenant: Some(tenant.to_owned()),

@@ -69,16 +69,13 @@ async fn every_rpc_is_gated() {
             "{method} with a forged token"
         );
         let with_role = call_empty(app.addr, &method, Some(&nobody)).await;
-        let expected = if ["/GetJob", "/WatchJob", "/RegisterTenantKeys"]
-            .iter()
-            .any(|m| method.ends_with(m))
-        {
-            // These decide on what they look up first (the job's tenant, the key upload's
-            // header); without a job id or a header there is nothing to decide on, and
-            // nothing is read or done.
-            Code::InvalidArgument
-        } else {
+        let expected = if method.ends_with("/GetPolicyStatus") {
             Code::PermissionDenied
+        } else {
+            // An empty message names no tenant, job or key upload: refused as invalid before
+            // the policy is asked (and logged as a denied decision), so nothing is read or
+            // done.
+            Code::InvalidArgument
         };
         assert_eq!(with_role, expected, "{method} for a role with no rights");
     }
@@ -268,6 +265,34 @@ async fn a_bad_bundle_is_refused_and_the_last_good_one_stays() {
     assert_eq!(
         code(auditor.balance("acme", "alice").await),
         Code::PermissionDenied
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_that_cannot_be_read_is_not_decided_on_as_unknown() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let app = env.spawn().await;
+    tenant_with_accounts(&app, &env.keys, "acme", &["alice"]).await;
+    let job = app
+        .client
+        .deposit("acme", "alice", encrypt(&env.keys, 5), &key())
+        .await
+        .unwrap();
+    committed(&app, job.clone()).await;
+
+    // A writer to the database leaves the tenant's row undecodable: the ledger cannot know
+    // the tenant's region or key id, so it cannot decide on them.
+    let pool = sqlx::SqlitePool::connect(env.db.url()).await.unwrap();
+    sqlx::query("UPDATE tenants SET width_bits = 'garbage' WHERE name = 'acme'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let refused = app.client.job(&job.id, false).await;
+    assert!(
+        matches!(code(refused), Code::Unavailable | Code::Internal),
+        "answered on a tenant it could not read"
     );
     app.stop().await;
 }
