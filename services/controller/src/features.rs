@@ -117,6 +117,9 @@ pub struct DecisionFacts<'a> {
     pub tenant: Option<&'a str>,
     /// `input.resource.account`, when present.
     pub account: Option<&'a str>,
+    /// Whether the caller's tenant claims name `tenant`: the account's own tenant acted.
+    /// Only such calls describe the account; others are attempts on it, counted apart.
+    pub own_tenant: bool,
 }
 
 /// One job row, reduced to its metadata.
@@ -154,6 +157,10 @@ pub struct FeatureSet {
     pub decision_rows: u64,
     /// Job rows read (both windows).
     pub job_rows: u64,
+    /// Calls on each account (`tenant/account`) in the scored window by callers outside its
+    /// tenant, all of them denied or not: a signal about the callers, never a feature of the
+    /// account, so that no one can raise another tenant's tier by calling on its accounts.
+    pub outside_attempts: std::collections::BTreeMap<String, u64>,
 }
 
 impl FeatureSet {

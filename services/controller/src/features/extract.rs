@@ -114,6 +114,7 @@ pub struct FeatureExtractor {
     key: String,
     decision_rows: u64,
     job_rows: u64,
+    outside_attempts: std::collections::BTreeMap<String, u64>,
 }
 
 impl FeatureExtractor {
@@ -127,6 +128,7 @@ impl FeatureExtractor {
             key: String::new(),
             decision_rows: 0,
             job_rows: 0,
+            outside_attempts: std::collections::BTreeMap::new(),
         }
     }
 
@@ -147,9 +149,13 @@ impl FeatureExtractor {
             _ => None,
         };
         if recent && account.is_some() {
-            self.accounts
-                .get(&self.key)
-                .call(row.logged_at, row.allowed, night);
+            if row.own_tenant {
+                self.accounts
+                    .get(&self.key)
+                    .call(row.logged_at, row.allowed, night);
+            } else {
+                *self.outside_attempts.entry(self.key.clone()).or_default() += 1;
+            }
         }
         let principal = self.principals.get(row.principal);
         if recent {
@@ -194,6 +200,7 @@ impl FeatureExtractor {
             principals: self.principals.finish(minutes),
             decision_rows: self.decision_rows,
             job_rows: self.job_rows,
+            outside_attempts: self.outside_attempts,
         }
     }
 }

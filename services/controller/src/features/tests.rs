@@ -28,6 +28,7 @@ fn decision(
         allowed,
         tenant: Some("acme"),
         account: Some(account),
+        own_tenant: true,
     }
 }
 
@@ -121,4 +122,33 @@ fn night_may_span_midnight() {
     assert!(w.is_night(MIDNIGHT + 5 * 60 * MIN));
     assert!(!w.is_night(MIDNIGHT + 6 * 60 * MIN));
     assert!(!w.is_night(MIDNIGHT - 3 * 60 * MIN));
+}
+
+#[test]
+fn calls_from_outside_the_tenant_do_not_describe_the_account() {
+    let mut x = FeatureExtractor::new(window());
+    x.add_decision(&decision(
+        MIDNIGHT + 10 * MIN,
+        "payroll-app",
+        "payroll",
+        true,
+    ));
+    // Another tenant's teller hammers acme/payroll with denied calls, at night.
+    for minute in 0..50 {
+        let mut call = decision(MIDNIGHT + (20 + minute / 10) * MIN, "eve", "payroll", false);
+        call.own_tenant = false;
+        x.add_decision(&call);
+    }
+    let set = x.finish();
+    let payroll = set
+        .accounts
+        .iter()
+        .find(|a| a.key == "acme/payroll")
+        .unwrap();
+    assert_eq!(feature(payroll, "calls"), 1.0);
+    assert_eq!(feature(payroll, "denial_ratio"), 0.0);
+    assert_eq!(set.outside_attempts.get("acme/payroll"), Some(&50));
+    // The caller's own features carry the attempts.
+    let eve = set.principals.iter().find(|p| p.key == "eve").unwrap();
+    assert_eq!(feature(eve, "denial_ratio"), 1.0);
 }

@@ -22,6 +22,9 @@ struct EventView<'a> {
 struct InputView<'a> {
     #[serde(default, borrow)]
     resource: Option<ResourceView<'a>>,
+    /// The tenants the caller's token (or certificate grant) names.
+    #[serde(default, borrow)]
+    tenant_claims: Vec<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +48,7 @@ struct DecisionRow {
     allowed: bool,
     tenant: Option<String>,
     account: Option<String>,
+    own_tenant: bool,
 }
 
 /// A job row, owned likewise.
@@ -135,6 +139,7 @@ impl DecisionRow {
             allowed: self.allowed,
             tenant: self.tenant.as_deref(),
             account: self.account.as_deref(),
+            own_tenant: self.own_tenant,
         }
     }
 }
@@ -169,16 +174,25 @@ async fn read_decisions(
     while let Some(row) = rows.try_next().await? {
         let event: &[u8] = row.try_get(4)?;
         // A masked-out or malformed event still counts as a call of its principal.
-        let resource = serde_json::from_slice::<EventView<'_>>(event)
+        let input = serde_json::from_slice::<EventView<'_>>(event)
             .ok()
-            .and_then(|e| e.input)
-            .and_then(|i| i.resource);
-        let (tenant, account) = match resource {
-            Some(r) => (
-                r.tenant.map(Cow::into_owned),
-                r.account.map(Cow::into_owned),
-            ),
-            None => (None, None),
+            .and_then(|e| e.input);
+        let (tenant, account, own_tenant) = match input {
+            Some(InputView {
+                resource: Some(r),
+                tenant_claims,
+            }) => {
+                let own = r
+                    .tenant
+                    .as_ref()
+                    .is_some_and(|tenant| tenant_claims.contains(tenant));
+                (
+                    r.tenant.map(Cow::into_owned),
+                    r.account.map(Cow::into_owned),
+                    own,
+                )
+            }
+            _ => (None, None, false),
         };
         batch.push(DecisionRow {
             logged_at: row.try_get(0)?,
@@ -187,6 +201,7 @@ async fn read_decisions(
             allowed: row.try_get::<i64, _>(3)? != 0,
             tenant,
             account,
+            own_tenant,
         });
         if batch.len() == BATCH_ROWS {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
