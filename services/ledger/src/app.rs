@@ -167,7 +167,7 @@ impl Application {
         }
         server
             // Outermost: every RPC counted and timed, including rejected ones.
-            .layer(GrpcMetricsLayer)
+            .layer(GrpcMetricsLayer::new(served_methods()?))
             // Then authentication: no ledger method runs for an unauthenticated caller.
             // Health checks and reflection (the schema only) stay open to probes and tools.
             .layer(
@@ -214,6 +214,20 @@ impl Application {
             })
             .collect()
     }
+}
+
+/// The paths of every method this server serves, which alone get their own metric labels.
+fn served_methods() -> anyhow::Result<Vec<String>> {
+    let sets = [
+        blindledger_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    ];
+    let mut methods = Vec::new();
+    for set in sets {
+        methods.extend(blindledger_proto::method_paths(set).context("reading a descriptor set")?);
+    }
+    Ok(methods)
 }
 
 /// Publishes the number of unfinished jobs every few seconds.
