@@ -5,9 +5,8 @@ use std::path::Path;
 use tfhe::prelude::*;
 use tfhe::safe_serialization::{safe_deserialize, safe_deserialize_conformant, safe_serialize};
 use tfhe::{
-    ClientKey, CompactCiphertextList, CompactPublicKey, CompressedServerKey, FheBool,
-    FheBoolConformanceParams, FheUint32, FheUint32ConformanceParams, FheUint64,
-    FheUint64ConformanceParams,
+    ClientKey, CompactPublicKey, CompressedServerKey, FheBool, FheBoolConformanceParams, FheUint32,
+    FheUint32ConformanceParams, FheUint64, FheUint64ConformanceParams,
 };
 
 use crate::params::{tfhe_config, LedgerWidth, COMPUTE_PARAMS};
@@ -136,15 +135,9 @@ pub fn encrypt_amount(
     width: LedgerWidth,
     value: u64,
 ) -> Result<Vec<u8>, ClientError> {
-    let mut builder = CompactCiphertextList::builder(public_key);
-    match width {
-        LedgerWidth::U32 => {
-            let v = u32::try_from(value).map_err(|_| ClientError::AmountTooLarge(width))?;
-            builder.push(v)
-        }
-        LedgerWidth::U64 => builder.push(value),
-    };
-    Ok(wire::encode_amount(&builder.build_packed()))
+    let list = wire::encrypt_compact(public_key, width, value)
+        .ok_or(ClientError::AmountTooLarge(width))?;
+    Ok(wire::encode_amount(&list))
 }
 
 /// Decrypts a value returned by the ledger (a serialized `FheUint32` or `FheUint64`).

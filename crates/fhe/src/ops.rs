@@ -261,15 +261,9 @@ impl Value {
         width: LedgerWidth,
         clear: u64,
     ) -> Result<Self, OpError> {
-        let mut builder = CompactCiphertextList::builder(public_key);
-        match width {
-            LedgerWidth::U32 => {
-                let clear = u32::try_from(clear).map_err(|_| OpError::WidthMismatch(width))?;
-                builder.push(clear)
-            }
-            LedgerWidth::U64 => builder.push(clear),
-        };
-        Self::expand(&builder.build_packed(), width)
+        let list = crate::wire::encrypt_compact(public_key, width, clear)
+            .ok_or(OpError::WidthMismatch(width))?;
+        Self::expand(&list, width)
     }
 }
 

@@ -138,6 +138,22 @@ pub fn encode_compressed_server_key(key: &CompressedServerKey) -> Vec<u8> {
     out
 }
 
+/// Encrypts `value` under a tenant's public key as a packed compact list of one integer
+/// of the ledger's width: the form of every input amount. Encrypting needs no secret, so
+/// clients and the ledger both use it. `None` when the value does not fit the width.
+pub fn encrypt_compact(
+    public_key: &CompactPublicKey,
+    width: LedgerWidth,
+    value: u64,
+) -> Option<CompactCiphertextList> {
+    let mut builder = CompactCiphertextList::builder(public_key);
+    match width {
+        LedgerWidth::U32 => builder.push(u32::try_from(value).ok()?),
+        LedgerWidth::U64 => builder.push(value),
+    };
+    Some(builder.build_packed())
+}
+
 /// Encodes an input amount list.
 pub fn encode_amount(list: &CompactCiphertextList) -> Vec<u8> {
     let mut out = Vec::new();

@@ -2,6 +2,7 @@
 
 use blindledger_audit::AuditLog;
 use serde::Serialize;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::text;
@@ -128,17 +129,29 @@ async fn rejected_commands(log: &AuditLog, now: i64) -> Result<Vec<Attention>, s
     .bind(now - WINDOW_MS)
     .fetch_all(log.pool())
     .await?;
+    from_events(&rows, "officer", |summary| {
+        format!(
+            "admin command rejected: {}",
+            summary["rejection"].as_str().unwrap_or("?")
+        )
+    })
+}
+
+/// Attention entries from audit events read as `(entity, summary, occurred_at)` rows, each
+/// with the reason `reason` makes of its summary.
+fn from_events(
+    rows: &[AnyRow],
+    kind: &'static str,
+    reason: impl Fn(&serde_json::Value) -> String,
+) -> Result<Vec<Attention>, sqlx::Error> {
     rows.iter()
         .map(|row| {
             let summary: serde_json::Value =
                 serde_json::from_str(&text(row, 1)).unwrap_or_default();
             Ok(Attention {
-                kind: "officer",
+                kind,
                 entity: text(row, 0),
-                reason: format!(
-                    "admin command rejected: {}",
-                    summary["rejection"].as_str().unwrap_or("?")
-                ),
+                reason: reason(&summary),
                 since: row.try_get(2)?,
             })
         })
@@ -216,19 +229,10 @@ async fn set_aside(log: &AuditLog) -> Result<Vec<Attention>, sqlx::Error> {
     )
     .fetch_all(log.pool())
     .await?;
-    rows.iter()
-        .map(|row| {
-            let summary: serde_json::Value =
-                serde_json::from_str(&text(row, 1)).unwrap_or_default();
-            Ok(Attention {
-                kind: "audit trail",
-                entity: text(row, 0),
-                reason: format!(
-                    "row set aside by the importer: {}",
-                    summary["reason"].as_str().unwrap_or("?")
-                ),
-                since: row.try_get(2)?,
-            })
-        })
-        .collect()
+    from_events(&rows, "audit trail", |summary| {
+        format!(
+            "row set aside by the importer: {}",
+            summary["reason"].as_str().unwrap_or("?")
+        )
+    })
 }
