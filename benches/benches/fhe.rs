@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use blindledger_benches::{count_pbs, erc7984_whitepaper, if_then_zero_parallel};
-use blindledger_fhe::client::TenantKeys;
 use blindledger_fhe::ops::{self, TransferLimits, Value};
 use blindledger_fhe::LedgerWidth;
+use blindledger_keyholder::TenantKeys;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use tfhe::prelude::*;
 use tfhe::FheUint64;
@@ -81,7 +81,7 @@ fn transfers(c: &mut Criterion) {
     println!("bytes compressed u64: {}", stored.len());
     println!(
         "bytes amount input u64: {}",
-        blindledger_fhe::client::encrypt_amount(&keys.public_key, LedgerWidth::U64, 300)
+        blindledger_fhe::wire::encrypt_amount(&keys.public_key, LedgerWidth::U64, 300)
             .expect("encrypts")
             .len()
     );

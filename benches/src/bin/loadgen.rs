@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use blindledger_client::LedgerClient;
-use blindledger_fhe::client::{encrypt_amount, TenantKeys};
 use blindledger_fhe::ops::{self, TransferLimits, Value};
+use blindledger_fhe::wire::encrypt_amount;
 use blindledger_fhe::{wire, LedgerWidth};
+use blindledger_keyholder::TenantKeys;
 use blindledger_ledger::dev::DevCredentials;
 use blindledger_ledger::{Application, LedgerConfig};
 use clap::Parser;

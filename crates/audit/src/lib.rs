@@ -4,7 +4,8 @@
 //!   (see [`chain`] for the exact encoding), one writer at a time; [`AuditWriter`] groups
 //!   concurrent appends into shared transactions.
 //! - [`CheckpointSigner`] signs the chain's size and head hash with Ed25519
-//!   ([`AuditLog::checkpoint`]); checkpoints export as JSON.
+//!   ([`AuditLog::checkpoint`]); checkpoints export as JSON and are published outside the
+//!   database ([`PublishedCheckpoints`]).
 //! - [`AuditLog::verify`] streams the chain and reports the first edited, deleted, inserted
 //!   or reordered row, a truncated tail, and forged checkpoints.
 //! - [`Importer`] turns the ledger's decision log, job state changes and the controller's
@@ -24,6 +25,7 @@ mod error;
 mod event;
 mod export;
 mod import;
+mod published;
 mod verify;
 mod writer;
 
@@ -39,6 +41,7 @@ pub use event::{
 };
 pub use export::{csv_line, export_csv, rfc3339_ms, ExportRange, CSV_HEADER};
 pub use import::{ImportReport, Importer};
+pub use published::PublishedCheckpoints;
 pub use verify::{Finding, Problem, VerifyOptions, VerifyReport};
 pub use writer::AuditWriter;
 

@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use blindledger_client::proto::ledger::v1::job::Result as JobResult;
-use blindledger_fhe::client::{decrypt_flag, decrypt_value, TenantKeys};
 use blindledger_fhe::LedgerWidth;
+use blindledger_keyholder::{decrypt_flag, decrypt_value, TenantKeys};
 
 use crate::amount::Amount;
 

@@ -3,12 +3,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use blindledger_fhe::client::TenantKeys;
+use blindledger_client::KeyPin;
 use blindledger_fhe::LedgerWidth;
+use blindledger_keyholder::TenantKeys;
 use serde::{Deserialize, Serialize};
 
 /// File, next to the keys, recording which registration they belong to.
 const RECORD_FILE: &str = "tenant.toml";
+/// The public key's file among a tenant's keys.
+const PUBLIC_KEY_FILE: &str = "public.key";
+/// Public-key fingerprints pinned for tenants whose keys this home does not hold.
+const PINS_FILE: &str = "pins.toml";
 
 /// Where the CLI keeps its files.
 #[derive(Debug, Clone)]
@@ -25,7 +30,7 @@ pub struct KeyRecord {
     pub region: String,
     /// The ledger width.
     pub width: LedgerWidth,
-    /// The key id the ledger returned (hex SHA-256 of the server key).
+    /// The key id the ledger returned (it names the server key and the public key).
     pub key_id: String,
 }
 
@@ -96,6 +101,49 @@ impl Home {
         Ok(Some(loaded))
     }
 
+    /// What amounts to `tenant` are encrypted to: the public key this home holds for it, else
+    /// the fingerprint pinned with `blindledger keys pin`. Never whatever the ledger says.
+    pub fn key_pin(&self, tenant: &str) -> anyhow::Result<KeyPin> {
+        let held = self.keys_dir(tenant).join(PUBLIC_KEY_FILE);
+        if held.is_file() {
+            let bytes =
+                std::fs::read(&held).with_context(|| format!("reading {}", held.display()))?;
+            return Ok(KeyPin::PublicKey(bytes));
+        }
+        match self.pins()?.remove(tenant) {
+            Some(fingerprint) => Ok(KeyPin::Fingerprint(fingerprint)),
+            None => anyhow::bail!(
+                "no public key or pinned fingerprint for tenant '{tenant}' in {}: ask the \
+                 tenant for its fingerprint (`blindledger keys show {tenant}` on the key \
+                 holder's machine), then run `blindledger keys pin {tenant} <fingerprint>`",
+                self.root.display()
+            ),
+        }
+    }
+
+    /// The fingerprints pinned in this home, by tenant.
+    pub fn pins(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let path = self.root.join(PINS_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(err) => Err(anyhow::Error::new(err).context(format!("reading {}", path.display()))),
+        }
+    }
+
+    /// Pins `fingerprint` as the public key of `tenant`, replacing an earlier pin.
+    pub fn pin(&self, tenant: &str, fingerprint: &str) -> anyhow::Result<()> {
+        let mut pins = self.pins()?;
+        pins.insert(tenant.to_owned(), fingerprint.to_owned());
+        std::fs::create_dir_all(&self.root)
+            .with_context(|| format!("creating {}", self.root.display()))?;
+        let path = self.root.join(PINS_FILE);
+        let text = toml::to_string(&pins).context("encoding the pins")?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
     /// Loads a tenant's keys, failing with a message saying where they were expected.
     pub async fn require_keys(&self, tenant: &str) -> anyhow::Result<LocalKeys> {
         match self.load_keys(tenant).await? {
@@ -109,7 +157,7 @@ impl Home {
 }
 
 /// Reads the registration record in `dir`, if any.
-fn read_record(dir: &Path) -> anyhow::Result<Option<KeyRecord>> {
+pub fn read_record(dir: &Path) -> anyhow::Result<Option<KeyRecord>> {
     let path = dir.join(RECORD_FILE);
     if !path.is_file() {
         return Ok(None);

@@ -54,6 +54,10 @@ struct Cli {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// Allows plaintext http to a ledger on another host (plaintext is otherwise only
+    /// accepted on loopback): for a TLS-terminating proxy beside the ledger.
+    #[arg(long, global = true, env = "BLINDLEDGER_ALLOW_PLAINTEXT")]
+    allow_plaintext: bool,
     /// CA certificate (PEM) the ledger's TLS certificate chains to: connect over TLS
     /// (the endpoint then starts with https://).
     #[arg(long, global = true, env = "BLINDLEDGER_TLS_CA", value_name = "FILE")]
@@ -156,6 +160,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         endpoint: cli.endpoint,
         home: cli.home,
         token: cli.token,
+        allow_plaintext: cli.allow_plaintext,
         tls: TlsFiles {
             ca: cli.tls_ca,
             cert: cli.tls_cert,

@@ -93,6 +93,26 @@ impl Dev {
         output
     }
 
+    /// Runs a CLI verb as someone else: another home directory, the same token.
+    fn cli_from(&self, home: &Path, args: &[&str]) -> Output {
+        let token = std::fs::read_to_string(self.home.join("token")).expect("dev wrote a token");
+        let output = Command::new(BIN)
+            .args(["--endpoint", &self.ledger])
+            .args(args)
+            .env("BLINDLEDGER_HOME", home)
+            .env("BLINDLEDGER_TOKEN", token.trim())
+            .output()
+            .expect("the CLI runs");
+        println!(
+            "$ blindledger {} (home {})\n{}{}",
+            args.join(" "),
+            home.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
     /// Runs a verb that must succeed; returns its standard output.
     fn ok(&self, args: &[&str]) -> String {
         let output = self.cli(args);
@@ -143,6 +163,40 @@ fn officers_freeze_accounts_and_the_ledger_enforces_it() {
     // Nothing was ever paid into bob's account: its balance still reads.
     assert_eq!(dev.ok(&["balance", "acme/bob"]).trim(), "0.00");
     dev.ok(&["deposit", "acme/alice", "10.00", "--wait"]);
+
+    // A payer without acme's keys encrypts only to a key whose fingerprint it pinned.
+    let payer = dir.path().join("payer");
+    let refused = dev.cli_from(&payer, &["deposit", "acme/bob", "1.00"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no public key or pinned fingerprint")
+    );
+    let shown = dev.ok(&["keys", "show", "acme"]);
+    let fingerprint = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("public key fingerprint: "))
+        .unwrap_or_else(|| panic!("no fingerprint in {shown}"))
+        .trim()
+        .to_owned();
+    assert!(
+        registered.contains(&fingerprint),
+        "keys new printed it: {registered}"
+    );
+    let wrong = "0".repeat(64);
+    assert!(dev
+        .cli_from(&payer, &["keys", "pin", "acme", &wrong])
+        .status
+        .success());
+    let mismatch = dev.cli_from(&payer, &["deposit", "acme/bob", "1.00"]);
+    assert!(!mismatch.status.success());
+    assert!(String::from_utf8_lossy(&mismatch.stderr).contains("refusing to use it"));
+    assert!(dev
+        .cli_from(&payer, &["keys", "pin", "acme", &fingerprint])
+        .status
+        .success());
+    let paid = dev.cli_from(&payer, &["deposit", "acme/bob", "1.00", "--wait"]);
+    assert!(paid.status.success());
+    assert_eq!(dev.ok(&["balance", "acme/bob"]).trim(), "1.00");
 
     let officer_key = dev.data.join("dev/officer.key");
     let officer_key = officer_key.to_str().unwrap();

@@ -12,6 +12,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use crate::error::bounded;
 use crate::{is_finished, width_from_proto, ClientError};
 
 /// Largest gRPC message sent or received: an aggregate's results are a few decompressed
@@ -24,7 +25,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause before re-opening a job watch that ended while the job was still running.
 const REWATCH_DELAY: Duration = Duration::from_millis(250);
 
-/// A tenant's public material, as returned by `GetTenant`.
+/// A tenant's public material, as returned by `GetTenant`. The public key in it is what the
+/// ledger says it is: [`TenantInfo::pin`] checks it against what the caller trusts before
+/// anything can be encrypted with it.
 pub struct TenantInfo {
     /// The tenant's name.
     pub tenant: String,
@@ -32,10 +35,12 @@ pub struct TenantInfo {
     pub region: String,
     /// Width of the tenant's amounts and balances.
     pub width: LedgerWidth,
-    /// The tenant's public key, decoded and checked against the ledger's parameters.
-    pub public_key: CompactPublicKey,
-    /// Hex SHA-256 of the tenant's server key; identifies the key generation.
+    /// Identifies the tenant's key generation ([`blindledger_fhe::wire::key_id`]).
     pub key_id: String,
+    /// Fingerprint of the public key the ledger returned
+    /// ([`blindledger_fhe::wire::public_key_fingerprint`]).
+    pub public_key_fingerprint: String,
+    public_key: CompactPublicKey,
 }
 
 impl std::fmt::Debug for TenantInfo {
@@ -45,17 +50,64 @@ impl std::fmt::Debug for TenantInfo {
             .field("region", &self.region)
             .field("width", &self.width)
             .field("key_id", &self.key_id)
+            .field("public_key_fingerprint", &self.public_key_fingerprint)
             .finish_non_exhaustive()
     }
 }
 
+/// What a client trusts a tenant's public key by. A ledger, or anyone on the path to it,
+/// could otherwise hand out its own key and read every amount encrypted to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPin {
+    /// The serialized public key itself, as the tenant's key holder keeps it.
+    PublicKey(Vec<u8>),
+    /// The fingerprint of the public key, learned from the tenant out of band: how a third
+    /// party that pays into a tenant's accounts pins it.
+    Fingerprint(String),
+}
+
+impl KeyPin {
+    /// The fingerprint this pin stands for (lowercase hex).
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Self::PublicKey(bytes) => blindledger_fhe::wire::public_key_fingerprint(bytes),
+            Self::Fingerprint(fingerprint) => fingerprint.trim().to_ascii_lowercase(),
+        }
+    }
+}
+
 impl TenantInfo {
+    /// Checks the public key the ledger returned against `pin`; only a key that matches can
+    /// encrypt. Fails with [`ClientError::KeyMismatch`] otherwise.
+    pub fn pin(self, pin: &KeyPin) -> Result<PinnedTenant, ClientError> {
+        let expected = pin.fingerprint();
+        if expected != self.public_key_fingerprint {
+            return Err(ClientError::KeyMismatch {
+                tenant: self.tenant,
+                expected,
+                found: self.public_key_fingerprint,
+            });
+        }
+        Ok(PinnedTenant(self))
+    }
+}
+
+/// A tenant whose public key matched the caller's pin: amounts can be encrypted to it.
+#[derive(Debug)]
+pub struct PinnedTenant(TenantInfo);
+
+impl PinnedTenant {
+    /// The tenant's public material.
+    pub fn info(&self) -> &TenantInfo {
+        &self.0
+    }
+
     /// Encrypts an amount (in minor units) to this tenant, in the wire form that
     /// deposits, withdrawals and transfers take. Fails when it does not fit the width.
     pub fn encrypt(&self, amount: u64) -> Result<Vec<u8>, ClientError> {
-        Ok(blindledger_fhe::client::encrypt_amount(
-            &self.public_key,
-            self.width,
+        Ok(blindledger_fhe::wire::encrypt_amount(
+            &self.0.public_key,
+            self.0.width,
             amount,
         )?)
     }
@@ -120,18 +172,33 @@ pub struct LedgerClient {
 }
 
 impl LedgerClient {
-    /// Connects to a ledger at `endpoint`, e.g. `http://127.0.0.1:50051`.
+    /// Connects to a ledger at `endpoint` without TLS, e.g. `http://127.0.0.1:50051`:
+    /// only a loopback address is accepted ([`ClientError::PlaintextRefused`] otherwise).
     pub async fn connect(endpoint: &str) -> Result<Self, ClientError> {
         Self::connect_with(endpoint, None).await
     }
 
     /// Connects to a ledger at `endpoint` (`https://…` with `tls`), trusting `tls.ca` for
     /// the server's certificate and presenting `tls.identity` when the ledger requires
-    /// client certificates (mTLS).
+    /// client certificates (mTLS). Without `tls`, only a loopback endpoint is accepted:
+    /// tokens and key ids would cross the network in clear.
     pub async fn connect_with(
         endpoint: &str,
         tls: Option<TlsSettings>,
     ) -> Result<Self, ClientError> {
+        if tls.is_none() && !is_loopback(endpoint) {
+            return Err(ClientError::PlaintextRefused(bounded(endpoint)));
+        }
+        Self::open(endpoint, tls).await
+    }
+
+    /// Connects without TLS to any host: for a ledger behind a TLS-terminating proxy on
+    /// the same host or network namespace, asked for explicitly.
+    pub async fn connect_plaintext(endpoint: &str) -> Result<Self, ClientError> {
+        Self::open(endpoint, None).await
+    }
+
+    async fn open(endpoint: &str, tls: Option<TlsSettings>) -> Result<Self, ClientError> {
         let mut endpoint =
             Endpoint::from_shared(endpoint.to_owned())?.connect_timeout(CONNECT_TIMEOUT);
         if let Some(tls) = tls {
@@ -171,7 +238,8 @@ impl LedgerClient {
         self.inner.clone()
     }
 
-    /// Fetches a tenant's public material and checks its public key.
+    /// Fetches a tenant's public material and checks that its public key decodes under the
+    /// ledger's parameters. Whether it is the tenant's key is [`TenantInfo::pin`]'s to say.
     pub async fn tenant(&self, tenant: &str) -> Result<TenantInfo, ClientError> {
         let request = pb::GetTenantRequest {
             tenant: tenant.to_owned(),
@@ -180,10 +248,23 @@ impl LedgerClient {
         Ok(TenantInfo {
             width: width_from_proto(response.width)?,
             public_key: blindledger_fhe::wire::decode_public_key(&response.public_key)?,
+            public_key_fingerprint: blindledger_fhe::wire::public_key_fingerprint(
+                &response.public_key,
+            ),
             tenant: response.tenant,
             region: response.region,
             key_id: response.key_id,
         })
+    }
+
+    /// Fetches a tenant and checks its public key against `pin`: the tenant an amount can
+    /// be encrypted to.
+    pub async fn pinned_tenant(
+        &self,
+        tenant: &str,
+        pin: &KeyPin,
+    ) -> Result<PinnedTenant, ClientError> {
+        self.tenant(tenant).await?.pin(pin)
     }
 
     /// Opens an account with an encrypted zero balance and optional transfer limits.
@@ -390,4 +471,58 @@ impl LedgerClient {
 /// The error for a response lacking a required field.
 fn missing(field: &str) -> ClientError {
     ClientError::Protocol(format!("{field} is missing"))
+}
+
+/// Whether `endpoint` names this host: `localhost`, or an IPv4 or IPv6 loopback address.
+fn is_loopback(endpoint: &str) -> bool {
+    let Ok(uri) = endpoint.parse::<tonic::codegen::http::Uri>() else {
+        return false;
+    };
+    match uri.host() {
+        Some(host) if host.eq_ignore_ascii_case("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_host_counts_as_loopback() {
+        for local in [
+            "http://127.0.0.1:50051",
+            "http://127.8.9.1:1",
+            "http://localhost:50051",
+            "http://LOCALHOST",
+            "http://[::1]:50051",
+        ] {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.7:50051",
+            "http://ledger.example:50051",
+            "http://localhost.example:50051",
+            "http://[2001:db8::1]:50051",
+            "http://127.0.0.1.example",
+            "not a uri",
+        ] {
+            assert!(!is_loopback(remote), "{remote}");
+        }
+    }
+
+    #[tokio::test]
+    async fn plaintext_to_another_host_is_refused_before_connecting() {
+        // Nothing listens there, and nothing is tried: the refusal comes first.
+        let err = LedgerClient::connect("http://192.0.2.1:50051")
+            .await
+            .expect_err("plaintext to a remote host");
+        assert!(matches!(err, ClientError::PlaintextRefused(_)), "{err}");
+        assert!(err.to_string().contains("192.0.2.1"), "{err}");
+    }
 }

@@ -14,11 +14,32 @@ pub enum ClientError {
     Transport(#[from] tonic::transport::Error),
     /// Encrypting, or decoding a key or ciphertext, failed.
     #[error(transparent)]
-    Fhe(#[from] blindledger_fhe::client::ClientError),
+    Fhe(#[from] blindledger_fhe::WireError),
     /// The ledger sent a response this client does not understand (a missing field or an
     /// unknown enum value).
     #[error("unexpected response from the ledger: {0}")]
     Protocol(String),
+    /// The public key the ledger returned for a tenant is not the one the caller holds or
+    /// pinned: amounts are not encrypted to it.
+    #[error(
+        "the ledger's key for tenant '{tenant}' ({found}) is not the one this client holds or \
+         pinned ({expected}); refusing to use it"
+    )]
+    KeyMismatch {
+        /// The tenant.
+        tenant: String,
+        /// The fingerprint or key id the caller trusts.
+        expected: String,
+        /// What the ledger returned.
+        found: String,
+    },
+    /// A plaintext (`http://`) connection to a host other than this one was asked for
+    /// without saying so explicitly.
+    #[error(
+        "refusing plaintext http to {0}: use https with a CA certificate, or allow plaintext \
+         explicitly"
+    )]
+    PlaintextRefused(String),
     /// The access token cannot be sent as a header (it is not printable ASCII).
     #[error("the access token is not a valid header value")]
     InvalidToken,
@@ -83,12 +104,6 @@ impl fmt::Display for LostConnection {
 
 impl std::error::Error for LostConnection {}
 
-impl From<blindledger_fhe::WireError> for ClientError {
-    fn from(err: blindledger_fhe::WireError) -> Self {
-        Self::Fhe(err.into())
-    }
-}
-
 /// Formats a status as `Code: message`, plus the transport cause when there is one.
 struct DisplayStatus<'a>(&'a tonic::Status);
 
@@ -121,5 +136,14 @@ mod tests {
         let err = ClientError::from(tonic::Status::not_found("tenant acme not found"));
         assert_eq!(err.to_string(), "NotFound: tenant acme not found");
         assert_eq!(err.status().map(|s| s.code()), Some(tonic::Code::NotFound));
+    }
+}
+
+/// At most 100 characters of `text`, for echoing what a peer or a caller sent.
+pub(crate) fn bounded(text: &str) -> String {
+    const MAX_CHARS: usize = 100;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::error::bounded;
 use crate::{width_to_proto, ClientError, LedgerClient};
 
 /// Size of each server-key chunk sent (the ledger accepts up to 4 MiB).
@@ -20,7 +21,8 @@ impl LedgerClient {
     /// Uploads already-serialized tenant keys: `public_key` as made by
     /// [`blindledger_fhe::wire::encode_public_key`], `server_key` as made by
     /// [`blindledger_fhe::wire::encode_compressed_server_key`]. Calls `progress(sent, total)`
-    /// as server-key bytes are handed to the transport. Returns the key id.
+    /// as server-key bytes are handed to the transport. Returns the key id, after checking
+    /// that it is the id of exactly these two keys ([`blindledger_fhe::wire::key_id`]).
     pub async fn register_key_bytes(
         &self,
         tenant: &str,
@@ -31,13 +33,15 @@ impl LedgerClient {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<String, ClientError> {
         let total = server_key.len() as u64;
+        let server_key_sha256 = Sha256::digest(server_key).to_vec();
+        let expected_key_id = blindledger_fhe::wire::key_id(&server_key_sha256, &public_key);
         let header = pb::TenantKeysHeader {
             tenant: tenant.to_owned(),
             region: region.to_owned(),
             width: width_to_proto(width) as i32,
             public_key,
             server_key_size: total,
-            server_key_sha256: Sha256::digest(server_key).to_vec(),
+            server_key_sha256,
         };
         let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
         let mut grpc = self.raw();
@@ -65,12 +69,20 @@ impl LedgerClient {
             }
         };
         let (response, ()) = tokio::join!(call, feed);
-        Ok(response?.into_inner().key_id)
+        let key_id = response?.into_inner().key_id;
+        if key_id != expected_key_id {
+            return Err(ClientError::KeyMismatch {
+                tenant: tenant.to_owned(),
+                expected: expected_key_id,
+                found: bounded(&key_id),
+            });
+        }
+        Ok(key_id)
     }
 
     /// Serializes and uploads a tenant's public and compressed server keys, calling
     /// `progress(sent, total)` as server-key bytes are sent. Returns the key id (the hex
-    /// SHA-256 of the server key).
+    /// SHA-256 over both keys).
     ///
     /// Serializing the server key (tens of MiB) takes a moment of CPU on the calling task;
     /// callers on a busy runtime may serialize in a blocking task and use
@@ -80,7 +92,7 @@ impl LedgerClient {
         tenant: &str,
         region: &str,
         width: LedgerWidth,
-        keys: &blindledger_fhe::client::TenantKeys,
+        keys: &blindledger_keyholder::TenantKeys,
         progress: impl FnMut(u64, u64),
     ) -> Result<String, ClientError> {
         let public_key = blindledger_fhe::wire::encode_public_key(&keys.public_key);

@@ -2,7 +2,7 @@
 //!
 //! [`LedgerClient`] wraps the generated tonic client: it uploads tenant keys in chunks,
 //! decodes and checks a tenant's public key, and follows jobs until they finish. Amounts
-//! travel as opaque ciphertexts made with [`blindledger_fhe::client::encrypt_amount`]
+//! travel as opaque ciphertexts made with [`blindledger_fhe::wire::encrypt_amount`]
 //! (or [`TenantInfo::encrypt`]); this crate never sees a plaintext amount.
 
 mod client;
@@ -16,7 +16,8 @@ pub use blindledger_proto::ledger::v1::{
     Transfer, TransferLimits,
 };
 pub use client::{
-    BearerToken, LedgerClient, RawClient, TenantInfo, TlsSettings, MAX_MESSAGE_BYTES,
+    BearerToken, KeyPin, LedgerClient, PinnedTenant, RawClient, TenantInfo, TlsSettings,
+    MAX_MESSAGE_BYTES,
 };
 pub use convert::{is_finished, width_from_proto, width_to_proto};
 pub use error::ClientError;

@@ -1,13 +1,13 @@
-//! The FHE core of BlindLedger.
+//! The FHE core of BlindLedger. Nothing here can decrypt: key generation and decryption
+//! live in `blindledger-keyholder`, which no server crate depends on.
 //!
 //! * [`params`]: the one tfhe configuration every tenant key is made with, and ledger widths;
-//! * [`wire`]: size-limited, conformance-checked decoding of objects arriving from outside;
-//! * [`client`]: key generation, encryption and decryption, which only a key holder runs;
+//! * [`wire`]: size-limited, conformance-checked decoding of objects arriving from outside,
+//!   and encryption to a tenant's public key (which needs no secret);
 //! * [`ops`]: the ledger's homomorphic operations (deposit, withdraw, transfer, aggregates);
 //! * [`executor`]: a bounded cache of decompressed server keys and the thread pool FHE work
 //!   runs on, off the async runtime.
 
-pub mod client;
 pub mod executor;
 pub mod ops;
 pub mod params;

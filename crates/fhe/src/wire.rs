@@ -5,6 +5,7 @@
 //! an object made with other parameters; every decoder here checks the expected parameters
 //! and, for amounts, the expected integer type and count.
 
+use sha2::{Digest, Sha256};
 use tfhe::conformance::{ListSizeConstraint, ParameterSetConformant};
 use tfhe::safe_serialization::{safe_deserialize, safe_deserialize_conformant, safe_serialize};
 use tfhe::{
@@ -43,6 +44,9 @@ pub enum WireError {
         /// What did not match.
         reason: String,
     },
+    /// An amount to encrypt does not fit the ledger's width.
+    #[error("amount does not fit a {0} ledger")]
+    AmountTooLarge(LedgerWidth),
 }
 
 /// Decodes an input amount: a packed `CompactCiphertextList` holding exactly one unsigned
@@ -152,6 +156,45 @@ pub fn encrypt_compact(
         LedgerWidth::U64 => builder.push(value),
     };
     Some(builder.build_packed())
+}
+
+/// Encrypts `value` (minor units) to a tenant in the wire form deposits, withdrawals and
+/// transfers take. Fails when the value does not fit the width.
+pub fn encrypt_amount(
+    public_key: &CompactPublicKey,
+    width: LedgerWidth,
+    value: u64,
+) -> Result<Vec<u8>, WireError> {
+    let list = encrypt_compact(public_key, width, value).ok_or(WireError::AmountTooLarge(width))?;
+    Ok(encode_amount(&list))
+}
+
+/// The fingerprint of a tenant's public key: hex SHA-256 of its serialized form, as
+/// registered and as `GetTenant` returns it. A party that encrypts to a tenant without
+/// holding its keys pins this value, learned from the tenant out of band.
+pub fn public_key_fingerprint(public_key: &[u8]) -> String {
+    hex_sha256(&[public_key])
+}
+
+/// The id of a tenant's key generation: hex SHA-256 over a domain tag, the SHA-256 of the
+/// serialized compressed server key and the public key's fingerprint. It names both keys,
+/// so a revocation or a key-id check covers the key amounts are encrypted to as well as
+/// the key the ledger computes with.
+pub fn key_id(server_key_sha256: &[u8], public_key: &[u8]) -> String {
+    let public = Sha256::digest(public_key);
+    hex_sha256(&[b"blindledger key id v2\0", server_key_sha256, &public])
+}
+
+fn hex_sha256(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Encodes an input amount list.

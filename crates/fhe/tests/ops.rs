@@ -3,9 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use blindledger_fhe::client::{decrypt_flag, decrypt_value, encrypt_amount, TenantKeys};
 use blindledger_fhe::ops::{self, TransferLimits, Value};
+use blindledger_fhe::wire::encrypt_amount;
 use blindledger_fhe::{wire, FheExecutor, LedgerWidth, ServerKeyHandle};
+use blindledger_keyholder::{decrypt_flag, decrypt_value, TenantKeys};
 use blindledger_test_support::TestKeys;
 
 const WIDTH: LedgerWidth = LedgerWidth::U32;

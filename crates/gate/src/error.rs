@@ -49,6 +49,26 @@ pub enum GateError {
     /// decision or mask that fails on the warm-up input).
     #[error("building the policy engine: {0}")]
     Engine(#[source] PolicyError),
+    /// A validly signed bundle whose revision does not move past the active one: an old
+    /// revision replayed (which would bring back lifted limits and drop new freezes).
+    #[error(
+        "bundle {bundle}: revision {offered} does not follow the active revision {active}; \
+         kept {active}"
+    )]
+    StaleRevision {
+        /// The bundle.
+        bundle: String,
+        /// The active revision.
+        active: String,
+        /// The revision offered (bounded).
+        offered: String,
+    },
+    /// One key is configured to verify both the rules and the risk data.
+    #[error(
+        "key {0} is in both bundle_keys and risk_bundle_keys: the key that signs risk data must \
+         not be able to sign rules"
+    )]
+    SharedBundleKey(String),
     /// No bundle file exists and none was ever activated.
     #[error("no policy bundle available")]
     NoBundles,

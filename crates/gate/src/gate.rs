@@ -35,6 +35,8 @@ pub struct Resource {
     pub counterparty: Option<String>,
     /// The id of the tenant's registered keys, which the request's ciphertexts are under.
     pub key_id: Option<String>,
+    /// Whether the request asks for encrypted results (a job's outputs), not only metadata.
+    pub include_results: bool,
 }
 
 impl Resource {
@@ -68,6 +70,7 @@ impl Resource {
             region: bound(&self.region),
             counterparty: bound(&self.counterparty),
             key_id: bound(&self.key_id),
+            include_results: self.include_results,
         }
     }
 
@@ -125,6 +128,8 @@ struct Inner {
     engine: ArcSwapOption<PolicyEngine>,
     service_region: String,
     sink: Arc<dyn DecisionSink>,
+    /// Methods that are never decided without a given bundle active: method → bundle.
+    required: std::sync::RwLock<BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for PolicyGate {
@@ -144,6 +149,7 @@ impl PolicyGate {
             engine: ArcSwapOption::empty(),
             service_region: service_region.to_string(),
             sink,
+            required: std::sync::RwLock::default(),
         };
         PolicyGate {
             inner: Arc::new(inner),
@@ -153,6 +159,31 @@ impl PolicyGate {
     /// Replaces the engine atomically: requests already deciding finish on the old one.
     pub fn install(&self, engine: PolicyEngine) {
         self.inner.engine.store(Some(Arc::new(engine)));
+    }
+
+    /// Refuses `methods` with `UNAVAILABLE` while the installed engine lacks `bundle`: a
+    /// policy that reads freezes, revoked keys and limits from a data bundle must not decide
+    /// as if there were none because the bundle is not there (yet, or any more).
+    pub fn require_bundle(&self, bundle: &str, methods: &[&str]) {
+        let mut required = self
+            .inner
+            .required
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for method in methods {
+            required.insert((*method).to_owned(), bundle.to_owned());
+        }
+    }
+
+    /// The bundle `method` needs that `engine` lacks, if any.
+    fn missing_bundle(&self, engine: &PolicyEngine, method: &str) -> Option<String> {
+        let required = self
+            .inner
+            .required
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let bundle = required.get(method)?;
+        (!engine.revisions().contains_key(bundle)).then(|| bundle.clone())
     }
 
     /// Returns the installed engine's bundle revisions, or `None` before the first install.
@@ -185,6 +216,13 @@ impl PolicyGate {
             count(method, false);
             return Err(Status::unavailable("no policy loaded"));
         };
+        if let Some(bundle) = self.missing_bundle(&engine, method) {
+            let reason = format!("the {bundle} bundle is not active: refused until it is");
+            let status = Status::unavailable(&reason);
+            return Err(self
+                .log_refusal(&engine, principal, method, &resource, &reason, status)
+                .await);
+        }
         let input = self.input(principal, method, &resource);
         let started = Instant::now();
         // Evaluated inline: tens of microseconds, less than a hop to the blocking pool costs.
@@ -230,10 +268,28 @@ impl PolicyGate {
         resource: &Resource,
         reason: &str,
     ) -> Status {
-        count(method, false);
         let Some(engine) = self.inner.engine.load_full() else {
+            count(method, false);
             return Status::unavailable("no policy loaded");
         };
+        let status = Status::invalid_argument(reason);
+        let reason = format!("invalid request: {reason}");
+        self.log_refusal(&engine, principal, method, resource, &reason, status)
+            .await
+    }
+
+    /// Logs a request refused before the policy decided as a denied decision (resource
+    /// values as excerpts, `reason` as its error) and returns `status` with the decision id.
+    async fn log_refusal(
+        &self,
+        engine: &PolicyEngine,
+        principal: &Principal,
+        method: &str,
+        resource: &Resource,
+        reason: &str,
+        status: Status,
+    ) -> Status {
+        count(method, false);
         let input = self.input(principal, method, &resource.bounded());
         let mut event = engine.decision_event(&input, None);
         event.decision_id = uuid::Uuid::now_v7().to_string();
@@ -242,14 +298,12 @@ impl PolicyGate {
             "service_region".to_string(),
             self.inner.service_region.clone(),
         );
-        event
-            .labels
-            .insert("error".to_string(), format!("invalid request: {reason}"));
+        event.labels.insert("error".to_string(), reason.to_owned());
         let decision_id = event.decision_id.clone();
-        if let Err(status) = self.record(&engine, event).await {
+        if let Err(status) = self.record(engine, event).await {
             return status;
         }
-        with_status_decision_id(Status::invalid_argument(reason), &decision_id)
+        with_status_decision_id(status, &decision_id)
     }
 
     /// Masks `event` and writes it; any failure means the decision cannot be given.
@@ -273,6 +327,9 @@ impl PolicyGate {
             if let Some(value) = value {
                 resource_fields.insert(key.to_string(), Value::from(value.as_str()));
             }
+        }
+        if resource.include_results {
+            resource_fields.insert("include_results".to_string(), Value::Bool(true));
         }
         let time = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let mut input = serde_json::json!({

@@ -67,6 +67,10 @@ pub struct BundleLoader {
     gate: PolicyGate,
     bundles: Vec<BundleConfig>,
     verifier: BundleVerifier,
+    /// Bundles verified with their own keys instead of `verifier`'s.
+    own_verifiers: BTreeMap<String, BundleVerifier>,
+    /// Bundles whose revisions carry a counter that must grow.
+    monotonic: Vec<String>,
     limits: BundleLimits,
     fetcher: Fetcher,
     /// The bundles of the installed engine; held across a whole reload so two reloads never
@@ -102,6 +106,8 @@ impl BundleLoader {
             gate,
             bundles,
             verifier,
+            own_verifiers: BTreeMap::new(),
+            monotonic: Vec::new(),
             limits,
             fetcher,
             active: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -181,6 +187,22 @@ impl BundleLoader {
     /// are still polled every interval.
     pub fn with_long_polling(mut self, wait: Duration) -> Self {
         self.long_poll = Some(wait).filter(|w| !w.is_zero());
+        self
+    }
+
+    /// Verifies `bundle` with `verifier` only, instead of the loader's verifier: the risk
+    /// bundle is signed by the controller's online key, which must not be able to sign the
+    /// rules, and the rules' keys need not sign risk data.
+    pub fn with_verifier(mut self, bundle: &str, verifier: BundleVerifier) -> Self {
+        self.own_verifiers.insert(bundle.to_owned(), verifier);
+        self
+    }
+
+    /// Requires `bundle`'s revisions to start with a counter (`<n>-…`, as the controller
+    /// numbers risk revisions) greater than the active revision's: an older revision, however
+    /// validly signed, is refused and the active one kept.
+    pub fn with_monotonic_revisions(mut self, bundle: &str) -> Self {
+        self.monotonic.push(bundle.to_owned());
         self
     }
 
@@ -305,7 +327,14 @@ impl BundleLoader {
         };
         let bundle =
             Bundle::from_tar_gz(&config.name, &bytes, &self.limits).map_err(bundle_error)?;
-        self.verifier.verify(&bundle).map_err(bundle_error)?;
+        self.own_verifiers
+            .get(&config.name)
+            .unwrap_or(&self.verifier)
+            .verify(&bundle)
+            .map_err(bundle_error)?;
+        if self.monotonic.contains(&config.name) {
+            check_follows(&config.name, active.map(|a| &a.bundle), &bundle)?;
+        }
         Ok(Fetched::New(Box::new(ActiveBundle {
             sha256,
             etag,
@@ -346,6 +375,28 @@ impl BundleLoader {
                 "engine build task failed: {join}"
             ))),
         }
+    }
+}
+
+/// Refuses a revision of a monotonic bundle whose counter does not exceed the active one's.
+fn check_follows(name: &str, active: Option<&Bundle>, offered: &Bundle) -> Result<(), GateError> {
+    fn counter(revision: &str) -> Option<u64> {
+        revision.split('-').next()?.parse().ok()
+    }
+    let offered_revision = &offered.manifest.revision;
+    let stale = |active: &str| GateError::StaleRevision {
+        bundle: name.to_owned(),
+        active: active.to_owned(),
+        offered: crate::gate::excerpt(offered_revision),
+    };
+    let Some(next) = counter(offered_revision) else {
+        return Err(stale(active.map_or("(none)", |a| &a.manifest.revision)));
+    };
+    match active {
+        Some(active) if counter(&active.manifest.revision).is_some_and(|n| next <= n) => {
+            Err(stale(&active.manifest.revision))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -23,8 +23,15 @@ pub struct PolicySettings<'a> {
     pub policy_bundle: Option<&'a BundleSource>,
     /// The controller's `risk` data bundle.
     pub risk_bundle: Option<&'a BundleSource>,
-    /// Ed25519 public keys (PEM files) verifying bundle signatures, by key id.
+    /// Ed25519 public keys (PEM files) verifying bundle signatures, by key id: the rules
+    /// bundle's, and the risk bundle's too unless `risk_bundle_keys` is set.
     pub bundle_keys: &'a BTreeMap<String, PathBuf>,
+    /// Keys verifying the risk bundle only (the controller's): when set, they cannot sign
+    /// the rules and `bundle_keys` cannot sign risk data. No key may be in both.
+    pub risk_bundle_keys: &'a BTreeMap<String, PathBuf>,
+    /// Methods refused with `UNAVAILABLE` while a configured risk bundle is not active
+    /// (the service's money movements): freezes, revoked keys and limits live in it.
+    pub risk_required_for: &'a [&'a str],
     /// Refuse unsigned bundles.
     pub require_signed_bundles: bool,
     /// Signature scope bundles must carry, if any.
@@ -42,28 +49,60 @@ impl PolicySettings<'_> {
         sink: Arc<dyn DecisionSink>,
     ) -> Result<(PolicyGate, Arc<BundleLoader>), GateError> {
         let gate = PolicyGate::new(self.region, sink);
-        let verifier = BundleVerifier::new(
-            read_key_files(self.bundle_keys)?,
-            self.bundle_scope.map(str::to_owned),
-            self.require_signed_bundles,
-        )
-        .map_err(|source| GateError::Bundle {
-            bundle: "(verification keys)".to_owned(),
-            source,
-        })?;
+        let rule_keys = read_key_files(self.bundle_keys)?;
+        let risk_keys = read_key_files(self.risk_bundle_keys)?;
+        if let Some(kid) = risk_keys
+            .iter()
+            .find(|(_, pem)| rule_keys.values().any(|rule| rule.trim() == pem.trim()))
+            .map(|(kid, _)| kid)
+        {
+            return Err(GateError::SharedBundleKey(kid.clone()));
+        }
+        let verifier = |keys| {
+            BundleVerifier::new(
+                keys,
+                self.bundle_scope.map(str::to_owned),
+                self.require_signed_bundles,
+            )
+            .map_err(|source| GateError::Bundle {
+                bundle: "(verification keys)".to_owned(),
+                source,
+            })
+        };
+        let rules_verifier = verifier(rule_keys)?;
         let mut bundles = Vec::new();
         match self.policy_bundle {
             Some(source) => bundles.push(bundle("blindledger", source)),
             None => tracing::warn!("no policy_bundle configured: every request is refused"),
         }
         if let Some(source) = self.risk_bundle {
-            bundles.push(bundle("risk", source));
+            bundles.push(bundle(RISK_BUNDLE, source));
         }
-        let loader = BundleLoader::new(gate.clone(), bundles, verifier, BundleLimits::default())?
-            .with_long_polling(self.long_poll);
+        let mut loader = BundleLoader::new(
+            gate.clone(),
+            bundles,
+            rules_verifier,
+            BundleLimits::default(),
+        )?
+        .with_long_polling(self.long_poll);
+        if self.risk_bundle.is_some() {
+            loader = loader.with_monotonic_revisions(RISK_BUNDLE);
+            if risk_keys.is_empty() {
+                tracing::warn!(
+                    "no risk_bundle_keys configured: the keys in bundle_keys verify both the \
+                     rules and the risk data, so the controller's key could sign rules"
+                );
+            } else {
+                loader = loader.with_verifier(RISK_BUNDLE, verifier(risk_keys)?);
+            }
+            gate.require_bundle(RISK_BUNDLE, self.risk_required_for);
+        }
         Ok((gate, Arc::new(loader)))
     }
 }
+
+/// The controller's data bundle: tiers, limits, freezes and revoked keys.
+const RISK_BUNDLE: &str = "risk";
 
 fn bundle(name: &str, source: &BundleSource) -> BundleConfig {
     BundleConfig {

@@ -254,6 +254,26 @@ impl Db {
         from_row(row.ok_or(StoreError::NotFound)?)
     }
 
+    /// Whether `tenant` already queued a job under idempotency key `key`.
+    pub async fn has_idempotency_key(&self, tenant: &str, key: &str) -> Result<bool, StoreError> {
+        match self.job_by_key(tenant, key).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Number of `tenant`'s jobs not yet committed or failed.
+    pub async fn open_jobs(&self, tenant: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND state IN ('PENDING', 'RUNNING')",
+        )
+        .bind(tenant)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Number of jobs not yet committed or failed.
     pub async fn queue_depth(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state IN ('PENDING', 'RUNNING')")
@@ -273,12 +293,16 @@ impl Db {
     ) -> Result<Vec<JobRow>, StoreError> {
         let now = now_ms();
         let candidates = sqlx::query(
-            "SELECT j.seq FROM jobs j \
+            // Ready jobs (nothing earlier open on their accounts), taken in turns across
+            // tenants: every tenant's oldest ready job, then every tenant's second... so a
+            // tenant with a long queue does not hold back the others.
+            "SELECT c.seq FROM (SELECT j.seq, \
+                 ROW_NUMBER() OVER (PARTITION BY j.tenant ORDER BY j.seq) AS turn FROM jobs j \
              WHERE (j.state = 'PENDING' OR (j.state = 'RUNNING' AND j.lease_until < ?)) \
              AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.tenant = j.tenant AND p.seq < j.seq \
                  AND p.state IN ('PENDING', 'RUNNING') \
-                 AND (p.account_a IN (j.account_a, j.account_b) OR p.account_b IN (j.account_a, j.account_b))) \
-             ORDER BY j.seq LIMIT ?",
+                 AND (p.account_a IN (j.account_a, j.account_b) OR p.account_b IN (j.account_a, j.account_b)))) c \
+             ORDER BY c.turn, c.seq LIMIT ?",
         )
         .bind(now)
         .bind(limit)

@@ -69,6 +69,38 @@ impl Db {
         Ok(())
     }
 
+    /// Registers a new tenant, unless one of that name exists: returns the row stored
+    /// under the name, this one or the one registered first. Of two concurrent
+    /// registrations exactly one is stored; the caller compares key ids to tell which.
+    pub async fn register_tenant(&self, t: &TenantRow) -> Result<TenantRow, StoreError> {
+        let now = now_ms();
+        let inserted = retry_conflicts("register_tenant", || async {
+            sqlx::query(
+                "INSERT INTO tenants (name, region, width_bits, public_key, key_id, \
+                 server_key_path, server_key_size, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&t.name)
+            .bind(&t.region)
+            .bind(t.width_bits)
+            .bind(&t.public_key)
+            .bind(&t.key_id)
+            .bind(&t.server_key_path)
+            .bind(t.server_key_size)
+            .bind(now)
+            .bind(now)
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::from)
+        })
+        .await;
+        match inserted {
+            Ok(_) => Ok(t.clone()),
+            Err(StoreError::Duplicate(_)) => self.tenant(&t.name).await,
+            Err(other) => Err(other),
+        }
+    }
+
     /// Fetches a tenant; [`StoreError::NotFound`] when unknown.
     pub async fn tenant(&self, name: &str) -> Result<TenantRow, StoreError> {
         let row = sqlx::query(

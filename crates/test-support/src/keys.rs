@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::Context as _;
-use blindledger_fhe::client::TenantKeys;
+use blindledger_keyholder::TenantKeys;
 
 /// Bumped whenever the key parameters (and so the cached files) change.
 const KEYS_VERSION: &str = "v1";
@@ -131,7 +131,7 @@ fn workspace_root() -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use blindledger_fhe::client::encrypt_amount;
+    use blindledger_fhe::wire::encrypt_amount;
     use blindledger_fhe::LedgerWidth;
     use std::time::Instant;
 

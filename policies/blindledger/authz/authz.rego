@@ -8,9 +8,11 @@
 #   method         full gRPC method, e.g. "/blindledger.ledger.v1.LedgerService/Transfer";
 #                  the audit service names its dashboard and API requests alike,
 #                  "/blindledger.audit.v1.Dashboard/Decisions"
-#   resource       {"tenant", "account", "region", "counterparty", "key_id"}: what the
-#                  request touches; "counterparty" is a transfer's receiving account and
-#                  "key_id" the id of the tenant's registered keys
+#   resource       {"tenant", "account", "region", "counterparty", "key_id",
+#                  "include_results"}: what the request touches; "counterparty" is a
+#                  transfer's receiving account, "key_id" the id of the tenant's registered
+#                  keys, and "include_results" (true, or absent) says a GetJob asks for the
+#                  job's encrypted results as well as its metadata
 #   context        {"service_region", "time", "risk"}: facts about the serving side;
 #                  "risk" is carried for the decision log only (and masked there)
 #   peer           the client certificate's identity (URI or DNS SAN) on a service that
@@ -132,6 +134,21 @@ deny contains "account frozen by a compliance officer" if {
 deny contains "receiving account frozen by a compliance officer" if {
 	rpc == "Transfer"
 	data.risk.frozen[sprintf("%s/%s", [input.resource.tenant, input.resource.counterparty])]
+}
+
+deny contains "receiving account blocked by risk tier" if {
+	rpc == "Transfer"
+	data.risk.tiers[sprintf("%s/%s", [input.resource.tenant, input.resource.counterparty])] == "blocked"
+}
+
+# A job's encrypted results go to the roles that move money, not to auditors, who see
+# metadata only.
+results_roles := {"treasury", "teller"}
+
+deny contains sprintf("roles %v may not receive encrypted results", [roles]) if {
+	object.get(input.resource, "include_results", false) == true
+	not is_admin
+	count({role | some role in roles; role in results_roles}) == 0
 }
 
 # Revoked tenant keys: nothing more is computed, stored or returned under them, whoever

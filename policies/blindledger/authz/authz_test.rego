@@ -219,6 +219,27 @@ test_transfer_into_a_frozen_account_denied if {
 	d.reasons == ["receiving account frozen by a compliance officer"]
 }
 
+test_transfer_into_a_blocked_account_denied if {
+	request := object.union(teller, {"resource": {"counterparty": "mallory"}})
+	d := authz.decision with input as request with data.risk as risk
+	not d.allow
+	d.reasons == ["receiving account blocked by risk tier"]
+}
+
+test_auditor_reads_job_metadata_but_not_results if {
+	metadata := as_role("auditor", "GetJob")
+	authz.decision.allow with input as metadata
+	request := object.union(metadata, {"resource": {"include_results": true}})
+	d := authz.decision with input as request
+	not d.allow
+	d.reasons == [`roles ["auditor"] may not receive encrypted results`]
+}
+
+test_teller_receives_job_results if {
+	request := object.union(as_role("teller", "GetJob"), {"resource": {"include_results": true}})
+	authz.decision.allow with input as request
+}
+
 test_deposit_beside_a_frozen_counterparty_field_allowed if {
 	# Only transfers pay into a counterparty.
 	risk_data := {"frozen": {"acme/bob": {"since": 1795000000000}}}

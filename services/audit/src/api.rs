@@ -38,9 +38,14 @@ pub async fn verify(
     Officer(officer): Officer,
     Query(query): Query<VerifyQuery>,
 ) -> Result<Json<VerifyReport>, AppError> {
+    let (external_checkpoints, max_unpublished_ms) = match &state.published {
+        Some((published, max_ms)) => (published.list().await?, Some(*max_ms)),
+        None => (Vec::new(), None),
+    };
     let options = VerifyOptions {
         from_checkpoint: query.from_checkpoint,
-        external_checkpoints: Vec::new(),
+        external_checkpoints,
+        max_unpublished_ms,
     };
     let report = state.log.verify(&state.checkpoint_keys, &options).await?;
     tracing::info!(officer = %officer.subject, ok = report.ok, rows = report.rows_checked, "audit verified on request");

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use blindledger_audit::admin::{AdminCommands, OfficerKeys};
-use blindledger_audit::{AuditLog, CheckpointKeys, CheckpointSigner, Importer};
+use blindledger_audit::{
+    AuditLog, CheckpointKeys, CheckpointSigner, Importer, PublishedCheckpoints,
+};
 use blindledger_gate::{
     read_key_files, BundleLoader, DbDecisionSink, PolicySettings, TokenVerifier,
 };
@@ -88,12 +90,21 @@ impl Application {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let (stop, stopping) = watch::channel(false);
         let secure_cookies = config.secure_cookies;
+        let published = match &config.checkpoint_publish_dir {
+            Some(dir) => Some((
+                PublishedCheckpoints::local(dir)
+                    .with_context(|| format!("opening {}", dir.display()))?,
+                i64::try_from(config.checkpoint_max_unpublished_ms).unwrap_or(i64::MAX),
+            )),
+            None => None,
+        };
         let state = AppState {
             log,
             tokens,
             gate,
             commands,
             checkpoint_keys,
+            published,
             live,
             secure_cookies,
             stopping,
@@ -157,6 +168,7 @@ impl Application {
             tasks.push(tokio::spawn(sign_checkpoints(
                 self.state.log.clone(),
                 signer,
+                self.state.published.as_ref().map(|(p, _)| p.clone()),
                 interval,
                 stop_rx.clone(),
             )));
@@ -197,6 +209,9 @@ async fn policy_gate(
         policy_bundle: config.policy_bundle.as_ref(),
         risk_bundle: config.risk_bundle.as_ref(),
         bundle_keys: &config.bundle_keys,
+        risk_bundle_keys: &config.risk_bundle_keys,
+        // The audit service moves no money; it reads and records.
+        risk_required_for: &[],
         require_signed_bundles: config.require_signed_bundles,
         bundle_scope: config.bundle_scope.as_deref(),
         long_poll: std::time::Duration::from_secs(config.policy_long_poll_s),
@@ -215,20 +230,37 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.changed().await;
 }
 
-/// Signs a checkpoint every `interval` while the chain grows, and once more at shutdown.
+/// Signs a checkpoint every `interval` while the chain grows, and once more at shutdown;
+/// publishes each outside the database when `published` is set (one that could not be
+/// published is tried again at the next tick).
 async fn sign_checkpoints(
     log: AuditLog,
     signer: CheckpointSigner,
+    published: Option<PublishedCheckpoints>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut unpublished = Vec::new();
     loop {
         let stopping = tokio::select! {
             _ = tokio::time::sleep(interval) => false,
             _ = stop.changed() => true,
         };
-        if let Err(err) = log.checkpoint(&signer).await {
-            tracing::warn!(error = %err, "audit checkpoint failed");
+        match log.checkpoint(&signer).await {
+            Ok(Some(checkpoint)) => unpublished.push(checkpoint),
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "audit checkpoint failed"),
+        }
+        if let Some(published) = &published {
+            while let Some(checkpoint) = unpublished.first() {
+                if let Err(err) = published.publish(checkpoint).await {
+                    metrics::counter!("blindledger_audit_checkpoint_publish_failures_total")
+                        .increment(1);
+                    tracing::warn!(error = %err, size = checkpoint.size, "audit checkpoint not published");
+                    break;
+                }
+                unpublished.remove(0);
+            }
         }
         if stopping {
             return;

@@ -41,6 +41,10 @@ pub struct AuditConfig {
     pub risk_bundle: Option<BundleSource>,
     /// Ed25519 public keys (PEM files) verifying bundle signatures, by key id.
     pub bundle_keys: BTreeMap<String, PathBuf>,
+    /// Keys verifying the risk bundle only (the controller's), by key id: set, they
+    /// cannot sign the rules and `bundle_keys` cannot sign risk data. Unset, `bundle_keys`
+    /// verify both (a warning is logged).
+    pub risk_bundle_keys: BTreeMap<String, PathBuf>,
     /// Refuse unsigned bundles (never turn off outside development).
     pub require_signed_bundles: bool,
     /// Signature scope bundles must carry, if any.
@@ -62,6 +66,12 @@ pub struct AuditConfig {
     pub checkpoint_public_keys: BTreeMap<String, PathBuf>,
     /// How often a checkpoint is signed when the chain has grown.
     pub checkpoint_interval_ms: u64,
+    /// Directory every signed checkpoint is also published to, out of the database
+    /// writers' reach (another disk or host; a write-once bucket mounted there in
+    /// production). Verification checks the chain against it.
+    pub checkpoint_publish_dir: Option<PathBuf>,
+    /// How long a row may wait for a published checkpoint before verification reports it.
+    pub checkpoint_max_unpublished_ms: u64,
     /// How often the decision log, jobs and bundle activations are imported; 0 disables.
     pub import_interval_ms: u64,
     /// How far behind the clock sources are imported; unset: the engine's default.
@@ -90,6 +100,7 @@ impl Default for AuditConfig {
             policy_bundle: None,
             risk_bundle: None,
             bundle_keys: BTreeMap::new(),
+            risk_bundle_keys: BTreeMap::new(),
             require_signed_bundles: true,
             bundle_scope: None,
             policy_poll_ms: 5_000,
@@ -100,6 +111,8 @@ impl Default for AuditConfig {
             checkpoint_key_id: "audit-1".into(),
             checkpoint_public_keys: BTreeMap::new(),
             checkpoint_interval_ms: 60_000,
+            checkpoint_publish_dir: None,
+            checkpoint_max_unpublished_ms: 600_000,
             import_interval_ms: 1_000,
             import_settle_ms: None,
             live_poll_ms: 250,
@@ -123,6 +136,7 @@ impl AuditConfig {
         "policy_bundle",
         "risk_bundle",
         "bundle_keys",
+        "risk_bundle_keys",
         "require_signed_bundles",
         "bundle_scope",
         "policy_poll_ms",
@@ -133,6 +147,8 @@ impl AuditConfig {
         "checkpoint_key_id",
         "checkpoint_public_keys",
         "checkpoint_interval_ms",
+        "checkpoint_publish_dir",
+        "checkpoint_max_unpublished_ms",
         "import_interval_ms",
         "import_settle_ms",
         "live_poll_ms",

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use blindledger_audit::admin::AdminCommands;
-use blindledger_audit::{AuditLog, CheckpointKeys};
+use blindledger_audit::{AuditLog, CheckpointKeys, PublishedCheckpoints};
 use blindledger_gate::{PolicyGate, TokenVerifier};
 use tokio::sync::{broadcast, watch};
 
@@ -22,6 +22,9 @@ pub struct AppState {
     pub commands: AdminCommands,
     /// Keys checkpoints are verified with.
     pub checkpoint_keys: CheckpointKeys,
+    /// Where checkpoints are published outside the database, and how long a row may wait
+    /// for one (ms).
+    pub published: Option<(PublishedCheckpoints, i64)>,
     /// New decisions, for Server-Sent Events.
     pub live: broadcast::Sender<Arc<LiveDecision>>,
     /// Whether the session cookie is marked `Secure`.

@@ -11,7 +11,6 @@ use crate::bundles::POLICY_BUNDLE;
 use crate::controller::Controller;
 use crate::cycle::RiskBundleOutcome;
 use crate::error::{ControllerError, Result};
-use crate::risk_bundle::RISK_BUNDLE;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -57,12 +56,10 @@ impl Controller {
             self.repo.mark_action_applied(pending.id, now_ms()).await?;
         }
         let _serialised = self.lock.lock().await;
-        // Before the first cycle there is no risk bundle; one is made here only to carry an
-        // officer's order, so an installation's first risk bundle otherwise comes from a cycle.
-        let serving = self.bundles.get(RISK_BUNDLE).is_some();
-        if serving || !self.repo.officer_orders().await?.is_empty() {
-            sync.risk_bundle = Some(self.publish_risk(None).await?);
-        }
+        // The first pass publishes a risk bundle even before the first cycle (the tiers
+        // scored so far, none on a new installation): services refuse to move money until
+        // they have one, and a first cycle over a large history can take a while.
+        sync.risk_bundle = Some(self.publish_risk(None).await?);
         Ok(sync)
     }
 }

@@ -19,7 +19,7 @@ use blindledger_telemetry::GrpcMetricsLayer;
 
 use crate::config::LedgerConfig;
 use crate::grpc::LedgerGrpc;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, TenantQuotas};
 use crate::policy::{policy_gate, token_verifier};
 use crate::worker::{run_worker, WorkerSettings};
 
@@ -90,7 +90,11 @@ impl Application {
             .instance_id
             .clone()
             .unwrap_or_else(|| format!("ledger-{}", uuid::Uuid::new_v4().simple()));
-        let ledger = Arc::new(Ledger::new(db, blobs, fhe));
+        let quotas = TenantQuotas::new(
+            config.max_open_jobs_per_tenant,
+            config.max_watches_per_tenant,
+        );
+        let ledger = Arc::new(Ledger::new(db, blobs, fhe).with_quotas(quotas));
         Ok(Self {
             config,
             ledger,
@@ -161,6 +165,7 @@ impl Application {
             .max_encoding_message_size(max);
         tracing::info!(addr = %self.grpc_addr, owner = %self.owner, "ledger serving");
         let mut stop_signal = stop_rx.clone();
+        let stopping = self.ledger.clone();
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = self.tls.clone() {
             server = server.tls_config(tls).context("setting up TLS")?;
@@ -184,6 +189,8 @@ impl Application {
                     _ = shutdown => {}
                     _ = stop_signal.changed() => {}
                 }
+                // Streams would hold the graceful shutdown open until their jobs end.
+                stopping.begin_shutdown();
             })
             .await?;
         let _ = stop_tx.send(true);
@@ -204,7 +211,7 @@ impl Application {
             lease_ms: self.config.lease_ms as i64,
             max_attempts: self.config.max_attempts,
         };
-        (0..self.config.workers.max(1))
+        (0..self.config.workers)
             .map(|_| {
                 tokio::spawn(run_worker(
                     self.ledger.clone(),

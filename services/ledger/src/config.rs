@@ -30,6 +30,7 @@ pub struct LedgerConfig {
     /// Region this instance runs in (data residency).
     pub region: String,
     /// Concurrent job workers (database I/O overlaps; FHE work is serialised on the pool).
+    /// 0: this instance serves the API only and other instances run the jobs.
     pub workers: usize,
     /// FHE threads; 0 means one per core.
     pub fhe_threads: usize,
@@ -40,6 +41,12 @@ pub struct LedgerConfig {
     pub lease_ms: u64,
     /// Times a job is claimed before it is failed.
     pub max_attempts: i64,
+    /// Jobs one tenant may have queued or running at once; more are refused with
+    /// RESOURCE_EXHAUSTED, so one tenant cannot fill the queue for all.
+    pub max_open_jobs_per_tenant: u64,
+    /// `WatchJob` streams one tenant may hold open at once (each holds a task and a
+    /// subscription until its job ends).
+    pub max_watches_per_tenant: usize,
     /// Largest gRPC message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Name of this instance in job leases; random when unset.
@@ -54,6 +61,10 @@ pub struct LedgerConfig {
     pub risk_bundle: Option<BundleSource>,
     /// Ed25519 public keys (PEM files) verifying bundle signatures, by key id.
     pub bundle_keys: BTreeMap<String, PathBuf>,
+    /// Keys verifying the risk bundle only (the controller's), by key id: set, they
+    /// cannot sign the rules and `bundle_keys` cannot sign risk data. Unset, `bundle_keys`
+    /// verify both (a warning is logged).
+    pub risk_bundle_keys: BTreeMap<String, PathBuf>,
     /// Refuse unsigned bundles (never turn off outside development).
     pub require_signed_bundles: bool,
     /// Signature scope bundles must carry, if any.
@@ -98,6 +109,8 @@ impl Default for LedgerConfig {
             object_store_dir: PathBuf::from("data/objects"),
             region: "local".into(),
             workers: 4,
+            max_open_jobs_per_tenant: 1_000,
+            max_watches_per_tenant: 64,
             fhe_threads: 0,
             cached_server_keys: 2,
             lease_ms: 30_000,
@@ -108,6 +121,7 @@ impl Default for LedgerConfig {
             policy_bundle: None,
             risk_bundle: None,
             bundle_keys: BTreeMap::new(),
+            risk_bundle_keys: BTreeMap::new(),
             require_signed_bundles: true,
             bundle_scope: None,
             policy_poll_ms: 5_000,
@@ -138,12 +152,15 @@ impl LedgerConfig {
         "cached_server_keys",
         "lease_ms",
         "max_attempts",
+        "max_open_jobs_per_tenant",
+        "max_watches_per_tenant",
         "max_message_bytes",
         "instance_id",
         "migrate",
         "policy_bundle",
         "risk_bundle",
         "bundle_keys",
+        "risk_bundle_keys",
         "require_signed_bundles",
         "bundle_scope",
         "policy_poll_ms",

@@ -26,6 +26,9 @@ pub enum LedgerError {
     /// A request exceeds a size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// A tenant uses all it may at once (open jobs, job watches); retry later.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The database or object store is unreachable; retry later.
     #[error("storage unavailable, retry later")]
     Unavailable(#[source] StoreError),
@@ -74,7 +77,7 @@ impl From<LedgerError> for Status {
             LedgerError::NotFound(_) => Code::NotFound,
             LedgerError::AlreadyExists(_) => Code::AlreadyExists,
             LedgerError::FailedPrecondition(_) => Code::FailedPrecondition,
-            LedgerError::TooLarge(_) => Code::ResourceExhausted,
+            LedgerError::TooLarge(_) | LedgerError::QuotaExceeded(_) => Code::ResourceExhausted,
             LedgerError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, cause = ?std::error::Error::source(cause), "storage unavailable");
                 Code::Unavailable

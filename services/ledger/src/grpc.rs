@@ -21,7 +21,7 @@ use crate::convert;
 use crate::error::LedgerError;
 use crate::jobs::{JobKind, JobParams, JobRequest, PolicyLimits};
 use crate::keys::KeyUpload;
-use crate::ledger::{AccountLimits, Ledger};
+use crate::ledger::{AccountLimits, Ledger, WatchPermit};
 use crate::names::{validate_name, AccountRef};
 
 /// Serves `blindledger.ledger.v1.LedgerService` over a [`Ledger`]. Every handler asks the
@@ -79,6 +79,49 @@ impl LedgerGrpc {
         account: Option<&str>,
         counterparty: Option<&str>,
     ) -> Result<Authorized, Status> {
+        self.authorize_with(caller, tenant, account, counterparty, false)
+            .await
+    }
+
+    /// Authorizes a read of job `id`, with its encrypted results when `include_results`.
+    /// A caller whose token does not name the job's tenant learns nothing about it: a denial
+    /// is answered exactly as a job that does not exist (the decision is still logged).
+    async fn authorize_job(
+        &self,
+        caller: &Caller,
+        id: &str,
+        include_results: bool,
+    ) -> Result<(JobRow, Authorized), Status> {
+        let row = self.ledger.job(id).await?;
+        let decided = self
+            .authorize_with(
+                caller,
+                &row.tenant,
+                Some(&row.account_a),
+                None,
+                include_results,
+            )
+            .await;
+        match decided {
+            Ok(allowed) => Ok((row, allowed)),
+            Err(status)
+                if status.code() == tonic::Code::PermissionDenied
+                    && !caller.principal.tenants.contains(&row.tenant) =>
+            {
+                Err(LedgerError::NotFound(format!("job {id}")).into())
+            }
+            Err(status) => Err(status),
+        }
+    }
+
+    async fn authorize_with(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        account: Option<&str>,
+        counterparty: Option<&str>,
+        include_results: bool,
+    ) -> Result<Authorized, Status> {
         let names = [
             ("tenant", Some(tenant)),
             ("account", account),
@@ -114,6 +157,7 @@ impl LedgerGrpc {
             region,
             counterparty: counterparty.map(str::to_owned),
             key_id,
+            include_results,
         };
         self.gate
             .authorize(&caller.principal, &caller.method, resource)
@@ -444,9 +488,8 @@ impl LedgerService for LedgerGrpc {
     ) -> Result<Response<pb::GetJobResponse>, Status> {
         let caller = Caller::of(&request)?;
         let r = request.into_inner();
-        let row = self.ledger.job(&r.id).await?;
-        let allowed = self
-            .authorize(&caller, &row.tenant, Some(&row.account_a), None)
+        let (row, allowed) = self
+            .authorize_job(&caller, &r.id, r.include_results)
             .await?;
         let results = match r.include_results {
             true => self.ledger.job_results(&row).await?,
@@ -465,11 +508,9 @@ impl LedgerService for LedgerGrpc {
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let caller = Caller::of(&request)?;
         let id = request.into_inner().id;
-        let first = self.ledger.job(&id).await?;
-        let allowed = self
-            .authorize(&caller, &first.tenant, Some(&first.account_a), None)
-            .await?;
-        respond(watch(self.ledger.clone(), first), &allowed)
+        let (first, allowed) = self.authorize_job(&caller, &id, false).await?;
+        let permit = self.ledger.watch_permit(&first.tenant)?;
+        respond(watch(self.ledger.clone(), first, permit), &allowed)
     }
 
     #[tracing::instrument(skip_all)]
@@ -533,12 +574,13 @@ impl LedgerService for LedgerGrpc {
 
 /// Streams a job's states until it is terminal. State changes made in this process wake
 /// the stream at once; changes made by another instance are seen within a poll period.
-/// The task ends when the job is terminal or the client goes away.
-fn watch(ledger: Arc<Ledger>, first: JobRow) -> JobStream {
+/// The task ends when the job is terminal or the client goes away, giving back `permit`.
+fn watch(ledger: Arc<Ledger>, first: JobRow, permit: WatchPermit) -> JobStream {
     const POLL: Duration = Duration::from_millis(500);
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let mut events = ledger.job_events();
     tokio::spawn(async move {
+        let _permit = permit;
         let (mut row, mut last_sent) = (first, None);
         loop {
             if last_sent != Some(row.state) {
@@ -553,7 +595,12 @@ fn watch(ledger: Arc<Ledger>, first: JobRow) -> JobStream {
             if row.state.is_terminal() {
                 return;
             }
-            let _ = tokio::time::timeout(POLL, wait_for(&mut events, &row.id)).await;
+            // A client that went away gives its place back at once, not at the job's end.
+            tokio::select! {
+                () = tx.closed() => return,
+                () = ledger.shutting_down() => return,
+                _ = tokio::time::timeout(POLL, wait_for(&mut events, &row.id)) => {}
+            }
             row = match ledger.job(&row.id).await {
                 Ok(row) => row,
                 Err(err) => {

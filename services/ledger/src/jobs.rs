@@ -167,6 +167,22 @@ impl Ledger {
             params.window_seconds = Some(account.window_seconds as u64);
             request.policy_limits.tighten(&mut params);
         }
+        let open = self.db.open_jobs(&request.account.tenant).await?;
+        let at_quota = open >= i64::try_from(self.quotas.max_open_jobs).unwrap_or(i64::MAX);
+        // A retry of a job already queued is still answered with that job.
+        if at_quota
+            && !self
+                .db
+                .has_idempotency_key(&request.account.tenant, &request.idempotency_key)
+                .await?
+        {
+            metrics::counter!("blindledger_quota_refusals_total", "quota" => "open_jobs")
+                .increment(1);
+            return Err(LedgerError::QuotaExceeded(format!(
+                "tenant {} has {open} jobs queued or running, the most allowed; retry when some finished",
+                request.account.tenant
+            )));
+        }
         let job = NewJob {
             id: uuid::Uuid::now_v7().to_string(),
             tenant: request.account.tenant.clone(),

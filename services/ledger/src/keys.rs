@@ -31,7 +31,8 @@ pub struct KeyUpload {
 
 impl Ledger {
     /// Registers a tenant's keys from a header and a stream of server-key chunks. Returns
-    /// the key id (hex SHA-256). Registering the same key again is a no-op; another key for
+    /// the key id, which names both keys
+    /// ([`wire::key_id`]). Registering the same key again is a no-op; another key for
     /// an existing tenant is refused (rotation would strand its encrypted balances).
     pub async fn register_keys(
         &self,
@@ -53,7 +54,7 @@ impl Ledger {
         }
         wire::decode_public_key(&upload.public_key)?;
         let bytes = receive(chunks, upload.server_key_size, &upload.server_key_sha256).await?;
-        let key_id = hex::encode(&upload.server_key_sha256);
+        let key_id = wire::key_id(&upload.server_key_sha256, &upload.public_key);
         if let Some(existing) = self.existing_tenant(&upload.tenant).await? {
             return if existing.key_id == key_id {
                 Ok(key_id)
@@ -73,8 +74,11 @@ impl Ledger {
             .put(&path, bytes)
             .await
             .map_err(LedgerError::Unavailable)?;
-        self.db
-            .upsert_tenant(&TenantRow {
+        // Insert-only: of two registrations racing for a new tenant, the first stored wins
+        // and the other is refused, never silently replaced.
+        let stored = self
+            .db
+            .register_tenant(&TenantRow {
                 name: upload.tenant.clone(),
                 region: upload.region,
                 width_bits: i64::from(upload.width.bits()),
@@ -84,6 +88,12 @@ impl Ledger {
                 server_key_size: upload.server_key_size as i64,
             })
             .await?;
+        if stored.key_id != key_id {
+            return Err(LedgerError::AlreadyExists(format!(
+                "tenant {} with other keys",
+                upload.tenant
+            )));
+        }
         tracing::info!(tenant = %upload.tenant, key_id = %key_id, "tenant keys registered");
         Ok(key_id)
     }

@@ -54,6 +54,63 @@ pub struct Ledger {
     pub(crate) job_events: broadcast::Sender<String>,
     /// Serialises server-key loads so a key is decompressed once.
     key_loading: tokio::sync::Mutex<()>,
+    /// What one tenant may use at once.
+    pub(crate) quotas: TenantQuotas,
+    /// Turns true when the instance starts shutting down: open job watches end then (their
+    /// clients watch again elsewhere), so they do not hold the shutdown open.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// What one tenant may use at once, so that none can starve the others.
+#[derive(Debug)]
+pub struct TenantQuotas {
+    /// Jobs queued or running.
+    pub max_open_jobs: u64,
+    /// Open `WatchJob` streams.
+    pub max_watches: usize,
+    /// Open watches by tenant.
+    watches: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl TenantQuotas {
+    /// Quotas of `max_open_jobs` jobs and `max_watches` watches per tenant.
+    pub fn new(max_open_jobs: u64, max_watches: usize) -> Self {
+        Self {
+            max_open_jobs,
+            max_watches,
+            watches: Default::default(),
+        }
+    }
+}
+
+impl Default for TenantQuotas {
+    fn default() -> Self {
+        Self::new(1_000, 64)
+    }
+}
+
+/// One of a tenant's open watches; dropping it gives the place back.
+#[derive(Debug)]
+pub struct WatchPermit {
+    ledger: Arc<Ledger>,
+    tenant: String,
+}
+
+impl Drop for WatchPermit {
+    fn drop(&mut self) {
+        let mut watches = self
+            .ledger
+            .quotas
+            .watches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(open) = watches.get_mut(&self.tenant) {
+            *open -= 1;
+            if *open == 0 {
+                watches.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Ledger {
@@ -73,8 +130,50 @@ impl Ledger {
             fhe,
             job_added: Notify::new(),
             job_events: broadcast::channel(1024).0,
+            quotas: TenantQuotas::default(),
+            stopping: tokio::sync::watch::channel(false).0,
             key_loading: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Marks the instance as shutting down: every open job watch ends.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Ledger::begin_shutdown`] was called.
+    pub async fn shutting_down(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    /// The same ledger with other per-tenant quotas.
+    pub fn with_quotas(mut self, quotas: TenantQuotas) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Takes one of `tenant`'s watch places, or refuses when it holds them all.
+    pub fn watch_permit(self: &Arc<Self>, tenant: &str) -> Result<WatchPermit, LedgerError> {
+        let mut watches = self
+            .quotas
+            .watches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let open = watches.entry(tenant.to_owned()).or_default();
+        if *open >= self.quotas.max_watches {
+            metrics::counter!("blindledger_quota_refusals_total", "quota" => "watches")
+                .increment(1);
+            return Err(LedgerError::QuotaExceeded(format!(
+                "tenant {tenant} has {} job watches open, the most allowed; close one or poll GetJob",
+                self.quotas.max_watches
+            )));
+        }
+        *open += 1;
+        Ok(WatchPermit {
+            ledger: Arc::clone(self),
+            tenant: tenant.to_owned(),
+        })
     }
 
     /// The database.

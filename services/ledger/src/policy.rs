@@ -12,6 +12,16 @@ use blindledger_store::Db;
 
 use crate::config::LedgerConfig;
 
+/// The calls that move or create value, or compute under a tenant's key: never decided
+/// without the risk bundle's freezes, revoked keys and limits once one is configured.
+const MONEY_METHODS: &[&str] = &[
+    "/blindledger.ledger.v1.LedgerService/OpenAccount",
+    "/blindledger.ledger.v1.LedgerService/Deposit",
+    "/blindledger.ledger.v1.LedgerService/Withdraw",
+    "/blindledger.ledger.v1.LedgerService/Transfer",
+    "/blindledger.ledger.v1.LedgerService/Aggregate",
+];
+
 /// The access-token verifier; the ledger refuses to start without token keys.
 pub fn token_verifier(config: &LedgerConfig) -> anyhow::Result<TokenVerifier> {
     anyhow::ensure!(
@@ -34,6 +44,8 @@ pub fn policy_gate(
         policy_bundle: config.policy_bundle.as_ref(),
         risk_bundle: config.risk_bundle.as_ref(),
         bundle_keys: &config.bundle_keys,
+        risk_bundle_keys: &config.risk_bundle_keys,
+        risk_required_for: MONEY_METHODS,
         require_signed_bundles: config.require_signed_bundles,
         bundle_scope: config.bundle_scope.as_deref(),
         long_poll: std::time::Duration::from_secs(config.policy_long_poll_s),

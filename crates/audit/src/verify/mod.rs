@@ -15,9 +15,14 @@
 //! | the tail truncated | [`Problem::Truncated`] at the first missing seq |
 //! | the whole chain rewritten consistently | [`Problem::CheckpointMismatch`] |
 //! | a forged or altered checkpoint | [`Problem::CheckpointSignature`] |
+//! | a checkpoint deleted from the database (published outside it) | [`Problem::CheckpointDeleted`] |
+//! | the tail cut and the head moved back, checkpoints deleted | [`Problem::Truncated`] against a published checkpoint |
+//! | published checkpoints out of order | [`Problem::CheckpointOrder`] |
+//! | rows left unpublished past the allowed age | [`Problem::Unpublished`] |
 //!
 //! Rows appended after the latest checkpoint are protected by the chain only: an attacker
-//! with write access can append well-formed rows at the tail until the next checkpoint.
+//! with write access can append well-formed rows at the tail until the next checkpoint, and
+//! [`Problem::Unpublished`] bounds how long that may last.
 
 mod checker;
 mod read;
@@ -104,6 +109,30 @@ pub enum Problem {
         /// Rows it covers.
         size: i64,
     },
+    /// A checkpoint published outside the database is not among the database's: it was
+    /// deleted there.
+    CheckpointDeleted {
+        /// Rows it covers.
+        size: i64,
+    },
+    /// A published checkpoint covers fewer rows than one signed before it: the published
+    /// sequence does not continue.
+    CheckpointOrder {
+        /// Rows it covers.
+        size: i64,
+        /// Rows the earlier one covers.
+        earlier_size: i64,
+    },
+    /// Rows older than the allowed age are covered by no published checkpoint: the audit
+    /// service stopped publishing, or its checkpoints were removed.
+    Unpublished {
+        /// Rows covered by the latest published checkpoint.
+        published: i64,
+        /// Rows in the chain.
+        head: i64,
+        /// How long the oldest unpublished row has waited, in seconds.
+        waiting_s: i64,
+    },
     /// A checkpoint's signature is not valid.
     CheckpointSignature {
         /// The checkpoint.
@@ -169,6 +198,16 @@ fn describe(problem: &Problem) -> String {
         Problem::CheckpointMismatch { checkpoint, size } => format!(
             "the first {size} rows differ from checkpoint {checkpoint}: the chain was rewritten"
         ),
+        Problem::CheckpointDeleted { size } => format!(
+            "the published checkpoint of {size} rows is missing from the database: it was deleted there"
+        ),
+        Problem::CheckpointOrder { size, earlier_size } => format!(
+            "a published checkpoint of {size} rows was signed after one of {earlier_size} rows: the sequence was rewritten"
+        ),
+        Problem::Unpublished { published, head, waiting_s } => format!(
+            "rows {} to {head} are covered by no published checkpoint after {waiting_s} s (latest published covers {published} rows)",
+            published + 1
+        ),
         Problem::CheckpointSignature { checkpoint, reason } => {
             format!("checkpoint {checkpoint} is not authentic: {reason}")
         }
@@ -181,8 +220,12 @@ pub struct VerifyOptions {
     /// Start after this stored checkpoint (by id), trusting the rows it covers once its
     /// signature and its head row check out; from the first row when `None`.
     pub from_checkpoint: Option<i64>,
-    /// Checkpoints kept outside the database (an earlier export), checked like stored ones.
+    /// Checkpoints kept outside the database (published, or an earlier export): checked
+    /// like stored ones, and each must also be in the database and follow the one before.
     pub external_checkpoints: Vec<Checkpoint>,
+    /// With external checkpoints: how long a row may wait for a published checkpoint to
+    /// cover it (milliseconds) before [`Problem::Unpublished`] is reported.
+    pub max_unpublished_ms: Option<i64>,
 }
 
 /// The outcome of a verification.

@@ -27,11 +27,17 @@ impl AuditLog {
     ) -> Result<VerifyReport> {
         let started = Instant::now();
         let head = self.head().await?;
-        let mut all = self.checkpoints().await?;
+        let stored = self.checkpoints().await?;
+        let mut all = stored.clone();
         all.extend(options.external_checkpoints.iter().cloned());
         let (valid, signature_findings) = authentic(keys, all);
         let mut checker = self.start(options.from_checkpoint, &valid).await?;
         checker.findings.extend(signature_findings);
+        let (published, _) = authentic(keys, options.external_checkpoints.clone());
+        checker.findings.extend(
+            self.check_published(&stored, &published, head.size, options)
+                .await?,
+        );
         let start = checker.expected - 1;
         // Owned, so the future stays `Send` (no borrowing closure is held across awaits).
         let mut pending: VecDeque<Checkpoint> =
@@ -42,6 +48,61 @@ impl AuditLog {
             .await?;
         self.check_tail(&mut checker, head.size, pending).await?;
         Ok(report(checker, read, head.size, valid.len(), started))
+    }
+
+    /// Checks the authentic published checkpoints (by size) against the stored ones, each
+    /// other and the clock: each is in the database, each was signed after the smaller ones,
+    /// and no row waits longer than allowed for one to cover it.
+    async fn check_published(
+        &self,
+        stored: &[Checkpoint],
+        published: &[Checkpoint],
+        head_size: i64,
+        options: &VerifyOptions,
+    ) -> Result<Vec<Finding>> {
+        let mut findings = Vec::new();
+        for (i, checkpoint) in published.iter().enumerate() {
+            if !stored.iter().any(|s| s.signature == checkpoint.signature) {
+                let deleted = Problem::CheckpointDeleted {
+                    size: checkpoint.size,
+                };
+                findings.push(Finding::new(checkpoint.size, deleted));
+            }
+            if let Some(earlier) = published[..i]
+                .iter()
+                .find(|e| e.created_at > checkpoint.created_at && e.size < checkpoint.size)
+            {
+                let order = Problem::CheckpointOrder {
+                    size: earlier.size,
+                    earlier_size: checkpoint.size,
+                };
+                findings.push(Finding::new(earlier.size, order));
+            }
+        }
+        let Some(max_ms) = options.max_unpublished_ms else {
+            return Ok(findings);
+        };
+        let covered = published.last().map_or(0, |c| c.size);
+        if covered < head_size {
+            let first_uncovered = sqlx::query("SELECT occurred_at FROM audit_events WHERE seq = ?")
+                .bind(covered + 1)
+                .fetch_optional(self.pool())
+                .await?;
+            let waiting_ms = match first_uncovered {
+                Some(row) => crate::now_ms() - row.try_get::<i64, _>(0)?,
+                // The row is gone: the chain check reports that.
+                None => 0,
+            };
+            if waiting_ms > max_ms {
+                let unpublished = Problem::Unpublished {
+                    published: covered,
+                    head: head_size,
+                    waiting_s: waiting_ms / 1000,
+                };
+                findings.push(Finding::new(covered + 1, unpublished));
+            }
+        }
+        Ok(findings)
     }
 
     /// Checks the end of the chain against the head (rows missing or past it) and the

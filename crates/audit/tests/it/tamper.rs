@@ -2,8 +2,8 @@
 
 use blindledger_audit::chain::{format_hash, parse_hash, row_hash, RowFields};
 use blindledger_audit::{
-    AuditLog, CheckpointKeys, CheckpointSigner, Problem, SignatureProblem, StoredEvent,
-    VerifyOptions, VerifyReport,
+    AuditLog, CheckpointKeys, CheckpointSigner, Problem, PublishedCheckpoints, SignatureProblem,
+    StoredEvent, VerifyOptions, VerifyReport,
 };
 use blindledger_test_support::TestDatabase;
 
@@ -271,6 +271,116 @@ async fn forged_checkpoints(on: On) {
     db.drop_db().await.unwrap();
 }
 
+/// A database writer deletes the checkpoints and the tail, and moves the head back: alone,
+/// the database looks intact; against the checkpoints published outside it, it is not.
+async fn cut_tail_against_published_checkpoints(on: On) {
+    let db = database(on).await;
+    let (log, _, keys) = chain(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let published = PublishedCheckpoints::local(dir.path()).unwrap();
+    for checkpoint in log.checkpoints().await.unwrap() {
+        published.publish(&checkpoint).await.unwrap();
+        // Publishing again is a no-op, never a replacement.
+        published.publish(&checkpoint).await.unwrap();
+    }
+    let (published, log_ref, keys_ref) = (&published, &log, &keys);
+    let with_published = |max_unpublished_ms| async move {
+        let options = VerifyOptions {
+            external_checkpoints: published.list().await.unwrap(),
+            max_unpublished_ms,
+            ..VerifyOptions::default()
+        };
+        log_ref.verify(keys_ref, &options).await.unwrap()
+    };
+    let clean = with_published(Some(60_000)).await;
+    assert!(clean.ok, "{clean:#?}");
+
+    let fifteen = row(&log, 15).await;
+    exec(&log, "DELETE FROM audit_checkpoints").await;
+    exec(&log, "DELETE FROM audit_events WHERE seq > 15").await;
+    exec(
+        &log,
+        &format!("UPDATE audit_head SET size = 15, hash = '{}'", fifteen.hash),
+    )
+    .await;
+    assert!(
+        verify(&log, &keys).await.ok,
+        "undetectable from the database alone"
+    );
+
+    let report = with_published(None).await;
+    first(&report, 10, Problem::CheckpointDeleted { size: 10 });
+    let problems: Vec<_> = report.problems.iter().map(|f| &f.problem).collect();
+    assert!(problems.contains(&&Problem::CheckpointDeleted { size: 20 }));
+    assert!(problems.contains(&&Problem::Truncated {
+        checkpoint: 0,
+        size: 20,
+        rows: 15
+    }));
+    db.drop_db().await.unwrap();
+}
+
+/// Rows no published checkpoint covers are reported once they waited longer than allowed,
+/// and published checkpoints that do not follow each other are reported.
+async fn unpublished_rows_and_published_order(on: On) {
+    let db = database(on).await;
+    let (log, signer, keys) = chain(&db).await;
+    let stored = log.checkpoints().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let published = PublishedCheckpoints::local(dir.path()).unwrap();
+    published.publish(&stored[0]).await.unwrap();
+    let published = &published;
+    let options = |max_unpublished_ms| async move {
+        VerifyOptions {
+            external_checkpoints: published.list().await.unwrap(),
+            max_unpublished_ms: Some(max_unpublished_ms),
+            ..VerifyOptions::default()
+        }
+    };
+    // Rows 11-20 (written in 2023) are covered by the stored checkpoint only, which was
+    // not published: within an allowance of a century, but not of a minute.
+    const CENTURY_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
+    let fresh = log.verify(&keys, &options(CENTURY_MS).await).await.unwrap();
+    assert!(fresh.ok, "{fresh:#?}");
+    let stale = log.verify(&keys, &options(60_000).await).await.unwrap();
+    assert!(
+        matches!(
+            stale
+                .first_problem
+                .as_ref()
+                .map(|f| (f.position, &f.problem)),
+            Some((
+                11,
+                Problem::Unpublished {
+                    published: 10,
+                    head: 20,
+                    ..
+                }
+            ))
+        ),
+        "{stale:#?}"
+    );
+
+    // A checkpoint of 5 rows signed after the one of 10 (and put in both places).
+    let late = signer.sign(
+        5,
+        &parse_hash(&row(&log, 5).await.hash).unwrap(),
+        stored[0].created_at + 1,
+    );
+    insert_checkpoint(&log, &late).await;
+    published.publish(&late).await.unwrap();
+    let report = log.verify(&keys, &options(CENTURY_MS).await).await.unwrap();
+    first(
+        &report,
+        5,
+        Problem::CheckpointOrder {
+            size: 5,
+            earlier_size: 10,
+        },
+    );
+    db.drop_db().await.unwrap();
+}
+
 async fn insert_checkpoint(log: &AuditLog, c: &blindledger_audit::Checkpoint) {
     exec(
         log,
@@ -295,6 +405,8 @@ macro_rules! on_both {
 }
 
 on_both!(
+    cut_tail_against_published_checkpoints,
+    unpublished_rows_and_published_order,
     edited_field,
     deleted_row,
     swapped_rows,

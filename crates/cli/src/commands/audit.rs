@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use blindledger_audit::admin::{sign_command, Command, CommandPayload};
-use blindledger_audit::{AuditLog, CheckpointKeys, VerifyOptions};
+use blindledger_audit::{AuditLog, CheckpointKeys, PublishedCheckpoints, VerifyOptions};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
@@ -43,6 +43,14 @@ pub enum AuditCommand {
         /// (repeatable)
         #[arg(long = "checkpoint-key", value_name = "KID=FILE", value_parser = kid_file)]
         checkpoint_keys: Vec<(String, PathBuf)>,
+        /// With --database-url: the directory the audit service publishes checkpoints to
+        /// (`checkpoint_publish_dir`); the chain must match every checkpoint there, and each
+        /// must still be in the database
+        #[arg(long, value_name = "DIR", requires = "database_url")]
+        published: Option<PathBuf>,
+        /// With --published: report rows no published checkpoint covers after this long
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+        max_unpublished: std::time::Duration,
         #[command(flatten)]
         api: AuditApi,
     },
@@ -117,9 +125,12 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<()> {
             from_checkpoint,
             database_url: Some(url),
             checkpoint_keys,
+            published,
+            max_unpublished,
             ..
         } => {
-            let report = verify_locally(&url, &checkpoint_keys, from_checkpoint).await?;
+            let published = published.map(|dir| (dir, max_unpublished));
+            let report = verify_locally(&url, &checkpoint_keys, from_checkpoint, published).await?;
             print_verify(&serde_json::from_value(report)?)
         }
         AuditCommand::Verify {
@@ -266,6 +277,7 @@ async fn verify_locally(
     url: &str,
     keys: &[(String, PathBuf)],
     from_checkpoint: Option<i64>,
+    published: Option<(PathBuf, std::time::Duration)>,
 ) -> anyhow::Result<Value> {
     let pems: BTreeMap<String, String> = keys
         .iter()
@@ -279,9 +291,28 @@ async fn verify_locally(
     let log = AuditLog::connect(url, 2, false)
         .await
         .with_context(|| format!("connecting to {}", blindledger_telemetry::redact_url(url)))?;
+    let (external_checkpoints, max_unpublished_ms) = match published {
+        Some((dir, max_age)) => {
+            anyhow::ensure!(
+                dir.is_dir(),
+                "no published checkpoints at {}",
+                dir.display()
+            );
+            let published = PublishedCheckpoints::local(&dir)
+                .with_context(|| format!("opening {}", dir.display()))?;
+            let checkpoints = published
+                .list()
+                .await
+                .with_context(|| format!("reading the checkpoints in {}", dir.display()))?;
+            let max_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+            (checkpoints, Some(max_ms))
+        }
+        None => (Vec::new(), None),
+    };
     let options = VerifyOptions {
         from_checkpoint,
-        external_checkpoints: Vec::new(),
+        external_checkpoints,
+        max_unpublished_ms,
     };
     let report = log.verify(&keys, &options).await.context("verifying")?;
     log.close().await;

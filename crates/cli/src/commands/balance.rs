@@ -1,7 +1,7 @@
 //! `blindledger balance`: fetches an encrypted balance and decrypts it locally.
 
 use anyhow::Context as _;
-use blindledger_fhe::client::decrypt_value;
+use blindledger_keyholder::decrypt_value;
 
 use super::Context;
 use crate::account_ref::AccountRef;

@@ -172,17 +172,16 @@ impl DevKeys {
         Ok(())
     }
 
-    /// The ledger: both bundles from the controller, verified with the development bundle
-    /// key (policy) and the controller's key (risk).
+    /// The ledger: both bundles from the controller, the policy verified with the
+    /// development bundle key only and the risk data with the controller's key only.
     fn configure_ledger(&self, config: &mut LedgerConfig, controller_url: &str) {
         self.credentials.configure(config);
         config.policy_bundle = Some(BundleSource::Http(format!(
             "{controller_url}/bundles/blindledger"
         )));
         config.risk_bundle = Some(BundleSource::Http(format!("{controller_url}/bundles/risk")));
-        config
-            .bundle_keys
-            .insert("controller".to_owned(), self.dir.join("controller.pub"));
+        config.risk_bundle_keys =
+            BTreeMap::from([("controller".to_owned(), self.dir.join("controller.pub"))]);
         config.policy_poll_ms = 1_000;
     }
 
@@ -202,14 +201,18 @@ impl DevKeys {
                 "{controller_url}/bundles/blindledger"
             ))),
             risk_bundle: Some(BundleSource::Http(format!("{controller_url}/bundles/risk"))),
-            bundle_keys: BTreeMap::from([
-                (DEV_KID.to_owned(), self.dir.join("bundle.pub")),
-                ("controller".to_owned(), self.dir.join("controller.pub")),
-            ]),
+            bundle_keys: BTreeMap::from([(DEV_KID.to_owned(), self.dir.join("bundle.pub"))]),
+            risk_bundle_keys: BTreeMap::from([(
+                "controller".to_owned(),
+                self.dir.join("controller.pub"),
+            )]),
             policy_poll_ms: 1_000,
             token_keys: BTreeMap::from([(DEV_KID.to_owned(), self.dir.join("token.pub"))]),
             officer_keys: BTreeMap::from([(DEV_OFFICER.to_owned(), self.dir.join("officer.pub"))]),
             checkpoint_key: Some(self.dir.join("audit.key")),
+            // Beside the database in development; on another host or a write-once bucket
+            // in production.
+            checkpoint_publish_dir: Some(self.dir.join("published-checkpoints")),
             ..AuditConfig::default()
         }
     }

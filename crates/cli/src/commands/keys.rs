@@ -1,4 +1,5 @@
-//! `blindledger keys new`: generates a tenant's keys locally and registers them.
+//! `blindledger keys new | show | pin`: generates a tenant's keys locally and registers
+//! them; shows the public-key fingerprint others pin; pins another tenant's fingerprint.
 //!
 //! New keys are written to a staging directory and only replace `<home>/keys/<tenant>`
 //! once the ledger accepted them, so a failed upload never costs the client key that
@@ -8,19 +9,45 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use blindledger_fhe::client::TenantKeys;
 use blindledger_fhe::LedgerWidth;
+use blindledger_keyholder::TenantKeys;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Context;
 use crate::account_ref::validate_tenant;
-use crate::home::{write_record, KeyRecord};
+use crate::home::{read_record, write_record, KeyRecord};
+use blindledger_client::KeyPin;
 
 /// `blindledger keys ...` verbs.
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
     /// Generates a tenant's keys, saves them locally and registers them with the ledger.
     New(NewArgs),
+    /// Shows the key id and public-key fingerprint of the keys this home holds for a
+    /// tenant: give the fingerprint to whoever encrypts amounts to the tenant.
+    Show(ShowArgs),
+    /// Pins the public-key fingerprint of a tenant whose keys this home does not hold:
+    /// deposits and transfers to it are then encrypted only to a key with this fingerprint.
+    Pin(PinArgs),
+}
+
+/// Arguments of `blindledger keys show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// Tenant name.
+    #[arg(value_parser = parse_tenant)]
+    tenant: String,
+}
+
+/// Arguments of `blindledger keys pin`.
+#[derive(Debug, clap::Args)]
+pub struct PinArgs {
+    /// Tenant name.
+    #[arg(value_parser = parse_tenant)]
+    tenant: String,
+    /// The tenant's public-key fingerprint (64 hex digits), from `blindledger keys show`.
+    #[arg(value_parser = parse_fingerprint)]
+    fingerprint: String,
 }
 
 /// Arguments of `blindledger keys new`.
@@ -44,6 +71,45 @@ pub struct NewArgs {
 pub async fn run(ctx: &Context, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::New(args) => new(ctx, args).await,
+        KeysCommand::Show(args) => show(ctx, &args.tenant),
+        KeysCommand::Pin(args) => {
+            ctx.home()?.pin(&args.tenant, &args.fingerprint)?;
+            println!(
+                "pinned tenant {} to public key {}",
+                args.tenant, args.fingerprint
+            );
+            Ok(())
+        }
+    }
+}
+
+fn show(ctx: &Context, tenant: &str) -> anyhow::Result<()> {
+    let home = ctx.home()?;
+    let dir = home.keys_dir(tenant);
+    match home.key_pin(tenant)? {
+        KeyPin::PublicKey(bytes) => {
+            println!("tenant {tenant}: keys in {}", dir.display());
+            if let Some(record) = read_record(&dir)? {
+                println!("key id:                 {}", record.key_id);
+            }
+            println!(
+                "public key fingerprint: {}",
+                blindledger_fhe::wire::public_key_fingerprint(&bytes)
+            );
+        }
+        KeyPin::Fingerprint(fingerprint) => {
+            println!("tenant {tenant}: no keys here, pinned public key fingerprint: {fingerprint}");
+        }
+    }
+    Ok(())
+}
+
+fn parse_fingerprint(value: &str) -> Result<String, String> {
+    let value = value.trim().to_ascii_lowercase();
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(value)
+    } else {
+        Err("a fingerprint is 64 hex digits (SHA-256), as `blindledger keys show` prints".into())
     }
 }
 
@@ -62,6 +128,7 @@ async fn new(ctx: &Context, args: NewArgs) -> anyhow::Result<()> {
     let (keys, server_key) = generate(staging.clone()).await?;
     let bar = upload_bar(server_key.len() as u64);
     let public_key = blindledger_fhe::wire::encode_public_key(&keys.public_key);
+    let fingerprint = blindledger_fhe::wire::public_key_fingerprint(&public_key);
     let key_id = client
         .register_key_bytes(
             &args.tenant,
@@ -93,6 +160,9 @@ async fn new(ctx: &Context, args: NewArgs) -> anyhow::Result<()> {
     println!(
         "registered tenant {} ({} ledger, key id {})",
         args.tenant, args.width, record.key_id
+    );
+    println!(
+        "public key fingerprint {fingerprint} (whoever encrypts amounts to this tenant pins it)"
     );
     println!("keys saved in {}", dir.display());
     Ok(())

@@ -30,6 +30,8 @@ pub struct Context {
     pub home: Option<PathBuf>,
     /// `--token`, when given; else the token file in the home directory.
     pub token: Option<String>,
+    /// `--allow-plaintext`: plaintext http to a ledger on another host.
+    pub allow_plaintext: bool,
     /// `--tls-ca`, `--tls-cert`, `--tls-key`.
     pub tls: TlsFiles,
 }
@@ -73,9 +75,11 @@ impl Context {
     /// Connects to the ledger, sending the access token (`--token`, `BLINDLEDGER_TOKEN`, or
     /// `<home>/token`, which `blindledger dev` writes).
     pub async fn connect(&self) -> anyhow::Result<LedgerClient> {
-        let client = LedgerClient::connect_with(&self.endpoint, self.tls.settings()?)
-            .await
-            .with_context(|| format!("connecting to {}", self.endpoint))?;
+        let client = match self.tls.settings()? {
+            None if self.allow_plaintext => LedgerClient::connect_plaintext(&self.endpoint).await,
+            tls => LedgerClient::connect_with(&self.endpoint, tls).await,
+        }
+        .with_context(|| format!("connecting to {}", self.endpoint))?;
         let token = match &self.token {
             Some(token) => Some(token.clone()),
             None => self.home()?.token()?,

@@ -57,7 +57,7 @@ impl Movement {
 /// Runs `blindledger deposit` or `blindledger withdraw`.
 pub async fn movement(ctx: &Context, kind: Movement, args: MoneyArgs) -> anyhow::Result<()> {
     let client = ctx.connect().await?;
-    let amount = encrypt(&client, &args.account.tenant, args.amount).await?;
+    let amount = encrypt(ctx, &client, &args.account.tenant, args.amount).await?;
     let key = args
         .options
         .idempotency_key
@@ -82,7 +82,7 @@ pub async fn transfer(ctx: &Context, args: TransferArgs) -> anyhow::Result<()> {
         );
     }
     let client = ctx.connect().await?;
-    let amount = encrypt(&client, &args.from.tenant, args.amount).await?;
+    let amount = encrypt(ctx, &client, &args.from.tenant, args.amount).await?;
     let key = args
         .options
         .idempotency_key
@@ -101,14 +101,21 @@ pub async fn transfer(ctx: &Context, args: TransferArgs) -> anyhow::Result<()> {
     jobs::follow(ctx, &client, job, &key, args.options.wait).await
 }
 
-/// Encrypts an amount with the tenant's public key, fetched from the ledger: anyone may
-/// encrypt, only the key holder decrypts.
-async fn encrypt(client: &LedgerClient, tenant: &str, amount: Amount) -> anyhow::Result<Vec<u8>> {
-    let info = client
-        .tenant(tenant)
+/// Encrypts an amount to the tenant: anyone may encrypt, only the key holder decrypts. The
+/// public key the ledger returns is used only when it matches the one this home holds for
+/// the tenant or the fingerprint pinned for it.
+async fn encrypt(
+    ctx: &Context,
+    client: &LedgerClient,
+    tenant: &str,
+    amount: Amount,
+) -> anyhow::Result<Vec<u8>> {
+    let pin = ctx.home()?.key_pin(tenant)?;
+    let pinned = client
+        .pinned_tenant(tenant, &pin)
         .await
         .with_context(|| format!("fetching tenant '{tenant}'"))?;
-    tokio::task::spawn_blocking(move || info.encrypt(amount.0))
+    tokio::task::spawn_blocking(move || pinned.encrypt(amount.0))
         .await
         .context("encryption task failed")?
         .context("encrypting the amount")

@@ -7,4 +7,5 @@ mod auth_layer;
 mod decisions;
 mod download;
 mod loader;
+mod risk_bundle;
 mod support;

@@ -40,7 +40,7 @@ struct Harness {
     cluster: Cluster,
     app: TestApp,
     ledger: Arc<Ledger>,
-    keys: Arc<blindledger_fhe::client::TenantKeys>,
+    keys: Arc<blindledger_keyholder::TenantKeys>,
     _objects: tempfile::TempDir,
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use blindledger_fhe::client::{decrypt_value, TenantKeys};
+use blindledger_keyholder::{decrypt_value, TenantKeys};
 use blindledger_proto::ledger::v1 as pb;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;

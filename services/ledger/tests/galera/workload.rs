@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use blindledger_client::{ClientError, LedgerClient};
-use blindledger_fhe::client::TenantKeys;
+use blindledger_keyholder::TenantKeys;
 use blindledger_proto::ledger::v1 as pb;
 use rand::Rng;
 use tonic::Code;

@@ -1,6 +1,6 @@
 //! Bad input gets a clear gRPC status and changes nothing.
 
-use blindledger_fhe::client::encrypt_amount;
+use blindledger_fhe::wire::encrypt_amount;
 use blindledger_fhe::LedgerWidth;
 use blindledger_proto::ledger::v1 as pb;
 use blindledger_test_support::{mysql_url_via, TcpProxy};

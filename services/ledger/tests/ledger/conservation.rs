@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use blindledger_fhe::client::{decrypt_flag, decrypt_value};
+use blindledger_keyholder::{decrypt_flag, decrypt_value};
 use blindledger_proto::ledger::v1 as pb;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use blindledger_fhe::client::decrypt_value;
+use blindledger_keyholder::decrypt_value;
 use blindledger_proto::ledger::v1 as pb;
 
 use crate::helpers::*;

@@ -167,7 +167,7 @@ async fn risk_obligations_are_enforced_on_ciphertexts() {
     let mut risk = Bundle::new("risk");
     risk.insert_file(
         ".manifest",
-        br#"{"revision": "risk-1", "roots": ["risk"]}"#.to_vec(),
+        br#"{"revision": "1-risk", "roots": ["risk"]}"#.to_vec(),
     )
     .unwrap();
     let data = serde_json::json!({
@@ -293,6 +293,46 @@ async fn a_tenant_that_cannot_be_read_is_not_decided_on_as_unknown() {
     assert!(
         matches!(code(refused), Code::Unavailable | Code::Internal),
         "answered on a tenant it could not read"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_tenant_learns_nothing_of_a_job_and_auditors_get_no_results() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let app = env.spawn().await;
+    tenant_with_accounts(&app, &env.keys, "acme", &["alice"]).await;
+    let job = app
+        .client
+        .deposit("acme", "alice", encrypt(&env.keys, 5), &key())
+        .await
+        .unwrap();
+    let other_tenant = app
+        .client
+        .with_token(&env.token("otto", &["teller"], &["globex"]))
+        .unwrap();
+    let missing = uuid::Uuid::now_v7().to_string();
+    // The job and a job that never existed are answered alike: no reasons, no decision id.
+    for (id, include_results) in [(&job.id, false), (&job.id, true), (&missing, false)] {
+        let err = other_tenant.job(id, include_results).await.unwrap_err();
+        let status = err.status().unwrap();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        assert_eq!(status.message(), format!("job {id} not found"));
+        assert!(status.metadata().get("x-decision-id").is_none());
+        let watched = other_tenant.watch_job(id).await.map(drop).unwrap_err();
+        assert_eq!(watched.status().map(|s| s.code()), Some(Code::NotFound));
+    }
+
+    // An auditor of the tenant sees the job's metadata, never its encrypted results.
+    let auditor = app
+        .client
+        .with_token(&env.token("ann", &["auditor"], &["acme"]))
+        .unwrap();
+    app.client.wait_finished(&job.id).await.unwrap();
+    auditor.job(&job.id, false).await.unwrap();
+    assert_eq!(
+        code(auditor.job(&job.id, true).await),
+        Code::PermissionDenied
     );
     app.stop().await;
 }

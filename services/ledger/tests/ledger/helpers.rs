@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blindledger_client::{LedgerClient, TlsSettings};
-use blindledger_fhe::client::{decrypt_value, encrypt_amount, TenantKeys};
+use blindledger_fhe::wire::encrypt_amount;
 use blindledger_fhe::LedgerWidth;
+use blindledger_keyholder::{decrypt_value, TenantKeys};
 use blindledger_ledger::dev::DevCredentials;
 use blindledger_ledger::{Application, LedgerConfig};
 use blindledger_proto::ledger::v1 as pb;
@@ -230,7 +231,7 @@ pub async fn movement(app: &TestApp, keys: &TenantKeys, job: pb::Job) -> (u64, b
     };
     let moved = decrypt_value(&keys.client_key, WIDTH, &result.moved).expect("moved decrypts");
     let ok =
-        blindledger_fhe::client::decrypt_flag(&keys.client_key, &result.ok).expect("flag decrypts");
+        blindledger_keyholder::decrypt_flag(&keys.client_key, &result.ok).expect("flag decrypts");
     (moved, ok)
 }
 

@@ -12,5 +12,7 @@ mod gate;
 mod helpers;
 mod limits;
 mod mtls;
+mod pinning;
+mod quotas;
 mod restart;
 mod risk_loop;

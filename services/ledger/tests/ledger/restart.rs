@@ -92,11 +92,11 @@ async fn job_in_flight_survives_a_kill() {
     let (_, bob, _) = client.balance("acme", "bob").await.unwrap();
     let ck = &env.keys.client_key;
     assert_eq!(
-        blindledger_fhe::client::decrypt_value(ck, width, &alice).unwrap(),
+        blindledger_keyholder::decrypt_value(ck, width, &alice).unwrap(),
         70
     );
     assert_eq!(
-        blindledger_fhe::client::decrypt_value(ck, width, &bob).unwrap(),
+        blindledger_keyholder::decrypt_value(ck, width, &bob).unwrap(),
         30,
         "applied exactly once"
     );

@@ -77,11 +77,21 @@ async fn an_escalated_account_is_limited_by_the_ledger_after_one_cycle() {
     let mut config = env.config();
     config.policy_bundle = Some(BundleSource::Http(format!("{url}/bundles/blindledger")));
     config.risk_bundle = Some(BundleSource::Http(format!("{url}/bundles/risk")));
-    config
-        .bundle_keys
-        .insert("controller".into(), keys.path().join("controller.pub"));
+    config.risk_bundle_keys = [("controller".into(), keys.path().join("controller.pub"))].into();
     config.policy_poll_ms = 100;
     let app = spawn_with(config, &env.admin_token()).await;
+    // Money calls fail closed until the controller's first risk bundle is active.
+    until(
+        "the ledger activates a risk bundle",
+        Duration::from_secs(30),
+        || async {
+            let status = app.client.policy_status().await.unwrap();
+            status
+                .iter()
+                .any(|b| b.name == "risk" && !b.active_revision.is_empty())
+        },
+    )
+    .await;
     tenant_with_accounts(&app, &env.keys, "acme", &["mule", "landlord"]).await;
     let deposit = app
         .client

@@ -1,4 +1,9 @@
-//! What only a key holder runs: key generation, encryption and decryption.
+//! What only a tenant's key holder runs: key generation, the key files and decryption.
+//!
+//! This is the one crate that handles a `ClientKey`. No server crate depends on it (a
+//! test over `cargo metadata` checks the ledger, controller and audit service), so the
+//! services cannot decrypt by construction. Encrypting needs only the public key and
+//! lives in [`blindledger_fhe::wire::encrypt_amount`].
 
 use std::path::Path;
 
@@ -9,20 +14,17 @@ use tfhe::{
     FheUint32ConformanceParams, FheUint64, FheUint64ConformanceParams,
 };
 
-use crate::params::{tfhe_config, LedgerWidth, COMPUTE_PARAMS};
-use crate::wire::{self, WireError};
+use blindledger_fhe::params::{tfhe_config, LedgerWidth, COMPUTE_PARAMS};
+use blindledger_fhe::wire::{self, WireError};
 
 /// Largest client key file accepted.
 const MAX_CLIENT_KEY_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest ciphertext the ledger returns for decryption.
 const MAX_RESULT_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Errors of client-side operations.
+/// Errors of the key holder's operations.
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// An amount does not fit the ledger's width.
-    #[error("amount does not fit a {0} ledger")]
-    AmountTooLarge(LedgerWidth),
+pub enum KeyError {
     /// A key file or a ciphertext could not be read.
     #[error(transparent)]
     Wire(#[from] WireError),
@@ -71,10 +73,10 @@ impl TenantKeys {
     }
 
     /// Writes the three keys into `dir` (created if missing).
-    pub fn save(&self, dir: &Path) -> Result<(), ClientError> {
+    pub fn save(&self, dir: &Path) -> Result<(), KeyError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
-            move |source| ClientError::Io { path, source }
+            move |source| KeyError::Io { path, source }
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let mut client = Vec::new();
@@ -96,10 +98,10 @@ impl TenantKeys {
     }
 
     /// Reads keys written by [`TenantKeys::save`], checking their parameters.
-    pub fn load(dir: &Path) -> Result<Self, ClientError> {
+    pub fn load(dir: &Path) -> Result<Self, KeyError> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read(&path).map_err(|source| ClientError::Io {
+            std::fs::read(&path).map_err(|source| KeyError::Io {
                 path: path.display().to_string(),
                 source,
             })
@@ -120,6 +122,21 @@ impl TenantKeys {
         })
     }
 
+    /// The fingerprint of the public key, as third parties pin it.
+    pub fn public_key_fingerprint(&self) -> String {
+        wire::public_key_fingerprint(&wire::encode_public_key(&self.public_key))
+    }
+
+    /// The key id the ledger gives this key set when it is registered.
+    pub fn key_id(&self) -> String {
+        use sha2::Digest as _;
+        let server_key = wire::encode_compressed_server_key(&self.server_key);
+        wire::key_id(
+            &sha2::Sha256::digest(&server_key),
+            &wire::encode_public_key(&self.public_key),
+        )
+    }
+
     /// Whether a key set exists in `dir`.
     pub fn exists(dir: &Path) -> bool {
         [CLIENT_KEY_FILE, PUBLIC_KEY_FILE, SERVER_KEY_FILE]
@@ -128,24 +145,12 @@ impl TenantKeys {
     }
 }
 
-/// Encrypts `value` to a tenant as a packed compact list of one value of the ledger's width:
-/// the wire form of every input amount.
-pub fn encrypt_amount(
-    public_key: &CompactPublicKey,
-    width: LedgerWidth,
-    value: u64,
-) -> Result<Vec<u8>, ClientError> {
-    let list = wire::encrypt_compact(public_key, width, value)
-        .ok_or(ClientError::AmountTooLarge(width))?;
-    Ok(wire::encode_amount(&list))
-}
-
 /// Decrypts a value returned by the ledger (a serialized `FheUint32` or `FheUint64`).
 pub fn decrypt_value(
     client_key: &ClientKey,
     width: LedgerWidth,
     bytes: &[u8],
-) -> Result<u64, ClientError> {
+) -> Result<u64, KeyError> {
     let malformed = |reason| WireError::Malformed {
         what: "encrypted value",
         reason,
@@ -168,7 +173,7 @@ pub fn decrypt_value(
 }
 
 /// Decrypts an encrypted flag returned by the ledger (a serialized `FheBool`).
-pub fn decrypt_flag(client_key: &ClientKey, bytes: &[u8]) -> Result<bool, ClientError> {
+pub fn decrypt_flag(client_key: &ClientKey, bytes: &[u8]) -> Result<bool, KeyError> {
     let params = FheBoolConformanceParams::from(COMPUTE_PARAMS);
     let flag: FheBool =
         safe_deserialize_conformant(bytes, MAX_RESULT_BYTES, &params).map_err(|reason| {
