@@ -19,6 +19,7 @@ use commands::aggregate::AggregateArgs;
 use commands::audit::{AdminCommand, AuditCommand};
 use commands::balance::BalanceArgs;
 use commands::controller::ControllerArgs;
+use commands::db::DbCommand;
 use commands::dev::DevArgs;
 use commands::jobs::JobCommand;
 use commands::keys::KeysCommand;
@@ -127,6 +128,9 @@ enum Command {
     /// Officers' signed commands: freeze, unfreeze, roll back a bundle, revoke a key.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Migrates the database; prints each service's least-privilege MariaDB grants.
+    #[command(subcommand)]
+    Db(DbCommand),
 }
 
 #[tokio::main]
@@ -193,6 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Risk(command) => commands::risk::run(command),
         Command::Audit(command) => commands::audit::audit(&ctx, command).await,
         Command::Admin(command) => commands::audit::admin(&ctx, command).await,
+        Command::Db(command) => commands::db::run(command).await,
     }
 }
 
@@ -243,6 +248,10 @@ mod tests {
             "blindledger admin unfreeze acme/alice --officer-key officer.pem --kid officer",
             "blindledger admin rollback-bundle blindledger@abc123 --officer-key officer.pem",
             "blindledger admin new-key -o officer.pem",
+            "blindledger db migrate --database-url mysql://root@db:3306/blindledger",
+            "blindledger db grants",
+            "blindledger db grants --service ledger --database blindledger --user 'ledger'@'%'",
+            "blindledger db grants --service audit --user audit@10.0.0.%",
         ];
         for line in ok {
             let parsed = Cli::try_parse_from(line.split_whitespace());
@@ -265,6 +274,9 @@ mod tests {
             "blindledger audit verify --database-url sqlite://x",
             "blindledger audit verify --database-url sqlite://x --checkpoint-key nokid",
             "blindledger audit export --from 2026-11-01",
+            "blindledger db grants --service bank",
+            "blindledger db grants --user ledger",
+            "blindledger db grants --service ledger --user 'ledger'@'%';DROP",
         ];
         for line in bad {
             assert!(

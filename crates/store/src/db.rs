@@ -5,11 +5,12 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::migrate::MigrateError;
 use sqlx::{Any, AnyPool};
 use tokio::sync::watch;
 
 use crate::cluster::{prepare_mysql, spawn_monitor, still_ready, Node, Nodes, NODE_NOT_READY};
-use crate::error::StoreError;
+use crate::error::{is_access_denied, StoreError};
 
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,14 +98,20 @@ impl Db {
     }
 
     /// Applies the migrations of this backend, on the current node only: sqlx's migration
-    /// lock (`GET_LOCK`) is local to one Galera node, so run them from one process.
+    /// lock (`GET_LOCK`) is local to one Galera node, so run them from one process, as an
+    /// account that may change the schema: [`StoreError::MigrationDenied`] otherwise.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.backend {
             Backend::MySql => &MYSQL,
             Backend::Sqlite => &SQLITE,
         };
         migrator.run(self.pool()).await.map_err(|err| match err {
-            sqlx::migrate::MigrateError::Execute(e) => StoreError::from(e),
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)
+                if is_access_denied(&e) =>
+            {
+                StoreError::MigrationDenied(e)
+            }
+            MigrateError::Execute(e) => StoreError::from(e),
             other => StoreError::Other(sqlx::Error::Migrate(Box::new(other))),
         })
     }

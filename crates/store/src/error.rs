@@ -22,6 +22,13 @@ pub enum StoreError {
     /// The row does not exist.
     #[error("not found")]
     NotFound,
+    /// The database user may not change the schema: a service's own user (see
+    /// [`crate::grants`]) asked to run the migrations.
+    #[error(
+        "this database user may not migrate the schema: run the migrations as an administrator \
+         (`blindledger db migrate`) and start the service with `migrate = false`"
+    )]
+    MigrationDenied(#[source] sqlx::Error),
     /// Anything else; a bug or a schema problem.
     #[error("database error")]
     Other(#[source] sqlx::Error),
@@ -46,6 +53,16 @@ const ER_UNKNOWN_COM_ERROR: u16 = 1047;
 const ER_SERVER_SHUTDOWN: u16 = 1053;
 const ER_CON_COUNT_ERROR: u16 = 1040;
 const ER_QUERY_INTERRUPTED: u16 = 1317;
+const ER_DBACCESS_DENIED: u16 = 1044;
+const ER_TABLEACCESS_DENIED: u16 = 1142;
+
+/// Whether MariaDB refused a statement because the user lacks a privilege on the database
+/// or the table.
+pub(crate) fn is_access_denied(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.try_downcast_ref::<MySqlDatabaseError>())
+        .is_some_and(|e| matches!(e.number(), ER_DBACCESS_DENIED | ER_TABLEACCESS_DENIED))
+}
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {

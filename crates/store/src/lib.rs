@@ -12,6 +12,7 @@ mod cluster;
 mod db;
 mod decisions;
 mod error;
+pub mod grants;
 mod jobs;
 mod retry;
 mod tenants;

@@ -18,7 +18,7 @@ pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306";
 /// Prefix of every database [`TestDatabase::mysql`] creates.
 const DB_PREFIX: &str = "bl_test_";
 
-/// How long dropping a [`TestDatabase`] waits for `DROP DATABASE` before giving up.
+/// How long a clean-up from `Drop` (`DROP DATABASE`, `DROP USER`) waits before giving up.
 const DROP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A fresh, isolated database for one test.
@@ -121,6 +121,15 @@ impl TestDatabase {
         }
     }
 
+    /// The URL of the MariaDB server without a database (with the test's administrator
+    /// credentials), or `None` for SQLite.
+    pub(crate) fn server_url(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::MySql(db) => db.as_ref().map(|db| db.server_url.as_str()),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
     /// The SQLite file, or `None` for MariaDB.
     pub fn sqlite_path(&self) -> Option<&Path> {
         match &self.backend {
@@ -151,45 +160,54 @@ impl Drop for TestDatabase {
         let Some(MySqlDb { server_url, name }) = db.take() else {
             return;
         };
-        // `Drop` may run inside a runtime (where blocking on one is forbidden) or outside any:
-        // run the statement on a thread with its own small runtime, and wait a bounded time so
-        // that the process does not exit before the database is gone.
-        let (done_tx, done_rx) = mpsc::channel();
-        let thread_name = name.clone();
-        let spawned = std::thread::Builder::new()
-            .name("bl-test-db-drop".into())
-            .spawn(move || {
-                let result = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(anyhow::Error::from)
-                    .and_then(|rt| rt.block_on(drop_database(&server_url, &thread_name)));
-                let _ = done_tx.send(result);
-            });
-        if let Err(e) = spawned {
-            eprintln!("blindledger-test-support: not dropping database {name}: {e}");
-            return;
-        }
-        match done_rx.recv_timeout(DROP_TIMEOUT) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("blindledger-test-support: dropping database {name}: {e:#}"),
-            Err(_) => eprintln!(
-                "blindledger-test-support: dropping database {name}: no answer in {DROP_TIMEOUT:?}"
-            ),
-        }
+        let statement = format!("DROP DATABASE IF EXISTS `{name}`");
+        execute_detached(server_url, statement, format!("dropping database {name}"));
     }
 }
 
 async fn drop_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+    let statement = format!("DROP DATABASE IF EXISTS `{name}`");
+    execute(server_url, &statement)
+        .await
+        .with_context(|| format!("dropping database {name}"))
+}
+
+/// Runs one statement on its own connection to `server_url`.
+pub(crate) async fn execute(server_url: &str, statement: &str) -> anyhow::Result<()> {
     let mut conn = MySqlConnection::connect(server_url)
         .await
-        .with_context(|| format!("connecting to drop database {name}"))?;
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS `{name}`"))
-        .execute(&mut conn)
-        .await
-        .with_context(|| format!("dropping database {name}"))?;
+        .context("connecting to MariaDB")?;
+    sqlx::raw_sql(statement).execute(&mut conn).await?;
     let _ = conn.close().await;
     Ok(())
+}
+
+/// [`execute`] from `Drop`, best effort: reports failure on stderr (as `what`), never panics.
+///
+/// `Drop` may run inside a runtime (where blocking on one is forbidden) or outside any: the
+/// statement runs on a thread with its own small runtime, and this waits a bounded time so
+/// that the process does not exit before it is done.
+pub(crate) fn execute_detached(server_url: String, statement: String, what: String) {
+    let (done_tx, done_rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("bl-test-db-cleanup".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(execute(&server_url, &statement)));
+            let _ = done_tx.send(result);
+        });
+    if let Err(e) = spawned {
+        eprintln!("blindledger-test-support: not {what}: {e}");
+        return;
+    }
+    match done_rx.recv_timeout(DROP_TIMEOUT) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("blindledger-test-support: {what}: {e:#}"),
+        Err(_) => eprintln!("blindledger-test-support: {what}: no answer in {DROP_TIMEOUT:?}"),
+    }
 }
 
 /// A `scheme://[userinfo@]host[:port][/path][?query]` URL cut into pieces, without decoding.
@@ -247,6 +265,19 @@ impl<'a> UrlParts<'a> {
         }
     }
 
+    /// The URL with its user and password replaced (neither is encoded: both must be
+    /// URL-safe).
+    pub(crate) fn with_credentials(&self, user: &str, password: &str) -> String {
+        let Self {
+            scheme,
+            host_port,
+            path,
+            query,
+            ..
+        } = self;
+        format!("{scheme}{user}:{password}@{host_port}{path}{query}")
+    }
+
     /// The URL with `host:port` replaced.
     pub(crate) fn with_host_port(&self, host_port: &str) -> String {
         let Self {
@@ -291,6 +322,10 @@ mod tests {
             "mysql://root:p@ss@127.0.0.1:3307?ssl-mode=disabled"
         );
         assert_eq!(p.redacted(), "mysql://root:***@127.0.0.1:3307/db");
+        assert_eq!(
+            p.with_credentials("bl_x", "pw"),
+            "mysql://bl_x:pw@127.0.0.1:3307/db?ssl-mode=disabled"
+        );
 
         let p = UrlParts::parse("mysql://localhost")?;
         assert_eq!(

@@ -1,6 +1,8 @@
 //! Helpers shared by BlindLedger's integration tests (use it as a dev-dependency).
 //!
 //! * [`TestDatabase`]: a fresh, isolated MariaDB database or SQLite file per test;
+//! * [`TestUser`]: a MariaDB user with a random password, holding only the privileges a test
+//!   grants it;
 //! * [`TestKeys`]: one TFHE key set per `target/` directory, generated once and cached on disk;
 //! * [`BundleServer`]: an HTTP bundle server with ETags, for bundle polling;
 //! * [`webhook::Receiver`]: an incoming-webhook receiver recording what alerts it gets;
@@ -19,6 +21,7 @@ mod db;
 mod keys;
 pub mod metadata;
 mod proxy;
+mod users;
 mod wait;
 pub mod webhook;
 
@@ -26,4 +29,5 @@ pub use bundle_server::{BundleServer, BundleServerStats};
 pub use db::{TestDatabase, DEFAULT_MYSQL_URL, MYSQL_URL_ENV};
 pub use keys::TestKeys;
 pub use proxy::{mysql_socket_addr, mysql_url_via, TcpProxy};
+pub use users::TestUser;
 pub use wait::{eventually, holds_within, until, until_blocking};

@@ -5,6 +5,7 @@ pub mod aggregate;
 pub mod audit;
 pub mod balance;
 pub mod controller;
+pub mod db;
 pub mod dev;
 pub mod jobs;
 pub mod keys;

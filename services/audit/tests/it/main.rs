@@ -6,5 +6,6 @@
 mod api;
 mod browser;
 mod helpers;
+mod least_privilege;
 mod pages;
 mod perf;

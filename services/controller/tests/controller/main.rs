@@ -6,6 +6,7 @@
 
 mod alerts;
 mod helpers;
+mod least_privilege;
 mod mysql;
 mod perf;
 mod push;

@@ -10,6 +10,7 @@ mod conservation;
 mod fresh;
 mod gate;
 mod helpers;
+mod least_privilege;
 mod limits;
 mod mtls;
 mod pinning;

@@ -1,0 +1,79 @@
+-- Least-privilege MariaDB users of the BlindLedger services, table by table
+-- (printed by `blindledger db grants`; the reasons are in crates/store/src/grants.rs).
+-- Run as an administrator after `blindledger db migrate`, and again after a
+-- migration adds a table. The users must exist (CREATE USER). Grants only add
+-- privileges: REVOKE ALL PRIVILEGES, GRANT OPTION FROM a user to start over.
+
+-- ledger: 'blindledger_ledger'@'%'
+-- tenants: RegisterKeys registers a tenant or rotates its keys (upsert); every call reads it
+GRANT SELECT, INSERT, UPDATE ON `blindledger`.`tenants` TO 'blindledger_ledger'@'%';
+-- accounts: OpenAccount inserts; committed jobs compare-and-set balances on their version
+GRANT SELECT, INSERT, UPDATE ON `blindledger`.`accounts` TO 'blindledger_ledger'@'%';
+-- jobs: the job queue: submit, claim and renew leases, release, fail, commit; jobs are never deleted
+GRANT SELECT, INSERT, UPDATE ON `blindledger`.`jobs` TO 'blindledger_ledger'@'%';
+-- decision_log: the policy gate records each decision before it takes effect; append only: the ledger cannot read, change or delete what it logged
+GRANT INSERT ON `blindledger`.`decision_log` TO 'blindledger_ledger'@'%';
+
+-- controller: 'blindledger_controller'@'%'
+-- decision_log: feature extraction streams decisions; a policy push replays recent inputs
+GRANT SELECT ON `blindledger`.`decision_log` TO 'blindledger_controller'@'%';
+-- jobs: feature extraction streams job metadata by creation time
+GRANT SELECT ON `blindledger`.`jobs` TO 'blindledger_controller'@'%';
+-- controller_models: the model registry: next version, insert, latest; old models' blobs are cleared by UPDATE
+GRANT SELECT, INSERT, UPDATE ON `blindledger`.`controller_models` TO 'blindledger_controller'@'%';
+-- controller_entity_risk: current tiers and scores, read each cycle and written by REPLACE INTO (INSERT and DELETE)
+GRANT SELECT, INSERT, DELETE ON `blindledger`.`controller_entity_risk` TO 'blindledger_controller'@'%';
+-- controller_tier_changes: tier changes are appended each cycle and listed by the scores API
+GRANT SELECT, INSERT ON `blindledger`.`controller_tier_changes` TO 'blindledger_controller'@'%';
+-- controller_score_history: score history is appended each cycle; rows past retention are deleted (the DELETE's WHERE reads scored_at)
+GRANT SELECT, INSERT, DELETE ON `blindledger`.`controller_score_history` TO 'blindledger_controller'@'%';
+-- controller_bundles: every served bundle revision, stored once and served byte for byte
+GRANT SELECT, INSERT ON `blindledger`.`controller_bundles` TO 'blindledger_controller'@'%';
+-- controller_activations: append-only activation history; the active revision is the latest row
+GRANT SELECT, INSERT ON `blindledger`.`controller_activations` TO 'blindledger_controller'@'%';
+-- controller_push_reports: the report of every policy push, accepted or refused
+GRANT SELECT, INSERT ON `blindledger`.`controller_push_reports` TO 'blindledger_controller'@'%';
+-- controller_alerts: the alert outbox: enqueue with dedupe, deliver, record attempts
+GRANT SELECT, INSERT, UPDATE ON `blindledger`.`controller_alerts` TO 'blindledger_controller'@'%';
+-- frozen_accounts: officers' freezes, published in the risk bundle
+GRANT SELECT ON `blindledger`.`frozen_accounts` TO 'blindledger_controller'@'%';
+-- revoked_tenant_keys: officers' key revocations, published in the risk bundle
+GRANT SELECT ON `blindledger`.`revoked_tenant_keys` TO 'blindledger_controller'@'%';
+-- admin_actions: bundle rollbacks ordered by officers: read pending ones, then set applied_at (that column only: the order itself cannot be changed)
+GRANT SELECT, UPDATE (applied_at) ON `blindledger`.`admin_actions` TO 'blindledger_controller'@'%';
+
+-- audit: 'blindledger_audit'@'%'
+-- audit_events: the hash chain: appended, verified, exported and shown; never updated or deleted (ANALYZE TABLE needs SELECT and INSERT)
+GRANT SELECT, INSERT ON `blindledger`.`audit_events` TO 'blindledger_audit'@'%';
+-- audit_head: the single head row, locked FOR UPDATE and moved by every append
+GRANT SELECT, UPDATE ON `blindledger`.`audit_head` TO 'blindledger_audit'@'%';
+-- audit_checkpoints: signed checkpoints are added and exported; never updated or deleted
+GRANT SELECT, INSERT ON `blindledger`.`audit_checkpoints` TO 'blindledger_audit'@'%';
+-- audit_cursors: importer positions, moved by REPLACE INTO (INSERT and DELETE)
+GRANT SELECT, INSERT, DELETE ON `blindledger`.`audit_cursors` TO 'blindledger_audit'@'%';
+-- audit_job_states: the last imported state per job (REPLACE INTO); finished jobs are forgotten
+GRANT SELECT, INSERT, DELETE ON `blindledger`.`audit_job_states` TO 'blindledger_audit'@'%';
+-- admin_nonces: a command's nonce is checked and recorded; expired nonces are deleted
+GRANT SELECT, INSERT, DELETE ON `blindledger`.`admin_nonces` TO 'blindledger_audit'@'%';
+-- frozen_accounts: freeze (REPLACE INTO) and unfreeze (DELETE); served as policy data
+GRANT SELECT, INSERT, DELETE ON `blindledger`.`frozen_accounts` TO 'blindledger_audit'@'%';
+-- revoked_tenant_keys: key revocations (REPLACE INTO); served as policy data
+GRANT SELECT, INSERT, DELETE ON `blindledger`.`revoked_tenant_keys` TO 'blindledger_audit'@'%';
+-- admin_actions: accepted commands another service carries out (bundle rollbacks, key revocations) are queued
+GRANT INSERT ON `blindledger`.`admin_actions` TO 'blindledger_audit'@'%';
+-- decision_log: imported into the trail (and its lag shown); the dashboard's own policy gate records its decisions
+GRANT SELECT, INSERT ON `blindledger`.`decision_log` TO 'blindledger_audit'@'%';
+-- jobs: job state changes are imported; the transactions pages show metadata and ciphertext sizes
+GRANT SELECT ON `blindledger`.`jobs` TO 'blindledger_audit'@'%';
+-- tenants: the attention list names tenants whose keys were not rotated for long
+GRANT SELECT ON `blindledger`.`tenants` TO 'blindledger_audit'@'%';
+-- controller_activations: bundle activations are imported; the bundles page lists them
+GRANT SELECT ON `blindledger`.`controller_activations` TO 'blindledger_audit'@'%';
+-- controller_push_reports: the bundles page shows each push's tests and impact
+GRANT SELECT ON `blindledger`.`controller_push_reports` TO 'blindledger_audit'@'%';
+-- controller_entity_risk: the overview, risk and attention pages show tiers
+GRANT SELECT ON `blindledger`.`controller_entity_risk` TO 'blindledger_audit'@'%';
+-- controller_tier_changes: the risk page lists tier changes
+GRANT SELECT ON `blindledger`.`controller_tier_changes` TO 'blindledger_audit'@'%';
+-- controller_score_history: the risk page charts score history
+GRANT SELECT ON `blindledger`.`controller_score_history` TO 'blindledger_audit'@'%';
