@@ -116,7 +116,9 @@ impl OfficerKeys {
         key.verify(&message(&signed.payload), &signature)
             .map_err(|_| CommandRejection::BadSignature)?;
         let skew_ms = payload.issued_at.saturating_sub(now);
-        if skew_ms.abs() > window_ms {
+        // `unsigned_abs`: a signed `issued_at` near `i64::MIN` saturates the skew there, whose
+        // `abs()` overflows (and wraps to a negative skew that passes the check).
+        if skew_ms.unsigned_abs() > window_ms.unsigned_abs() {
             return Err(CommandRejection::Stale { skew_ms, window_ms });
         }
         check_target(&payload)?;

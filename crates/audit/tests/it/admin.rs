@@ -110,6 +110,16 @@ async fn commands_are_checked_applied_and_logged(on: On) {
             CommandRejection::Stale { .. }
         ));
     }
+    // At the ends of the range: never inside the window (i64::MIN once passed as fresh).
+    for issued_at in [i64::MIN, i64::MAX] {
+        let mut extreme = payload(Command::Unfreeze, "acme/alice", &officer);
+        extreme.issued_at = issued_at;
+        let signed = sign_command(&extreme, &officer.private).unwrap();
+        assert!(matches!(
+            rejection(commands.submit(&signed).await),
+            CommandRejection::Stale { .. }
+        ));
+    }
     // Unknown officer, malformed envelope, bad target.
     let mut unknown = payload(Command::Unfreeze, "acme/alice", &officer);
     unknown.kid = "officer-9".into();
