@@ -121,6 +121,15 @@ impl fmt::Display for DisplayStatus<'_> {
     }
 }
 
+/// At most 100 characters of `text`, for echoing what a peer or a caller sent.
+pub(crate) fn bounded(text: &str) -> String {
+    const MAX_CHARS: usize = 100;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,14 +145,5 @@ mod tests {
         let err = ClientError::from(tonic::Status::not_found("tenant acme not found"));
         assert_eq!(err.to_string(), "NotFound: tenant acme not found");
         assert_eq!(err.status().map(|s| s.code()), Some(tonic::Code::NotFound));
-    }
-}
-
-/// At most 100 characters of `text`, for echoing what a peer or a caller sent.
-pub(crate) fn bounded(text: &str) -> String {
-    const MAX_CHARS: usize = 100;
-    match text.char_indices().nth(MAX_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
     }
 }
