@@ -13,6 +13,8 @@ GRANT SELECT, INSERT, UPDATE ON `blindledger`.`accounts` TO 'blindledger_ledger'
 GRANT SELECT, INSERT, UPDATE ON `blindledger`.`jobs` TO 'blindledger_ledger'@'%';
 -- decision_log: the policy gate records each decision before it takes effect; append only: the ledger cannot read, change or delete what it logged
 GRANT INSERT ON `blindledger`.`decision_log` TO 'blindledger_ledger'@'%';
+-- gate_revision_floors: the highest risk-bundle revision the gate activated, read at start-up and raised on each activation
+GRANT SELECT, INSERT, UPDATE ON `blindledger`.`gate_revision_floors` TO 'blindledger_ledger'@'%';
 
 -- controller: 'blindledger_controller'@'%'
 -- decision_log: feature extraction streams decisions; a policy push replays recent inputs
@@ -63,6 +65,8 @@ GRANT SELECT, INSERT, DELETE ON `blindledger`.`revoked_tenant_keys` TO 'blindled
 GRANT INSERT ON `blindledger`.`admin_actions` TO 'blindledger_audit'@'%';
 -- decision_log: imported into the trail (and its lag shown); the dashboard's own policy gate records its decisions
 GRANT SELECT, INSERT ON `blindledger`.`decision_log` TO 'blindledger_audit'@'%';
+-- gate_revision_floors: the highest risk-bundle revision the dashboard's gate activated, read at start-up and raised on each activation
+GRANT SELECT, INSERT, UPDATE ON `blindledger`.`gate_revision_floors` TO 'blindledger_audit'@'%';
 -- jobs: job state changes are imported; the transactions pages show metadata and ciphertext sizes
 GRANT SELECT ON `blindledger`.`jobs` TO 'blindledger_audit'@'%';
 -- tenants: the attention list names tenants whose keys were not rotated for long

@@ -36,6 +36,22 @@ pub struct Principal {
     /// The identity (URI or DNS SAN) of the client certificate the connection was made
     /// with, when the service requires one (mTLS): the calling workload.
     pub peer: Option<String>,
+    /// When the token stops being valid (its `exp`, Unix seconds); none for a caller
+    /// known by its certificate alone. Long-lived answers (event streams, session cookies)
+    /// end by then.
+    pub expires_at: Option<u64>,
+}
+
+impl Principal {
+    /// How long the caller's token stays valid from now (zero once expired); none for a
+    /// caller without a token's expiry.
+    pub fn time_left(&self) -> Option<std::time::Duration> {
+        let expires_at = self.expires_at?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Some(std::time::Duration::from_secs(expires_at).saturating_sub(now))
+    }
 }
 
 /// Why a token was refused. Messages are safe to return to callers: they carry neither key
@@ -97,6 +113,8 @@ struct Claims {
     roles: Vec<String>,
     #[serde(default)]
     tenants: Vec<String>,
+    /// Required and checked by `jsonwebtoken` (`set_required_spec_claims`).
+    exp: u64,
 }
 
 /// The header fields consulted before the signature is checked.
@@ -178,6 +196,7 @@ impl TokenVerifier {
             roles: claims.roles,
             tenants: claims.tenants,
             peer: None,
+            expires_at: Some(claims.exp),
         })
     }
 }

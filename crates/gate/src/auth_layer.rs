@@ -160,6 +160,7 @@ fn authenticate(
         roles: grant.roles.clone(),
         tenants: grant.tenants.clone(),
         peer: Some(peer),
+        expires_at: None,
     })
 }
 

@@ -69,6 +69,15 @@ pub enum GateError {
          not be able to sign rules"
     )]
     SharedBundleKey(String),
+    /// The revision floor of a monotonic bundle could not be read or raised: no revision
+    /// of it is activated until it can.
+    #[error("bundle {bundle}: revision floor: {reason}")]
+    RevisionFloor {
+        /// The bundle.
+        bundle: String,
+        /// What failed (storage).
+        reason: String,
+    },
     /// No bundle file exists and none was ever activated.
     #[error("no policy bundle available")]
     NoBundles,

@@ -17,6 +17,20 @@ mod loader;
 mod setup;
 mod sink;
 
+/// The token audience (`aud`) each service accepts by default: a token is for the services
+/// it names, so one stolen from a dashboard session cannot move money, and one for the
+/// ledger cannot read the audit trail.
+pub mod audiences {
+    /// The ledger's gRPC API.
+    pub const LEDGER: &str = "blindledger-ledger";
+    /// The audit service: dashboard and audit API.
+    pub const AUDIT: &str = "blindledger-audit";
+    /// The controller's API and bundle routes.
+    pub const CONTROLLER: &str = "blindledger-controller";
+    /// Every service, as the development stack's administrator token names them.
+    pub const ALL: [&str; 3] = [LEDGER, AUDIT, CONTROLLER];
+}
+
 pub use auth::{generate_keypair, AuthError, Principal, TokenIssuer, TokenVerifier};
 pub use auth_layer::{AuthLayer, AuthService, CalledMethod, PeerGrant};
 pub use error::GateError;

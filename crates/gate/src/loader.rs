@@ -16,6 +16,7 @@ use std::time::Duration;
 use blindledger_policy::{
     Bundle, BundleLimits, BundleVerifier, Evaluator, PolicyEngine, PolicyError,
 };
+use blindledger_store::Db;
 use sha2::{Digest, Sha256};
 
 pub use source::BundleSource;
@@ -71,6 +72,9 @@ pub struct BundleLoader {
     own_verifiers: BTreeMap<String, BundleVerifier>,
     /// Bundles whose revisions carry a counter that must grow.
     monotonic: Vec<String>,
+    /// Where the highest counter activated is kept across restarts: the database and the
+    /// service's name there. None: in memory only.
+    floor: Option<(Db, String)>,
     limits: BundleLimits,
     fetcher: Fetcher,
     /// The bundles of the installed engine; held across a whole reload so two reloads never
@@ -108,6 +112,7 @@ impl BundleLoader {
             verifier,
             own_verifiers: BTreeMap::new(),
             monotonic: Vec::new(),
+            floor: None,
             limits,
             fetcher,
             active: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -147,6 +152,12 @@ impl BundleLoader {
         if !changed.is_empty() {
             match self.build(&candidates).await {
                 Ok(engine) => {
+                    if let Err(error) = self.raise_floors(&candidates, &changed).await {
+                        if let GateError::RevisionFloor { bundle, .. } = &error {
+                            self.statuses.fail(bundle, &error);
+                        }
+                        return Err(error);
+                    }
                     match engine.evaluator() {
                         Evaluator::Vm => tracing::info!(
                             revisions = ?engine.revisions(),
@@ -179,6 +190,23 @@ impl BundleLoader {
             None if active.is_empty() => Err(GateError::NoBundles),
             None => Ok(()),
         }
+    }
+
+    /// Keeps the highest counter of each monotonic bundle activated by `service` in `db`
+    /// (`gate_revision_floors`): after a restart, a revision below it is refused as stale,
+    /// as it would have been before. A floor that cannot be read or raised keeps the
+    /// bundle from being activated (the active engine stays).
+    pub fn with_revision_floor(mut self, db: Db, service: &str) -> Self {
+        self.floor = Some((db, service.to_owned()));
+        self
+    }
+
+    /// Sends the token in `path` (`Authorization: Bearer`, as OPA's `credentials.bearer`)
+    /// with every request to a bundle server: the controller serves bundles to holders of
+    /// a token with the `bundle_reader` role only. The file is read before each request.
+    pub fn with_bearer_token_file(mut self, path: std::path::PathBuf) -> Self {
+        self.fetcher.token_file = Some(path);
+        self
     }
 
     /// Asks bundle servers to hold each poll for up to `wait` and answer as soon as a new
@@ -333,7 +361,8 @@ impl BundleLoader {
             .verify(&bundle)
             .map_err(bundle_error)?;
         if self.monotonic.contains(&config.name) {
-            check_follows(&config.name, active.map(|a| &a.bundle), &bundle)?;
+            let floor = self.floor(&config.name).await?;
+            check_follows(&config.name, active.map(|a| &a.bundle), floor, &bundle)?;
         }
         Ok(Fetched::New(Box::new(ActiveBundle {
             sha256,
@@ -341,6 +370,39 @@ impl BundleLoader {
             long_polling,
             bundle,
         })))
+    }
+
+    /// The stored floor of monotonic bundle `name`, if one is kept.
+    async fn floor(&self, name: &str) -> Result<Option<u64>, GateError> {
+        let Some((db, service)) = &self.floor else {
+            return Ok(None);
+        };
+        db.revision_floor(service, name)
+            .await
+            .map_err(|e| floor_error(name, &e))
+    }
+
+    /// Raises the stored floor of every changed monotonic bundle to its new counter.
+    async fn raise_floors(
+        &self,
+        candidates: &BTreeMap<String, ActiveBundle>,
+        changed: &[String],
+    ) -> Result<(), GateError> {
+        let Some((db, service)) = &self.floor else {
+            return Ok(());
+        };
+        for name in changed.iter().filter(|n| self.monotonic.contains(n)) {
+            let Some(counter) = candidates
+                .get(name)
+                .and_then(|a| revision_counter(&a.bundle.manifest.revision))
+            else {
+                continue;
+            };
+            db.raise_revision_floor(service, name, counter)
+                .await
+                .map_err(|e| floor_error(name, &e))?;
+        }
+        Ok(())
     }
 
     /// Compiles and warms an engine over `bundles` off the async runtime.
@@ -378,11 +440,27 @@ impl BundleLoader {
     }
 }
 
-/// Refuses a revision of a monotonic bundle whose counter does not exceed the active one's.
-fn check_follows(name: &str, active: Option<&Bundle>, offered: &Bundle) -> Result<(), GateError> {
-    fn counter(revision: &str) -> Option<u64> {
-        revision.split('-').next()?.parse().ok()
+/// The counter of a monotonic bundle's revision (`<n>-<digest>`).
+fn revision_counter(revision: &str) -> Option<u64> {
+    revision.split('-').next()?.parse().ok()
+}
+
+fn floor_error(bundle: &str, error: &blindledger_store::StoreError) -> GateError {
+    GateError::RevisionFloor {
+        bundle: bundle.to_owned(),
+        reason: error.to_string(),
     }
+}
+
+/// Refuses a revision of a monotonic bundle whose counter does not exceed the active one's,
+/// or is below `floor` (the highest this service activated before it restarted).
+fn check_follows(
+    name: &str,
+    active: Option<&Bundle>,
+    floor: Option<u64>,
+    offered: &Bundle,
+) -> Result<(), GateError> {
+    let counter = revision_counter;
     let offered_revision = &offered.manifest.revision;
     let stale = |active: &str| GateError::StaleRevision {
         bundle: name.to_owned(),
@@ -392,6 +470,9 @@ fn check_follows(name: &str, active: Option<&Bundle>, offered: &Bundle) -> Resul
     let Some(next) = counter(offered_revision) else {
         return Err(stale(active.map_or("(none)", |a| &a.manifest.revision)));
     };
+    if let Some(floor) = floor.filter(|floor| next < *floor) {
+        return Err(stale(&format!("{floor} (activated before a restart)")));
+    }
     match active {
         Some(active) if counter(&active.manifest.revision).is_some_and(|n| next <= n) => {
             Err(stale(&active.manifest.revision))

@@ -38,6 +38,12 @@ pub struct PolicySettings<'a> {
     pub bundle_scope: Option<&'a str>,
     /// How long bundle servers are asked to hold a poll (long polling); zero: off.
     pub long_poll: Duration,
+    /// A file holding the bearer token sent to bundle servers (the controller requires
+    /// one with the `bundle_reader` role).
+    pub bundle_token_file: Option<&'a std::path::Path>,
+    /// Where the risk bundle's highest activated revision is kept across restarts, and the
+    /// service's name there; none: in memory only.
+    pub revision_floor: Option<(&'a blindledger_store::Db, &'a str)>,
 }
 
 impl PolicySettings<'_> {
@@ -85,8 +91,14 @@ impl PolicySettings<'_> {
             BundleLimits::default(),
         )?
         .with_long_polling(self.long_poll);
+        if let Some(path) = self.bundle_token_file {
+            loader = loader.with_bearer_token_file(path.to_path_buf());
+        }
         if self.risk_bundle.is_some() {
             loader = loader.with_monotonic_revisions(RISK_BUNDLE);
+            if let Some((db, service)) = &self.revision_floor {
+                loader = loader.with_revision_floor((*db).clone(), service);
+            }
             if risk_keys.is_empty() {
                 tracing::warn!(
                     "no risk_bundle_keys configured: the keys in bundle_keys verify both the \

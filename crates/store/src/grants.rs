@@ -138,6 +138,12 @@ const LEDGER: &[TableGrant] = &[
         why: "the policy gate records each decision before it takes effect; append only: \
               the ledger cannot read, change or delete what it logged",
     },
+    TableGrant {
+        table: "gate_revision_floors",
+        privileges: &[Select, Insert, Update],
+        why: "the highest risk-bundle revision the gate activated, read at start-up and \
+              raised on each activation",
+    },
 ];
 
 /// The controller: its own `controller_*` tables; reads of the ledger's metadata and of the
@@ -270,6 +276,12 @@ const AUDIT: &[TableGrant] = &[
         privileges: &[Select, Insert],
         why: "imported into the trail (and its lag shown); the dashboard's own policy gate \
               records its decisions",
+    },
+    TableGrant {
+        table: "gate_revision_floors",
+        privileges: &[Select, Insert, Update],
+        why: "the highest risk-bundle revision the dashboard's gate activated, read at \
+              start-up and raised on each activation",
     },
     TableGrant {
         table: "jobs",

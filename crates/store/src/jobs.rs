@@ -244,6 +244,26 @@ impl Db {
         from_row(row.ok_or(StoreError::NotFound)?)
     }
 
+    /// Ids and update times of the jobs changed after `after` (Unix ms), oldest change
+    /// first, at most `limit`: what a ledger instance tells its job watches about, changes
+    /// made by other instances included (`jobs_updated_at` index).
+    pub async fn jobs_changed_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, updated_at FROM jobs WHERE updated_at > ? ORDER BY updated_at LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect()
+    }
+
     async fn job_by_key(&self, tenant: &str, key: &str) -> Result<JobRow, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM jobs WHERE tenant = ? AND idempotency_key = ?");
         let row = sqlx::query(&sql)

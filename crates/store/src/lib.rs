@@ -15,6 +15,7 @@ mod error;
 pub mod grants;
 mod jobs;
 mod retry;
+mod revisions;
 mod tenants;
 mod url;
 

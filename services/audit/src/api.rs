@@ -144,14 +144,21 @@ fn csv_pages(
     })
 }
 
-/// `GET /events`: new decisions as Server-Sent Events (`event: decision`).
+/// `GET /events`: new decisions as Server-Sent Events (`event: decision`). The stream
+/// ends when the service stops or when the officer's token expires, whichever comes first:
+/// a stream opened with a token does not outlive it (the page reconnects, and a reconnect
+/// with an expired token is refused).
 pub async fn events(
     State(state): State<AppState>,
-    _: Officer,
+    Officer(officer): Officer,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut stopping = state.stopping.clone();
+    let expired = until_expiry(officer.time_left());
     let stopped = async move {
-        let _ = stopping.wait_for(|stop| *stop).await;
+        tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => {}
+            () = expired => {}
+        }
     };
     let stream = BroadcastStream::new(state.live.subscribe()).filter_map(|item| async move {
         // A lagging client skips what it missed; the page shows the full log on reload.
@@ -165,6 +172,14 @@ pub async fn events(
     });
     Sse::new(stream.take_until(stopped))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Resolves once a token with `time_left` has expired; never for a caller without one.
+async fn until_expiry(time_left: Option<Duration>) {
+    match time_left {
+        Some(left) => tokio::time::sleep(left).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `GET /healthz`: answers once the database does.

@@ -215,9 +215,11 @@ async fn policy_gate(
         require_signed_bundles: config.require_signed_bundles,
         bundle_scope: config.bundle_scope.as_deref(),
         long_poll: std::time::Duration::from_secs(config.policy_long_poll_s),
+        bundle_token_file: config.bundle_token_file.as_deref(),
+        revision_floor: Some((&db, "audit")),
     };
     let (gate, bundles) = settings
-        .build(Arc::new(DbDecisionSink::new(db)))
+        .build(Arc::new(DbDecisionSink::new(db.clone())))
         .context("setting up the policy gate")?;
     if let Err(err) = bundles.reload().await {
         tracing::error!(error = %err, "no policy active at start-up");

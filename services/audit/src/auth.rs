@@ -3,6 +3,8 @@
 //! verified by [`TokenVerifier`](blindledger_gate::TokenVerifier); what each officer may
 //! do is the policy's decision ([`crate::access`]).
 
+use std::time::Duration;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -54,10 +56,35 @@ impl FromRequestParts<AppState> for Officer {
 }
 
 /// The `Set-Cookie` value keeping `token` for the session: HttpOnly (no script reads it),
-/// SameSite=Strict (no other site sends it), whole site.
-pub fn session_cookie(token: &str, secure: bool) -> String {
+/// SameSite=Strict (no other site sends it), whole site, gone when the token expires
+/// (`time_left`), and `Secure` when asked.
+pub fn session_cookie(token: &str, secure: bool, time_left: Option<Duration>) -> String {
     let secure = if secure { "; Secure" } else { "" };
-    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}")
+    let max_age = time_left
+        .map(|left| format!("; Max-Age={}", left.as_secs()))
+        .unwrap_or_default();
+    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{max_age}{secure}")
+}
+
+/// Whether the request reached the proxy in front of the service over TLS, as the proxy
+/// says in `X-Forwarded-Proto` or `Forwarded: proto=`. Used only to mark the cookie
+/// `Secure`, which a forged header can make stricter, never weaker.
+pub fn forwarded_https(headers: &HeaderMap) -> bool {
+    let proto = |value: &str| value.trim().eq_ignore_ascii_case("https");
+    let x_forwarded = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(proto);
+    let forwarded = headers
+        .get_all(header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(key, value)| key.eq_ignore_ascii_case("proto") && proto(value.trim_matches('"')));
+    x_forwarded || forwarded
 }
 
 /// The `Set-Cookie` value ending the session.

@@ -29,7 +29,8 @@ pub struct AuditConfig {
     pub token_keys: BTreeMap<String, PathBuf>,
     /// Required `iss` of sign-in tokens.
     pub token_issuer: String,
-    /// Required `aud` of sign-in tokens.
+    /// Required `aud` of sign-in tokens: by default this service's own, `"blindledger-audit"`, so a token
+    /// issued for another service is refused here.
     pub token_audience: String,
     /// Region this instance runs in, as the policy's `context.service_region`.
     pub region: String,
@@ -54,6 +55,10 @@ pub struct AuditConfig {
     /// How long a bundle server that supports it (the controller) is asked to hold a poll
     /// until a new revision is out (long polling), in seconds; 0 turns it off.
     pub policy_long_poll_s: u64,
+    /// A file holding the bearer token sent with every bundle download (the controller
+    /// serves bundles only to a token with the `bundle_reader` role and its audience); read
+    /// before each request, so it can be rotated in place.
+    pub bundle_token_file: Option<PathBuf>,
     /// Ed25519 public keys (PEM files) of officers allowed to sign admin commands, by key id.
     pub officer_keys: BTreeMap<String, PathBuf>,
     /// Accepted distance between a command's `issued_at` and the clock, in milliseconds.
@@ -78,7 +83,9 @@ pub struct AuditConfig {
     pub import_settle_ms: Option<i64>,
     /// How often new decisions are pushed to live dashboards.
     pub live_poll_ms: u64,
-    /// Mark the session cookie `Secure` (serve over TLS, behind a proxy).
+    /// Always mark the session cookie `Secure`. Without it, the cookie is `Secure` when the
+    /// proxy in front says the request came over TLS (`X-Forwarded-Proto: https` or
+    /// `Forwarded: proto=https`).
     pub secure_cookies: bool,
 }
 
@@ -95,7 +102,7 @@ impl Default for AuditConfig {
             migrate: true,
             token_keys: BTreeMap::new(),
             token_issuer: "blindledger".into(),
-            token_audience: "blindledger".into(),
+            token_audience: blindledger_gate::audiences::AUDIT.into(),
             region: "local".into(),
             policy_bundle: None,
             risk_bundle: None,
@@ -105,6 +112,7 @@ impl Default for AuditConfig {
             bundle_scope: None,
             policy_poll_ms: 5_000,
             policy_long_poll_s: 30,
+            bundle_token_file: None,
             officer_keys: BTreeMap::new(),
             command_window_ms: blindledger_audit::admin::DEFAULT_WINDOW_MS,
             checkpoint_key: None,
@@ -141,6 +149,7 @@ impl AuditConfig {
         "bundle_scope",
         "policy_poll_ms",
         "policy_long_poll_s",
+        "bundle_token_file",
         "officer_keys",
         "command_window_ms",
         "checkpoint_key",

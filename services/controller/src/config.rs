@@ -38,11 +38,19 @@ pub struct ControllerConfig {
     pub ci_keys: BTreeMap<String, PathBuf>,
     /// Scope pushed bundles must carry, if any.
     pub ci_scope: Option<String>,
+    /// Ed25519 public keys (PEM files) of the officers, by key id (the audit service's
+    /// `officer_keys`): a freeze, key revocation or rollback is carried out only when the
+    /// officer's signature on the stored command verifies with one. None: no order is.
+    pub officer_keys: BTreeMap<String, PathBuf>,
+    /// Oldest officer-ordered rollback carried out, from the time the officer signed it: a
+    /// copy of an old order written into `admin_actions` again is not carried out twice.
+    pub rollback_max_age_ms: u64,
     /// Ed25519 public keys (PEM files) verifying API tokens, by key id. Required.
     pub token_keys: BTreeMap<String, PathBuf>,
     /// Required `iss` of API tokens.
     pub token_issuer: String,
-    /// Required `aud` of API tokens.
+    /// Required `aud` of API tokens: by default this service's own, `"blindledger-controller"`, so a token
+    /// issued for another service is refused here.
     pub token_audience: String,
     /// A signed `blindledger` bundle served when none was ever pushed (verified with
     /// `ci_keys`, no tests or impact analysis): the first policy of a fresh installation.
@@ -87,7 +95,7 @@ pub struct ControllerConfig {
     /// Logged decisions replayed by the impact analysis of a pushed bundle.
     pub impact_replay: u32,
     /// Default refusal threshold of a push: most decisions allowed to change (none: report
-    /// only). A push may set its own with `?max_changed=`.
+    /// only). A push may tighten it with `?max_changed=`, never loosen it.
     pub impact_max_changed: Option<u64>,
 }
 
@@ -116,10 +124,12 @@ impl Default for ControllerConfig {
             signing_kid: "controller".into(),
             signing_scope: None,
             ci_keys: BTreeMap::new(),
+            officer_keys: BTreeMap::new(),
+            rollback_max_age_ms: 3_600_000,
             ci_scope: None,
             token_keys: BTreeMap::new(),
             token_issuer: "blindledger".into(),
-            token_audience: "blindledger".into(),
+            token_audience: blindledger_gate::audiences::CONTROLLER.into(),
             initial_policy_bundle: None,
             cycle_interval_ms: 60_000,
             admin_sync_ms: 1_000,
@@ -156,6 +166,8 @@ impl ControllerConfig {
         "signing_kid",
         "signing_scope",
         "ci_keys",
+        "officer_keys",
+        "rollback_max_age_ms",
         "ci_scope",
         "token_keys",
         "token_issuer",

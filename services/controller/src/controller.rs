@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use blindledger_audit::admin::OfficerKeys;
 use blindledger_gate::read_key_files;
 use blindledger_policy::{Bundle, BundleVerifier, PolicyEngine, SigningKey};
 use blindledger_store::now_ms;
@@ -24,6 +25,8 @@ pub struct Controller {
     pub(crate) repo: Repo,
     pub(crate) signing_key: SigningKey,
     pub(crate) ci_verifier: BundleVerifier,
+    /// Verify officers' stored orders before they are published or carried out.
+    pub(crate) officers: OfficerKeys,
     pub(crate) bundles: ActiveBundles,
     pub(crate) alerts: AlertOutbox,
     /// Serialises cycles, pushes and rollbacks: each reads the active bundles and then
@@ -56,11 +59,17 @@ impl Controller {
         let ci_keys = read_key_files(&config.ci_keys)?;
         let ci_verifier = BundleVerifier::new(ci_keys, config.ci_scope.clone(), true)
             .context("loading the CI keys")?;
+        let officers = OfficerKeys::from_pems(&read_key_files(&config.officer_keys)?)
+            .context("loading the officer keys")?;
+        if officers.is_empty() {
+            tracing::warn!("no officer_keys configured: no freeze, revocation or rollback ordered by an officer is carried out");
+        }
         let controller = Controller {
             config,
             repo,
             signing_key,
             ci_verifier,
+            officers,
             bundles: ActiveBundles::default(),
             alerts,
             lock: tokio::sync::Mutex::new(()),

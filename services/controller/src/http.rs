@@ -3,18 +3,19 @@
 //!
 //! | route | auth | |
 //! |---|---|---|
-//! | `GET /bundles/{name}` | none | `blindledger` or `risk` bundle, strong `ETag`, `304` on `If-None-Match`, long polling with `Prefer: wait=N`, `404` when none |
+//! | `GET /bundles/{name}` | bundle_reader, admin | `blindledger` or `risk` bundle, strong `ETag`, `304` on `If-None-Match`, long polling with `Prefer: wait=N`, `404` when none |
 //! | `GET /v1/risk/scores` | admin, ci, auditor | tiers, scores and the features that drove them |
 //! | `POST /v1/risk/cycle` | admin | runs a cycle now (`?retrain=true` forces a new model) |
-//! | `POST /v1/policy/push` | admin, ci | body: a signed bundle (tar.gz); `?max_changed=N` |
+//! | `POST /v1/policy/push` | admin, ci | body: a signed bundle (tar.gz); `?max_changed=N` tightens `impact_max_changed` |
 //! | `GET /v1/policy/history` | admin, ci, auditor | `?bundle=blindledger|risk&limit=N` |
-//! | `POST /v1/policy/rollback/{revision}` | admin, ci | serves an earlier revision again |
+//! | `POST /v1/policy/rollback/{revision}` | admin | serves an earlier revision again |
 //! | `GET /health`, `GET /metrics` | none | liveness, Prometheus text format |
 //!
-//! The bundle routes are open: bundles are signed, and services verify every download
-//! against the keys they trust, so serving them to anyone reveals only tiers and rules,
-//! and a forged or altered archive is refused by its reader. The API authenticates every
-//! call with an EdDSA bearer token (the gate's [`TokenVerifier`]).
+//! Every route but health and metrics authenticates its caller with an EdDSA bearer token
+//! (the gate's [`TokenVerifier`]), the bundle routes included: the risk bundle lists every
+//! tenant's tiers, frozen accounts and revoked keys, so services fetch it with a token
+//! holding the `bundle_reader` role (their `bundle_token_file`). Bundles are also signed,
+//! and services verify every download against the keys they trust.
 
 mod api;
 mod auth;
@@ -69,13 +70,21 @@ pub const LONG_POLLING_CONTENT_TYPE: &str = "application/vnd.openpolicyagent.bun
 /// Serves the active revision of a bundle, as OPA's bundle service protocol does, long
 /// polling included: with `Prefer: wait=N` and the current ETag in `If-None-Match`, the
 /// answer waits until a new revision is active (200) or `N` seconds pass (304).
+///
+/// Only to callers holding a token with one of [`auth::BUNDLE_ROLES`]: the risk bundle
+/// lists every tenant's tiers, frozen accounts and revoked keys. A held poll ends by the
+/// time the caller's token expires.
 async fn serve_bundle(
     State(state): State<AppState>,
+    caller: auth::Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Err(refused) = caller.require(auth::BUNDLE_ROLES) {
+        return refused.into_response();
+    }
     let served = state.controller.served();
-    let wait = requested_wait(&headers);
+    let wait = requested_wait(&headers).min(caller.time_left());
     let deadline = tokio::time::Instant::now() + wait;
     // Subscribed before the first read: a revision activated in between still wakes it.
     let mut changes = served.changes();

@@ -29,6 +29,9 @@ const ALERT_DELIVERIES: &str = "blindledger_controller_alert_deliveries_total";
 const ALERTS_QUEUED: &str = "blindledger_controller_alerts_queued_total";
 /// Gauge: bundle long polls held open, waiting for a new revision.
 const LONG_POLLS_HELD: &str = "blindledger_controller_bundle_long_polls_held";
+/// Counter: officers' orders not acted on because no valid signature backs them, by the
+/// `table` they were read from.
+const ORDERS_REFUSED: &str = "blindledger_controller_orders_refused_total";
 /// Gauge: alerts waiting for delivery.
 const ALERT_OUTBOX: &str = "blindledger_controller_alert_outbox";
 
@@ -40,6 +43,11 @@ pub fn model_version(kind: EntityKind, version: i64) {
 /// Records a training run.
 pub fn training(kind: EntityKind, took: Duration) {
     metrics::histogram!(TRAINING_SECONDS, "kind" => kind.as_str()).record(took.as_secs_f64());
+}
+
+/// Records an officer's order refused for want of a valid signature.
+pub fn order_refused(table: &'static str) {
+    metrics::counter!(ORDERS_REFUSED, "table" => table).increment(1);
 }
 
 /// Records how many bundle long polls are held now.

@@ -59,7 +59,8 @@ pub struct TestSummary {
 
 impl Controller {
     /// Verifies, tests and analyses the bundle in `archive`, pushed by `pushed_by`, and
-    /// activates it unless refused; `max_changed` overrides the configured threshold.
+    /// activates it unless refused. A pusher's `max_changed` can only tighten the operator's
+    /// `impact_max_changed`: the stricter of the two applies.
     pub async fn push(
         &self,
         archive: Vec<u8>,
@@ -68,7 +69,7 @@ impl Controller {
     ) -> Result<PushReport> {
         let _serialised = self.lock.lock().await;
         let mut report = PushReport {
-            max_changed: max_changed.or(self.config.impact_max_changed),
+            max_changed: stricter(max_changed, self.config.impact_max_changed),
             ..PushReport::default()
         };
         let refusal = self
@@ -244,5 +245,13 @@ impl Controller {
             report: serde_json::to_string(report).context("encoding the push report")?,
         };
         Ok(self.repo.insert_push_report(&row).await?)
+    }
+}
+
+/// The stricter of two optional thresholds (none: no threshold).
+fn stricter(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }

@@ -187,7 +187,7 @@ impl Controller {
             .repo
             .risk_rows(None, RiskTier::Medium, u32::MAX)
             .await?;
-        let orders = self.repo.officer_orders().await?;
+        let orders = self.officer_orders().await?;
         let model_version = match model_version {
             Some(version) => version,
             None => self.active_model_version(),

@@ -143,6 +143,11 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let workers = self.spawn_workers(&stop_rx);
         let depth = tokio::spawn(report_queue_depth(self.ledger.clone(), stop_rx.clone()));
+        let feed = tokio::spawn(crate::feed::run(
+            self.ledger.clone(),
+            std::time::Duration::from_millis(self.config.watch_poll_ms.max(10)),
+            stop_rx.clone(),
+        ));
         let (health, health_service) = tonic_health::server::health_reporter();
         let health_task = tokio::spawn(report_health(
             health,
@@ -198,6 +203,7 @@ impl Application {
             let _ = worker.await;
         }
         let _ = depth.await;
+        let _ = feed.await;
         let _ = loader.await;
         let _ = health_task.await;
         self.ledger.db().close().await;

@@ -47,6 +47,10 @@ pub struct LedgerConfig {
     /// `WatchJob` streams one tenant may hold open at once (each holds a task and a
     /// subscription until its job ends).
     pub max_watches_per_tenant: usize,
+    /// How often the instance reads job changes made by other instances from the database,
+    /// for its open `WatchJob` streams (one read per instance, not one per stream; none
+    /// while no stream is open).
+    pub watch_poll_ms: u64,
     /// Largest gRPC message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Name of this instance in job leases; random when unset.
@@ -74,11 +78,16 @@ pub struct LedgerConfig {
     /// How long a bundle server that supports it (the controller) is asked to hold a poll
     /// until a new revision is out (long polling), in seconds; 0 turns it off.
     pub policy_long_poll_s: u64,
+    /// A file holding the bearer token sent with every bundle download (the controller
+    /// serves bundles only to a token with the `bundle_reader` role and its audience); read
+    /// before each request, so it can be rotated in place.
+    pub bundle_token_file: Option<PathBuf>,
     /// Ed25519 public keys (PEM files) verifying access tokens, by key id. Required.
     pub token_keys: BTreeMap<String, PathBuf>,
     /// Required `iss` of access tokens.
     pub token_issuer: String,
-    /// Required `aud` of access tokens.
+    /// Required `aud` of access tokens: by default this service's own, `"blindledger-ledger"`, so a token
+    /// issued for another service is refused here.
     pub token_audience: String,
     /// The server's certificate chain (PEM file): serve gRPC over TLS. Unset: plaintext
     /// (behind a mesh or on localhost).
@@ -111,6 +120,7 @@ impl Default for LedgerConfig {
             workers: 4,
             max_open_jobs_per_tenant: 1_000,
             max_watches_per_tenant: 64,
+            watch_poll_ms: 500,
             fhe_threads: 0,
             cached_server_keys: 2,
             lease_ms: 30_000,
@@ -126,9 +136,10 @@ impl Default for LedgerConfig {
             bundle_scope: None,
             policy_poll_ms: 5_000,
             policy_long_poll_s: 30,
+            bundle_token_file: None,
             token_keys: BTreeMap::new(),
             token_issuer: "blindledger".into(),
-            token_audience: "blindledger".into(),
+            token_audience: blindledger_gate::audiences::LEDGER.into(),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -154,6 +165,7 @@ impl LedgerConfig {
         "max_attempts",
         "max_open_jobs_per_tenant",
         "max_watches_per_tenant",
+        "watch_poll_ms",
         "max_message_bytes",
         "instance_id",
         "migrate",
@@ -165,6 +177,7 @@ impl LedgerConfig {
         "bundle_scope",
         "policy_poll_ms",
         "policy_long_poll_s",
+        "bundle_token_file",
         "token_keys",
         "token_issuer",
         "token_audience",

@@ -48,7 +48,9 @@ impl DevCredentials {
             DEV_KID,
             &defaults.token_issuer,
             &defaults.token_audience,
-        )?;
+        )?
+        // Development tokens are for every service of the stack; `token issue` names one.
+        .for_audiences(&blindledger_gate::audiences::ALL);
         Ok(Self {
             dir: dir.to_path_buf(),
             issuer,

@@ -576,7 +576,10 @@ impl LedgerService for LedgerGrpc {
 /// the stream at once; changes made by another instance are seen within a poll period.
 /// The task ends when the job is terminal or the client goes away, giving back `permit`.
 fn watch(ledger: Arc<Ledger>, first: JobRow, permit: WatchPermit) -> JobStream {
-    const POLL: Duration = Duration::from_millis(500);
+    // Changes are announced on `job_events` (this instance's workers and the change feed);
+    // the job is read again when one names it, and at most this long after the last read in
+    // case an announcement was lost (a lagging receiver re-reads at once).
+    const REREAD: Duration = Duration::from_secs(30);
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let mut events = ledger.job_events();
     tokio::spawn(async move {
@@ -599,7 +602,7 @@ fn watch(ledger: Arc<Ledger>, first: JobRow, permit: WatchPermit) -> JobStream {
             tokio::select! {
                 () = tx.closed() => return,
                 () = ledger.shutting_down() => return,
-                _ = tokio::time::timeout(POLL, wait_for(&mut events, &row.id)) => {}
+                _ = tokio::time::timeout(REREAD, wait_for(&mut events, &row.id)) => {}
             }
             row = match ledger.job(&row.id).await {
                 Ok(row) => row,

@@ -176,6 +176,16 @@ impl Ledger {
         })
     }
 
+    /// `WatchJob` streams open on this instance, all tenants together.
+    pub fn open_watches(&self) -> usize {
+        let watches = self
+            .quotas
+            .watches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        watches.values().sum()
+    }
+
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
@@ -363,7 +373,8 @@ impl Ledger {
             .await?)
     }
 
-    /// Subscribes to ids of jobs whose state changes in this process.
+    /// Subscribes to ids of jobs whose state changes: in this process as its workers change
+    /// them, and in other instances as the change feed reads them (while watches are open).
     pub fn job_events(&self) -> broadcast::Receiver<String> {
         self.job_events.subscribe()
     }

@@ -10,6 +10,7 @@ mod config;
 mod convert;
 pub mod dev;
 mod error;
+mod feed;
 mod grpc;
 mod jobs;
 mod keys;

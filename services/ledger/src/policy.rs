@@ -49,8 +49,10 @@ pub fn policy_gate(
         require_signed_bundles: config.require_signed_bundles,
         bundle_scope: config.bundle_scope.as_deref(),
         long_poll: std::time::Duration::from_secs(config.policy_long_poll_s),
+        bundle_token_file: config.bundle_token_file.as_deref(),
+        revision_floor: Some((&db, "ledger")),
     };
     settings
-        .build(Arc::new(DbDecisionSink::new(db)))
+        .build(Arc::new(DbDecisionSink::new(db.clone())))
         .context("setting up the policy gate")
 }

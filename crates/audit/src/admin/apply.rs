@@ -57,7 +57,7 @@ impl AdminCommands {
             Ok(payload) => payload,
             Err(rejection) => return Err(self.reject(signed, rejection, now).await),
         };
-        match self.accept(&payload, now).await? {
+        match self.accept(signed, &payload, now).await? {
             Some(audit_seq) => {
                 tracing::info!(command = payload.command.as_str(), kid = %payload.kid, audit_seq, "admin command accepted");
                 metrics::counter!("blindledger_admin_commands_total", "outcome" => "accepted")
@@ -100,7 +100,14 @@ impl AdminCommands {
     }
 
     /// Records the nonce, the event and the effect; `None` when the nonce was used before.
-    async fn accept(&self, payload: &CommandPayload, now: i64) -> Result<Option<i64>> {
+    async fn accept(
+        &self,
+        signed: &SignedCommand,
+        payload: &CommandPayload,
+        now: i64,
+    ) -> Result<Option<i64>> {
+        let signed = serde_json::to_string(signed)
+            .map_err(|e| AuditError::InvalidEvent(format!("signed command: {e}")))?;
         let event = NewEvent::new(
             EventKind::AdminCommand,
             now,
@@ -125,7 +132,7 @@ impl AdminCommands {
             record_nonce(&mut tx, payload, now, self.window_ms).await?;
             let appended = self.log.append_after(&mut tx, head, &prepared).await?;
             let seq = appended.first().map(|a| a.seq).unwrap_or_default();
-            apply(&mut tx, payload, seq, now).await?;
+            apply(&mut tx, payload, &signed, seq, now).await?;
             tx.commit().await?;
             Ok(Some(seq))
         })
@@ -164,18 +171,20 @@ async fn record_nonce(
     Ok(())
 }
 
-/// Carries out an accepted command's effect.
+/// Carries out an accepted command's effect. Each row it writes keeps `signed` (the
+/// command as the officer signed it), which the controller checks again before acting.
 async fn apply(
     tx: &mut Transaction<'static, Any>,
     payload: &CommandPayload,
+    signed: &str,
     seq: i64,
     now: i64,
 ) -> Result<()> {
     let parts = |sep| payload.target_parts(sep).unwrap_or_default();
     let (sql, a, b) = match payload.command {
         Command::Freeze => (
-            "REPLACE INTO frozen_accounts (tenant, account, reason, since, officer, audit_seq) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "REPLACE INTO frozen_accounts (tenant, account, reason, since, officer, audit_seq, \
+             signed_command) VALUES (?, ?, ?, ?, ?, ?, ?)",
             parts('/').0,
             parts('/').1,
         ),
@@ -186,11 +195,11 @@ async fn apply(
         ),
         Command::RevokeTenantKey => (
             "REPLACE INTO revoked_tenant_keys (tenant, key_id, reason, revoked_at, officer, \
-             audit_seq) VALUES (?, ?, ?, ?, ?, ?)",
+             audit_seq, signed_command) VALUES (?, ?, ?, ?, ?, ?, ?)",
             parts('/').0,
             parts('/').1,
         ),
-        Command::RollbackBundle => return queue_action(tx, payload, seq, now).await,
+        Command::RollbackBundle => return queue_action(tx, payload, signed, seq, now).await,
     };
     let mut query = sqlx::query(sql).bind(a).bind(b);
     if payload.command != Command::Unfreeze {
@@ -198,11 +207,12 @@ async fn apply(
             .bind(&payload.reason)
             .bind(now)
             .bind(&payload.kid)
-            .bind(seq);
+            .bind(seq)
+            .bind(signed);
     }
     query.execute(&mut **tx).await?;
     if payload.command == Command::RevokeTenantKey {
-        queue_action(tx, payload, seq, now).await?;
+        queue_action(tx, payload, signed, seq, now).await?;
     }
     Ok(())
 }
@@ -211,12 +221,13 @@ async fn apply(
 async fn queue_action(
     tx: &mut Transaction<'static, Any>,
     payload: &CommandPayload,
+    signed: &str,
     seq: i64,
     now: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO admin_actions (command, target, reason, officer, accepted_at, audit_seq) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO admin_actions (command, target, reason, officer, accepted_at, audit_seq, \
+         signed_command) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(payload.command.as_str())
     .bind(&payload.target)
@@ -224,6 +235,7 @@ async fn queue_action(
     .bind(&payload.kid)
     .bind(now)
     .bind(seq)
+    .bind(signed)
     .execute(&mut **tx)
     .await?;
     Ok(())

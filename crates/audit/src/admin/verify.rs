@@ -101,6 +101,22 @@ impl OfficerKeys {
         now: i64,
         window_ms: i64,
     ) -> Result<CommandPayload, CommandRejection> {
+        let payload = self.verify_signature(signed)?;
+        let skew_ms = payload.issued_at.saturating_sub(now);
+        // `unsigned_abs`: a signed `issued_at` near `i64::MIN` saturates the skew there, whose
+        // `abs()` overflows (and wraps to a negative skew that passes the check).
+        if skew_ms.unsigned_abs() > window_ms.unsigned_abs() {
+            return Err(CommandRejection::Stale { skew_ms, window_ms });
+        }
+        Ok(payload)
+    }
+
+    /// Checks an officer's signature and the target's shape, not the clock: for a command
+    /// accepted earlier and stored (the controller re-checks every stored order with it).
+    pub fn verify_signature(
+        &self,
+        signed: &SignedCommand,
+    ) -> Result<CommandPayload, CommandRejection> {
         let payload = parse_payload(&signed.payload)?;
         let key = self
             .keys
@@ -115,12 +131,6 @@ impl OfficerKeys {
             Signature::from_slice(&bytes).map_err(|_| malformed("signature is not 64 bytes"))?;
         key.verify(&message(&signed.payload), &signature)
             .map_err(|_| CommandRejection::BadSignature)?;
-        let skew_ms = payload.issued_at.saturating_sub(now);
-        // `unsigned_abs`: a signed `issued_at` near `i64::MIN` saturates the skew there, whose
-        // `abs()` overflows (and wraps to a negative skew that passes the check).
-        if skew_ms.unsigned_abs() > window_ms.unsigned_abs() {
-            return Err(CommandRejection::Stale { skew_ms, window_ms });
-        }
         check_target(&payload)?;
         Ok(payload)
     }

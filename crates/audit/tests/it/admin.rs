@@ -147,7 +147,7 @@ async fn commands_are_checked_applied_and_logged(on: On) {
     // Still frozen: no rejected command had an effect.
     assert_eq!(log.frozen_accounts().await.unwrap().len(), 1);
     let mut expected = vec!["accepted".to_string()];
-    expected.extend(std::iter::repeat_n("rejected".to_string(), 8));
+    expected.extend(std::iter::repeat_n("rejected".to_string(), 10));
     assert_eq!(outcomes(&log).await, expected);
 
     let unfreeze = sign_command(
@@ -183,7 +183,7 @@ async fn commands_are_checked_applied_and_logged(on: On) {
     let (_, keys) = signer("audit-1");
     let report = log.verify(&keys, &VerifyOptions::default()).await.unwrap();
     assert!(report.ok, "{report:?}");
-    assert_eq!(report.rows_checked, 12);
+    assert_eq!(report.rows_checked, 14);
     db.drop_db().await.unwrap();
 }
 

@@ -20,6 +20,8 @@ use super::Context;
 
 /// Key id of the development officer key (`<data-dir>/dev/officer.key`).
 const DEV_OFFICER: &str = "officer";
+/// The services' token for the controller's bundle routes, in `<data-dir>/dev/`.
+const BUNDLE_TOKEN: &str = "bundle.token";
 
 /// Arguments of `blindledger dev`.
 #[derive(Debug, clap::Args)]
@@ -132,6 +134,7 @@ impl DevKeys {
             database_url: ledger.database_url.clone(),
             signing_key: Some(self.dir.join("controller.key")),
             ci_keys: BTreeMap::from([(DEV_KID.to_owned(), self.dir.join("bundle.pub"))]),
+            officer_keys: BTreeMap::from([(DEV_OFFICER.to_owned(), self.dir.join("officer.pub"))]),
             token_keys: BTreeMap::from([(DEV_KID.to_owned(), self.dir.join("token.pub"))]),
             initial_policy_bundle: Some(self.dir.join("policy.tar.gz")),
             cycle_interval_ms: args.cycle_interval.max(1) * 1000,
@@ -182,6 +185,7 @@ impl DevKeys {
         config.risk_bundle = Some(BundleSource::Http(format!("{controller_url}/bundles/risk")));
         config.risk_bundle_keys =
             BTreeMap::from([("controller".to_owned(), self.dir.join("controller.pub"))]);
+        config.bundle_token_file = Some(self.dir.join(BUNDLE_TOKEN));
         config.policy_poll_ms = 1_000;
     }
 
@@ -207,6 +211,7 @@ impl DevKeys {
                 self.dir.join("controller.pub"),
             )]),
             policy_poll_ms: 1_000,
+            bundle_token_file: Some(self.dir.join(BUNDLE_TOKEN)),
             token_keys: BTreeMap::from([(DEV_KID.to_owned(), self.dir.join("token.pub"))]),
             officer_keys: BTreeMap::from([(DEV_OFFICER.to_owned(), self.dir.join("officer.pub"))]),
             checkpoint_key: Some(self.dir.join("audit.key")),
@@ -240,6 +245,14 @@ fn provision(ctx: &Context, args: &DevArgs) -> anyhow::Result<DevKeys> {
         &[],
         std::time::Duration::from_secs(30 * 86_400),
     )?;
+    // What the ledger and the audit service fetch bundles from the controller with.
+    let bundle_token = credentials.token(
+        "dev-services",
+        &["bundle_reader"],
+        &[],
+        std::time::Duration::from_secs(30 * 86_400),
+    )?;
+    blindledger_ledger::dev::write_private(&dir.join(BUNDLE_TOKEN), bundle_token.as_bytes())?;
     let home = ctx.home()?;
     std::fs::create_dir_all(home.root())
         .with_context(|| format!("creating {}", home.root().display()))?;

@@ -31,7 +31,32 @@ pub enum TokenCommand {
         /// Key id the ledger knows the public key by
         #[arg(long, default_value = DEV_KID)]
         kid: String,
+        /// Service the token is for (repeatable): ledger, audit, controller, all, or a
+        /// literal `aud`; a service refuses a token that does not name its audience
+        #[arg(long = "audience", value_name = "SERVICE", default_value = "ledger")]
+        audiences: Vec<String>,
     },
+}
+
+/// The `aud` values `--audience` names.
+fn audiences(names: &[String]) -> Vec<&str> {
+    use blindledger_gate::audiences::{ALL, AUDIT, CONTROLLER, LEDGER};
+    let mut out: Vec<&str> = Vec::new();
+    for name in names {
+        let named: &[&str] = match name.as_str() {
+            "ledger" => &[LEDGER],
+            "audit" => &[AUDIT],
+            "controller" => &[CONTROLLER],
+            "all" => &ALL,
+            other => &[other],
+        };
+        for aud in named {
+            if !out.contains(aud) {
+                out.push(aud);
+            }
+        }
+    }
+    out
 }
 
 /// Runs a `token` verb.
@@ -43,6 +68,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
         ttl,
         key,
         kid,
+        audiences: names,
     } = command;
     let pem = std::fs::read_to_string(&key).with_context(|| {
         format!(
@@ -51,7 +77,28 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
         )
     })?;
     let defaults = LedgerConfig::default();
-    let issuer = TokenIssuer::new(&pem, &kid, &defaults.token_issuer, &defaults.token_audience)?;
+    let issuer = TokenIssuer::new(&pem, &kid, &defaults.token_issuer, &defaults.token_audience)?
+        .for_audiences(&audiences(&names));
     println!("{}", issuer.issue(&sub, &roles, &tenants, ttl)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audiences;
+
+    #[test]
+    fn audiences_name_services_or_literals() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(audiences(&names(&["ledger"])), ["blindledger-ledger"]);
+        assert_eq!(
+            audiences(&names(&["audit", "all", "custom"])),
+            [
+                "blindledger-audit",
+                "blindledger-ledger",
+                "blindledger-controller",
+                "custom"
+            ]
+        );
+    }
 }

@@ -10,12 +10,21 @@ use serde::Serialize;
 
 use super::AuthError;
 
+/// The `aud` claim as written.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    One(&'a str),
+    Several(&'a [String]),
+}
+
 /// The claims written by [`TokenIssuer`].
 #[derive(Serialize)]
 struct IssuedClaims<'a> {
     sub: &'a str,
     iss: &'a str,
-    aud: &'a str,
+    /// One audience as a string, several as an array (RFC 7519, 4.1.3).
+    aud: Audience<'a>,
     iat: u64,
     nbf: u64,
     exp: u64,
@@ -29,7 +38,7 @@ pub struct TokenIssuer {
     key: EncodingKey,
     kid: String,
     issuer: String,
-    audience: String,
+    audiences: Vec<String>,
 }
 
 impl fmt::Debug for TokenIssuer {
@@ -37,7 +46,7 @@ impl fmt::Debug for TokenIssuer {
         f.debug_struct("TokenIssuer")
             .field("kid", &self.kid)
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .finish_non_exhaustive()
     }
 }
@@ -59,8 +68,17 @@ impl TokenIssuer {
             key: EncodingKey::from_ed_der(der.as_bytes()),
             kid: kid.to_string(),
             issuer: issuer.to_string(),
-            audience: audience.to_string(),
+            audiences: vec![audience.to_string()],
         })
+    }
+
+    /// The same issuer, naming every one of `audiences` (the services a token is for: see
+    /// [`crate::audiences`]) instead. An empty list keeps the audience it had.
+    pub fn for_audiences(mut self, audiences: &[&str]) -> Self {
+        if !audiences.is_empty() {
+            self.audiences = audiences.iter().map(|a| a.to_string()).collect();
+        }
+        self
     }
 
     /// Issues a token for `subject`, valid from now for `ttl` (at least one second).
@@ -78,7 +96,10 @@ impl TokenIssuer {
         let claims = IssuedClaims {
             sub: subject,
             iss: &self.issuer,
-            aud: &self.audience,
+            aud: match self.audiences.as_slice() {
+                [one] => Audience::One(one),
+                several => Audience::Several(several),
+            },
             iat: now,
             nbf: now,
             exp: now.saturating_add(ttl.as_secs().max(1)),

@@ -93,6 +93,9 @@ pub(super) struct Fetcher {
     http: reqwest::Client,
     max_bytes: u64,
     timeout: Duration,
+    /// A file holding the bearer token sent to bundle servers; read before each request,
+    /// so a token rotated on disk is used at once.
+    pub(super) token_file: Option<std::path::PathBuf>,
 }
 
 impl Fetcher {
@@ -111,7 +114,25 @@ impl Fetcher {
             http,
             max_bytes,
             timeout,
+            token_file: None,
         })
+    }
+
+    /// A GET of `url`, with the bearer token when one is configured. The token itself is
+    /// never in an error: only the file that could not be read.
+    async fn request(&self, url: &str) -> Result<reqwest::RequestBuilder, String> {
+        let request = self.http.get(url);
+        let Some(path) = &self.token_file else {
+            return Ok(request);
+        };
+        let token = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| format!("reading the bundle token file {}: {e}", path.display()))?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(format!("the bundle token file {} is empty", path.display()));
+        }
+        Ok(request.bearer_auth(token))
     }
 
     /// Polls `source` once; `etag` is the ETag of the active revision, if it came over HTTP.
@@ -148,7 +169,7 @@ impl Fetcher {
     }
 
     async fn get(&self, url: &str, etag: Option<&str>) -> Result<Download, String> {
-        let mut request = self.http.get(url);
+        let mut request = self.request(url).await?;
         if let Some(etag) = etag {
             request = request.header(reqwest::header::IF_NONE_MATCH, etag);
         }
@@ -201,8 +222,8 @@ impl Fetcher {
         wait: Duration,
     ) -> Result<Poll, String> {
         let response = self
-            .http
-            .get(url)
+            .request(url)
+            .await?
             .header(reqwest::header::IF_NONE_MATCH, etag)
             .header("prefer", format!("wait={}", wait.as_secs().max(1)))
             // The server holds the request for the wait; the usual limit applies after it.

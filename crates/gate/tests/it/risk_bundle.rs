@@ -9,6 +9,8 @@ use blindledger_gate::{
     BundleSource, GateError, MemorySink, PolicyGate, PolicySettings, Principal, Resource,
 };
 use blindledger_policy::{sign_bundle, Bundle, SigningKey};
+use blindledger_store::Db;
+use blindledger_test_support::TestDatabase;
 use tempfile::TempDir;
 use tonic::Code;
 
@@ -53,7 +55,11 @@ fn key_file(dir: &Path, name: &str, key: &SigningKey) -> BTreeMap<String, std::p
 
 impl Service {
     fn new() -> Self {
-        let dir = TempDir::new().unwrap();
+        Self::with_floor(TempDir::new().unwrap(), None)
+    }
+
+    /// A service reading its bundles from `dir`, keeping the risk revision floor in `db`.
+    fn with_floor(dir: TempDir, floor: Option<Db>) -> Self {
         let (ci, controller) = (SigningKey::generate(), SigningKey::generate());
         let rule_keys = key_file(dir.path(), "ci", &ci);
         let risk_keys = key_file(dir.path(), "controller", &controller);
@@ -72,6 +78,8 @@ impl Service {
             require_signed_bundles: true,
             bundle_scope: None,
             long_poll: std::time::Duration::ZERO,
+            bundle_token_file: None,
+            revision_floor: floor.as_ref().map(|db| (db, "ledger")),
         }
         .build(sink.clone())
         .unwrap();
@@ -182,6 +190,50 @@ async fn an_older_signed_risk_revision_is_not_reactivated() {
 }
 
 #[tokio::test]
+async fn a_restarted_service_does_not_go_back_to_an_older_risk_revision() {
+    let database = TestDatabase::sqlite().unwrap();
+    let db = Db::connect(database.url(), 2).await.unwrap();
+    db.migrate().await.unwrap();
+    let s = Service::with_floor(TempDir::new().unwrap(), Some(db.clone()));
+    s.publish("policy.tar.gz", &signed(policy_bundle("r1"), &s.ci, "ci"));
+    let risk_at = |s: &Service, revision: &str| {
+        s.publish(
+            "risk.tar.gz",
+            &signed(risk(revision), &s.controller, "controller"),
+        );
+    };
+    risk_at(&s, "5-new");
+    s.loader.reload().await.unwrap();
+    assert_eq!(db.revision_floor("ledger", "risk").await.unwrap(), Some(5));
+
+    // Restarted: an older, validly signed revision is refused even with none active; the
+    // one it enforced before, or a later one, is activated.
+    let Service { dir, .. } = s;
+    let s = Service::with_floor(dir, Some(db.clone()));
+    s.publish("policy.tar.gz", &signed(policy_bundle("r1"), &s.ci, "ci"));
+    risk_at(&s, "4-old");
+    let error = s.loader.reload().await.unwrap_err();
+    assert!(matches!(error, GateError::StaleRevision { .. }), "{error}");
+    assert!(s.gate.revisions().is_none_or(|r| !r.contains_key("risk")));
+    assert_eq!(s.ask(DEPOSIT).await.unwrap_err().code(), Code::Unavailable);
+    risk_at(&s, "5-new");
+    s.loader.reload().await.unwrap();
+    assert_eq!(s.revisions()["risk"], "5-new");
+    risk_at(&s, "7-later");
+    s.loader.reload().await.unwrap();
+    assert_eq!(db.revision_floor("ledger", "risk").await.unwrap(), Some(7));
+    // Another service's floor is its own.
+    assert_eq!(db.revision_floor("audit", "risk").await.unwrap(), None);
+
+    // A floor that cannot be raised (storage failing) keeps the revision from activating.
+    db.close().await;
+    risk_at(&s, "8-next");
+    let error = s.loader.reload().await.unwrap_err();
+    assert!(matches!(error, GateError::RevisionFloor { .. }), "{error}");
+    assert_eq!(s.revisions()["risk"], "7-later");
+}
+
+#[tokio::test]
 async fn the_controller_key_cannot_sign_rules_nor_the_rules_key_risk_data() {
     let s = Service::new();
     // Rules signed with the controller's online key (whose id the rules' verifier does
@@ -226,6 +278,8 @@ fn one_key_cannot_be_configured_for_both() {
         require_signed_bundles: true,
         bundle_scope: None,
         long_poll: std::time::Duration::ZERO,
+        bundle_token_file: None,
+        revision_floor: None,
     }
     .build(Arc::new(MemorySink::new()))
     .unwrap_err();

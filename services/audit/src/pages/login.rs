@@ -1,14 +1,14 @@
 //! Signing in: a form taking the officer's token, kept in an HttpOnly cookie.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::access::decide;
-use crate::auth::{cleared_cookie, session_cookie};
+use crate::auth::{cleared_cookie, forwarded_https, session_cookie};
 use crate::error::AppError;
 use crate::pages::layout::page;
 use crate::state::AppState;
@@ -32,7 +32,7 @@ fn form(error: Option<&str>) -> Markup {
                 " "
                 button type="submit" id="sign-in" { "Sign in" }
             }
-            p { "Use a token with the auditor or admin role (blindledger token issue)." }
+            p { "Use a token for the audit service with the auditor or admin role (blindledger token issue --audience audit)." }
         },
     )
 }
@@ -44,7 +44,11 @@ pub async fn login_page() -> Markup {
 
 /// `POST /login`: checks the token and asks the policy whether its holder may sign in
 /// (`SignIn`), then keeps it in the session cookie.
-pub async fn login(State(state): State<AppState>, Form(login): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(login): Form<LoginForm>,
+) -> Response {
     let token = login.token.trim();
     let principal = match state.tokens.verify(token) {
         Ok(principal) => principal,
@@ -59,7 +63,11 @@ pub async fn login(State(state): State<AppState>, Form(login): Form<LoginForm>) 
             (
                 [(
                     header::SET_COOKIE,
-                    session_cookie(token, state.secure_cookies),
+                    session_cookie(
+                        token,
+                        state.secure_cookies || forwarded_https(&headers),
+                        principal.time_left(),
+                    ),
                 )],
                 Redirect::to("/"),
             )

@@ -49,7 +49,8 @@ async fn officers_must_sign_in_with_an_allowed_role() {
         .unwrap();
     assert_eq!(refused.status(), 401);
 
-    // The login form keeps the token in an HttpOnly, SameSite cookie.
+    // The login form keeps the token in an HttpOnly, SameSite cookie that ends with the
+    // token (600 s), Secure once a proxy says the request came over TLS.
     let login = app.sign_in(&app.auditor()).await;
     assert_eq!(login.status(), 303);
     let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
@@ -57,6 +58,24 @@ async fn officers_must_sign_in_with_an_allowed_role() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let max_age: u64 = cookie
+        .split("; ")
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .expect("a Max-Age")
+        .parse()
+        .unwrap();
+    assert!((590..=600).contains(&max_age), "{cookie}");
+    for (name, value) in [
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43"),
+    ] {
+        let form = [("token", app.auditor())];
+        let request = app.http.post(app.url("/login")).header(name, value);
+        let login = request.form(&form).send().await.unwrap();
+        let cookie = login.headers()["set-cookie"].to_str().unwrap();
+        assert!(cookie.ends_with("; Secure"), "{name}: {cookie}");
+    }
     let session = cookie.split(';').next().unwrap().to_string();
     let page = app
         .http
@@ -220,6 +239,59 @@ async fn new_decisions_are_pushed_as_server_sent_events() {
     drop(stream);
     app.stop().await;
     db.drop_db().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_when_its_token_expires() {
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app(db.url()).await;
+    let token = app.token_for("olivia", &["auditor"], std::time::Duration::from_secs(2));
+    let response = app
+        .http
+        .get(app.url("/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = response.bytes_stream();
+    // Keep-alives and decisions may come first; the stream then ends, with the service up.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(chunk) = stream.next().await {
+            chunk.unwrap();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its token");
+    assert_eq!(app.get("/healthz").await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_for_another_service_is_refused() {
+    use blindledger_gate::audiences::{AUDIT, CONTROLLER, LEDGER};
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app(db.url()).await;
+    let status = |token: String| {
+        let request = app
+            .http
+            .get(app.url("/api/audit/verify"))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(status(app.token_for_audiences(&[LEDGER])).await, 401);
+    assert_eq!(status(app.token_for_audiences(&[CONTROLLER])).await, 401);
+    assert_eq!(status(app.token_for_audiences(&["blindledger"])).await, 401);
+    let refused = app
+        .sign_in(&app.token_for_audiences(&[LEDGER]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(refused.contains("not valid"), "{refused}");
+    // A token naming this service among others is accepted.
+    assert_eq!(status(app.token_for_audiences(&[LEDGER, AUDIT])).await, 200);
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ pub struct TestApp {
     pub log: AuditLog,
     pub http: reqwest::Client,
     pub issuer: TokenIssuer,
+    /// The private key (PEM) behind `issuer`, for tokens with other claims.
+    pub token_key: String,
     pub officer_key: String,
     _keys: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -90,7 +92,13 @@ pub async fn spawn_app_with(url: &str, adjust: impl FnOnce(&mut AuditConfig)) ->
         let _ = stopped.await;
     }));
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let issuer = TokenIssuer::new(&token_private, "t1", "blindledger", "blindledger").unwrap();
+    let issuer = TokenIssuer::new(
+        &token_private,
+        "t1",
+        "blindledger",
+        blindledger_gate::audiences::AUDIT,
+    )
+    .unwrap();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -100,6 +108,7 @@ pub async fn spawn_app_with(url: &str, adjust: impl FnOnce(&mut AuditConfig)) ->
         log,
         http,
         issuer,
+        token_key: token_private,
         officer_key: officer_private,
         _keys: keys,
         stop: Some(stop),
@@ -114,10 +123,22 @@ impl TestApp {
 
     /// A token for `subject` with `roles`.
     pub fn token(&self, subject: &str, roles: &[&str]) -> String {
-        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-        self.issuer
-            .issue(subject, &roles, &[], Duration::from_secs(600))
+        self.token_for(subject, roles, Duration::from_secs(600))
+    }
+
+    /// An auditor's token naming `audiences` instead of this service's alone.
+    pub fn token_for_audiences(&self, audiences: &[&str]) -> String {
+        TokenIssuer::new(&self.token_key, "t1", "blindledger", "unused")
             .unwrap()
+            .for_audiences(audiences)
+            .issue("olivia", &["auditor".into()], &[], Duration::from_secs(600))
+            .unwrap()
+    }
+
+    /// A token valid for `ttl` only.
+    pub fn token_for(&self, subject: &str, roles: &[&str], ttl: Duration) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        self.issuer.issue(subject, &roles, &[], ttl).unwrap()
     }
 
     pub fn auditor(&self) -> String {

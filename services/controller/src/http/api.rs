@@ -102,7 +102,7 @@ pub async fn rollback(
     caller: Caller,
     Path(revision): Path<String>,
 ) -> Result<Json<Rollback>> {
-    caller.require(POLICY_ROLES)?;
+    caller.require(ADMIN_ROLES)?;
     Ok(Json(
         state
             .controller

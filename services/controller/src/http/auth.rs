@@ -8,11 +8,15 @@ use blindledger_gate::Principal;
 use super::AppState;
 use crate::error::ControllerError;
 
+/// Roles that may download bundles (services, with their `bundle_token_file`).
+pub const BUNDLE_ROLES: &[&str] = &["bundle_reader", "admin"];
 /// Roles that may read scores and history.
 pub const READ_ROLES: &[&str] = &["admin", "ci", "auditor"];
-/// Roles that may push and roll back policy.
+/// Roles that may push policy (which a push's tests and impact threshold still vet).
 pub const POLICY_ROLES: &[&str] = &["admin", "ci"];
-/// Roles that may run a cycle on demand.
+/// Roles that may run a cycle on demand or serve an earlier revision again: a rollback
+/// skips the tests and impact analysis a push goes through, so a CI pipeline cannot order
+/// one (an officer can, with a signed command).
 pub const ADMIN_ROLES: &[&str] = &["admin"];
 
 /// The authenticated caller of an API request.
@@ -28,6 +32,11 @@ impl Caller {
         Err(ControllerError::Forbidden(format!(
             "one of the roles {roles:?} is required"
         )))
+    }
+
+    /// How long the caller's token stays valid (unbounded for a caller without expiry).
+    pub fn time_left(&self) -> std::time::Duration {
+        self.0.time_left().unwrap_or(std::time::Duration::MAX)
     }
 
     /// Who is calling.

@@ -4,17 +4,38 @@
 
 use sqlx::Row;
 
-use super::{text, Repo};
+use super::{optional_text, text, Repo};
 
 /// A bundle rollback an officer ordered and the controller has not carried out yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingRollback {
     /// Row id, to mark it applied.
     pub id: i64,
-    /// `bundle@revision`, as the officer signed it.
+    /// `bundle@revision`, as the row says (checked against the signed command).
     pub target: String,
-    /// Key id of the officer.
-    pub officer: String,
+    /// The command as the officer signed it (`SignedCommand` JSON); none in rows from
+    /// before commands were kept, or written by someone else.
+    pub signed_command: Option<String>,
+}
+
+/// A freeze or key revocation as stored, not yet checked against its signed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    /// `tenant/account` or `tenant/key_id`, as the row says.
+    pub key: String,
+    /// When it was ordered (Unix ms).
+    pub at: i64,
+    /// The command as the officer signed it (`SignedCommand` JSON), if the row has one.
+    pub signed_command: Option<String>,
+}
+
+/// Every stored freeze and key revocation, unchecked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredOrders {
+    /// Rows of `frozen_accounts`.
+    pub frozen: Vec<StoredOrder>,
+    /// Rows of `revoked_tenant_keys`.
+    pub revoked_keys: Vec<StoredOrder>,
 }
 
 /// What officers ordered that the policy enforces, each entry keyed as the risk bundle
@@ -35,25 +56,35 @@ impl OfficerOrders {
 }
 
 impl Repo {
-    /// Every frozen account and revoked tenant key.
-    pub async fn officer_orders(&self) -> Result<OfficerOrders, sqlx::Error> {
-        Ok(OfficerOrders {
+    /// Every stored freeze and key revocation, as the rows say: the caller checks each
+    /// against its signed command.
+    pub async fn stored_orders(&self) -> Result<StoredOrders, sqlx::Error> {
+        Ok(StoredOrders {
             frozen: self
-                .keyed_orders("SELECT tenant, account, since FROM frozen_accounts")
+                .keyed_orders(
+                    "SELECT tenant, account, since, signed_command FROM frozen_accounts \
+                     ORDER BY tenant, account",
+                )
                 .await?,
             revoked_keys: self
-                .keyed_orders("SELECT tenant, key_id, revoked_at FROM revoked_tenant_keys")
+                .keyed_orders(
+                    "SELECT tenant, key_id, revoked_at, signed_command FROM revoked_tenant_keys \
+                     ORDER BY tenant, key_id",
+                )
                 .await?,
         })
     }
 
-    /// Rows of (tenant, name, time) as (`tenant/name`, time).
-    async fn keyed_orders(&self, query: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    /// Rows of (tenant, name, time, signed command) keyed `tenant/name`.
+    async fn keyed_orders(&self, query: &str) -> Result<Vec<StoredOrder>, sqlx::Error> {
         let rows = sqlx::query(query).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
-                let key = format!("{}/{}", text(row, 0)?, text(row, 1)?);
-                Ok((key, row.try_get(2)?))
+                Ok(StoredOrder {
+                    key: format!("{}/{}", text(row, 0)?, text(row, 1)?),
+                    at: row.try_get(2)?,
+                    signed_command: optional_text(row, 3)?,
+                })
             })
             .collect()
     }
@@ -61,7 +92,7 @@ impl Repo {
     /// Accepted `rollback_bundle` commands not carried out yet, oldest first.
     pub async fn pending_rollbacks(&self) -> Result<Vec<PendingRollback>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT id, target, officer FROM admin_actions \
+            "SELECT id, target, signed_command FROM admin_actions \
              WHERE applied_at IS NULL AND command = 'rollback_bundle' ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -71,7 +102,7 @@ impl Repo {
                 Ok(PendingRollback {
                     id: row.try_get(0)?,
                     target: text(row, 1)?,
-                    officer: text(row, 2)?,
+                    signed_command: optional_text(row, 2)?,
                 })
             })
             .collect()

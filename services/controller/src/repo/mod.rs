@@ -20,7 +20,7 @@ use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, ConnectOptions, Row};
 
-pub use admin::{OfficerOrders, PendingRollback};
+pub use admin::{OfficerOrders, PendingRollback, StoredOrder, StoredOrders};
 pub use alerts::{NewAlert, PendingAlert};
 pub use bundles::{ActivationRow, BundleRow, PushReportRow};
 pub use risk::{EntityRiskRow, ModelRecord, TierChangeRow};
@@ -121,4 +121,15 @@ fn text(row: &AnyRow, index: usize) -> Result<String, sqlx::Error> {
     }
     let bytes: Vec<u8> = row.try_get(index)?;
     String::from_utf8(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A nullable text column, like [`text`].
+fn optional_text(row: &AnyRow, index: usize) -> Result<Option<String>, sqlx::Error> {
+    if let Ok(text) = row.try_get::<Option<String>, _>(index) {
+        return Ok(text);
+    }
+    let bytes: Option<Vec<u8>> = row.try_get(index)?;
+    bytes
+        .map(|b| String::from_utf8(b).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+        .transpose()
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use blindledger_audit::admin::{generate_officer_keypair, sign_command, Command, CommandPayload};
 use blindledger_controller::{Application, Controller, ControllerConfig, TierThresholds};
 use blindledger_gate::TokenIssuer;
 use blindledger_policy::{sign_bundle, Bundle, SigningKey};
@@ -16,6 +17,8 @@ use tokio::sync::oneshot;
 pub const CI_KID: &str = "ci";
 /// Key id of the controller's risk-bundle key.
 pub const CONTROLLER_KID: &str = "controller";
+/// Key id of the officer whose orders the controller carries out.
+pub const OFFICER_KID: &str = "officer-1";
 
 /// Sends logs to the output of failing tests (RUST_LOG to change the filter).
 pub fn init_logs() {
@@ -39,6 +42,8 @@ pub struct TestKeys {
     pub controller: SigningKey,
     pub ci: SigningKey,
     pub issuer: TokenIssuer,
+    /// The officer's private key (PKCS#8 PEM).
+    pub officer: String,
 }
 
 impl TestKeys {
@@ -54,22 +59,47 @@ impl TestKeys {
         write(dir.path(), "ci.pub", &ci.public_key_pem().unwrap());
         let (token_private, token_public) = blindledger_gate::generate_keypair().unwrap();
         write(dir.path(), "token.pub", &token_public);
-        let issuer =
-            TokenIssuer::new(&token_private, "test", "blindledger", "blindledger").unwrap();
+        let issuer = TokenIssuer::new(
+            &token_private,
+            "test",
+            "blindledger",
+            blindledger_gate::audiences::CONTROLLER,
+        )
+        .unwrap();
+        let (officer, officer_public) = generate_officer_keypair().unwrap();
+        write(dir.path(), "officer.pub", &officer_public);
         TestKeys {
             dir,
             controller,
             ci,
             issuer,
+            officer,
         }
+    }
+
+    /// `command` on `target` as the officer signs it and the audit service stores it
+    /// (the `signed_command` column): `SignedCommand` JSON.
+    pub fn order(&self, command: Command, target: &str) -> String {
+        let payload = CommandPayload::new(command, target, "review", OFFICER_KID);
+        serde_json::to_string(&sign_command(&payload, &self.officer).unwrap()).unwrap()
     }
 
     /// A token of `subject` with `roles`, valid for an hour.
     pub fn token(&self, subject: &str, roles: &[&str]) -> String {
+        self.token_for(subject, roles, Duration::from_secs(3600))
+    }
+
+    /// A token of `subject` with `roles`, valid for `ttl`.
+    pub fn token_for(&self, subject: &str, roles: &[&str], ttl: Duration) -> String {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-        self.issuer
-            .issue(subject, &roles, &[], Duration::from_secs(3600))
-            .unwrap()
+        self.issuer.issue(subject, &roles, &[], ttl).unwrap()
+    }
+
+    /// A file holding a service's token for the bundle routes (`bundle_token_file`).
+    pub fn bundle_token_file(&self) -> PathBuf {
+        let path = self.dir.path().join("bundle.token");
+        std::fs::write(&path, self.token("ledger-1", &["bundle_reader"])).unwrap();
+        path
     }
 
     /// The keys a service trusts: CI for policy, the controller for risk.
@@ -111,6 +141,7 @@ pub fn config(db: &TestDatabase, keys: &TestKeys, webhook: Option<String>) -> Co
         signing_key: Some(dir.join("controller.key")),
         signing_kid: CONTROLLER_KID.into(),
         ci_keys: [(CI_KID.to_string(), dir.join("ci.pub"))].into(),
+        officer_keys: [(OFFICER_KID.to_string(), dir.join("officer.pub"))].into(),
         token_keys: [("test".to_string(), dir.join("token.pub"))].into(),
         cycle_interval_ms: 0,
         window_ms: 3_600_000,

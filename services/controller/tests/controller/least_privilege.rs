@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use blindledger_audit::admin::Command;
 use blindledger_controller::scores::ScoresQuery;
 use blindledger_policy::Bundle;
 use blindledger_store::grants::{self, DbUser, Service};
@@ -161,16 +162,19 @@ async fn the_controller_runs_under_its_own_user() {
 
     // Officers' orders as the audit service records them: a freeze and a rollback.
     sqlx::query(
-        "INSERT INTO frozen_accounts (tenant, account, reason, since, officer, audit_seq) \
-         VALUES ('acme', 'mule', 'review', 1, 'officer-1', 1)",
+        "INSERT INTO frozen_accounts (tenant, account, reason, since, officer, audit_seq, \
+         signed_command) VALUES ('acme', 'mule', 'review', 1, 'officer-1', 1, ?)",
     )
+    .bind(keys.order(Command::Freeze, "acme/mule"))
     .execute(&admin)
     .await
     .unwrap();
     sqlx::query(
-        "INSERT INTO admin_actions (command, target, reason, officer, accepted_at, audit_seq) \
-         VALUES ('rollback_bundle', 'blindledger@v1', 'review', 'officer-1', 1, 2)",
+        "INSERT INTO admin_actions (command, target, reason, officer, accepted_at, audit_seq, \
+         signed_command) VALUES ('rollback_bundle', 'blindledger@v1', 'review', 'officer-1', \
+         1, 2, ?)",
     )
+    .bind(keys.order(Command::RollbackBundle, "blindledger@v1"))
     .execute(&admin)
     .await
     .unwrap();

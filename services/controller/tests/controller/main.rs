@@ -8,6 +8,7 @@ mod alerts;
 mod helpers;
 mod least_privilege;
 mod mysql;
+mod officers;
 mod perf;
 mod push;
 mod risk_loop;

@@ -2,6 +2,7 @@
 //! tests or over the impact threshold, with the active revision unchanged; accepted
 //! otherwise; rolled back on request, which services then see.
 
+use blindledger_controller::ControllerConfig;
 use blindledger_policy::{Bundle, SigningKey};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -169,6 +170,37 @@ async fn bad_bundles_are_refused_and_the_active_revision_stays() {
 }
 
 #[tokio::test]
+async fn a_pushers_threshold_only_tightens_the_operators() {
+    let db = TestDatabase::sqlite().unwrap();
+    let keys = TestKeys::new();
+    let app = TestApp::spawn(ControllerConfig {
+        impact_max_changed: Some(0),
+        ..config(&db, &keys, None)
+    })
+    .await;
+    let workload = ordinary(&mut Rng::new(3), 40);
+    insert_decisions(app.controller.repo().pool(), &workload.decisions).await;
+    let ci = keys.token("pipeline", &["ci"]);
+    // The first policy changes every replayed decision: over the operator's threshold of 0,
+    // whatever the pusher asks for.
+    for query in ["", "?max_changed=1000000"] {
+        let (status, body) = push(&app, &ci, keys.signed_policy("v1"), query).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{query}: {body}");
+        assert_eq!(body["error"], "impact_over_threshold");
+        assert_eq!(body["report"]["max_changed"], 0, "{body}");
+    }
+    assert!(app.controller.bundle("blindledger").is_none());
+    app.stop().await;
+
+    // Without an operator's threshold, the pusher's own applies.
+    let app = TestApp::spawn(config(&db, &keys, None)).await;
+    let (status, body) = push(&app, &ci, keys.signed_policy("v1"), "?max_changed=3").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["report"]["max_changed"], 3, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn good_bundles_activate_and_roll_back() {
     let p = Pushed::v1().await;
     let service = Service::polling(&p.app, &p.keys);
@@ -192,10 +224,22 @@ async fn good_bundles_activate_and_roll_back() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["error"], "revision_exists");
 
-    // Rollback serves v1's archive again; the service verifies and activates it.
+    // Rollback serves v1's archive again; the service verifies and activates it. Only an
+    // administrator may order one: it skips the tests and impact analysis of a push.
+    let refused = p
+        .app
+        .http
+        .post(p.app.url("/v1/policy/rollback/v1"))
+        .bearer_auth(&p.ci)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(active(&p.app), "v3");
+    let admin = p.keys.token("operator", &["admin"]);
     let rollback = |revision: &str| {
         let url = p.app.url(&format!("/v1/policy/rollback/{revision}"));
-        p.app.http.post(url).bearer_auth(&p.ci).send()
+        p.app.http.post(url).bearer_auth(&admin).send()
     };
     let body = json(rollback("v1").await.unwrap()).await;
     assert_eq!(
@@ -247,8 +291,9 @@ async fn bundles_are_served_with_strong_etags() {
     let db = TestDatabase::sqlite().unwrap();
     let keys = TestKeys::new();
     let app = TestApp::spawn(config(&db, &keys, None)).await;
+    let reader = keys.token("ledger-1", &["bundle_reader"]);
     let get = |path: &str, etag: Option<&str>| {
-        let mut request = app.http.get(app.url(path));
+        let mut request = app.http.get(app.url(path)).bearer_auth(&reader);
         if let Some(etag) = etag {
             request = request.header("if-none-match", etag);
         }
@@ -286,10 +331,67 @@ async fn bundles_are_served_with_strong_etags() {
 }
 
 #[tokio::test]
+async fn bundles_are_served_only_to_bundle_readers() {
+    let p = Pushed::v1().await;
+    p.app.controller.sync_admin().await.unwrap();
+    let get = |name: &str, token: Option<String>| {
+        let mut request = p.app.http.get(p.app.url(&format!("/bundles/{name}")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status() }
+    };
+    for name in ["blindledger", "risk"] {
+        assert_eq!(get(name, None).await, StatusCode::UNAUTHORIZED, "{name}");
+        for role in ["ci", "auditor", "teller"] {
+            let token = p.keys.token("someone", &[role]);
+            assert_eq!(
+                get(name, Some(token)).await,
+                StatusCode::FORBIDDEN,
+                "{name} {role}"
+            );
+        }
+        let reader = p.keys.token("ledger-1", &["bundle_reader"]);
+        assert_eq!(get(name, Some(reader)).await, StatusCode::OK, "{name}");
+    }
+    // A long poll is answered by the time its token expires, whatever wait it asked for.
+    let reader = p.keys.token_for(
+        "ledger-1",
+        &["bundle_reader"],
+        std::time::Duration::from_secs(2),
+    );
+    let first = p
+        .app
+        .http
+        .get(p.app.url("/bundles/risk"))
+        .bearer_auth(&reader);
+    let etag = first.send().await.unwrap().headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let started = std::time::Instant::now();
+    let held = p
+        .app
+        .http
+        .get(p.app.url("/bundles/risk"))
+        .bearer_auth(&reader)
+        .header("if-none-match", &etag)
+        .header("prefer", "wait=60")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::NOT_MODIFIED);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    p.app.stop().await;
+}
+
+#[tokio::test]
 async fn bundle_polls_are_held_until_a_new_revision() {
     let p = Pushed::v1().await;
     let url = p.app.url("/bundles/blindledger");
-    let first = p.app.http.get(&url).send().await.unwrap();
+    let reader = p.keys.token("ledger-1", &["bundle_reader"]);
+    let first = p.app.http.get(&url).bearer_auth(&reader);
+    let first = first.send().await.unwrap();
     assert_eq!(
         first.headers()["content-type"],
         "application/vnd.openpolicyagent.bundles",
@@ -300,6 +402,7 @@ async fn bundle_polls_are_held_until_a_new_revision() {
         p.app
             .http
             .get(&url)
+            .bearer_auth(&reader)
             .header("if-none-match", &etag)
             .header("prefer", format!("wait={wait}"))
             .send()
@@ -354,10 +457,12 @@ async fn long_polling_loaders_activate_a_push_before_their_interval() {
         revision().as_deref() == Some("v1")
     })
     .await;
-    // The loader's next request, a long poll for what follows v1, is held at the server.
+    // The loader's next requests, long polls for what follows each active bundle (the
+    // rules and, once the controller published it, the risk bundle), are held at the
+    // server. A poll that arrives after the push is answered at once with the new revision.
     let controller = &p.app.controller;
-    until("the loader's long poll is held", WAIT, || async {
-        controller.long_polls_held() == 1
+    until("the loader's long polls are held", WAIT, || async {
+        controller.long_polls_held() >= 1
     })
     .await;
     let sent = std::time::Instant::now();

@@ -100,3 +100,44 @@ async fn workers_take_ready_jobs_in_turns_across_tenants() {
     db.close().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_follows_a_job_that_another_instance_changes() {
+    use futures::StreamExt as _;
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let app = {
+        let mut config = env.config();
+        config.workers = 0;
+        config.watch_poll_ms = 100;
+        spawn_with(config, &env.admin_token()).await
+    };
+    tenant_with_accounts(&app, &env.keys, "acme", &["alice"]).await;
+    let job = app
+        .client
+        .deposit("acme", "alice", encrypt(&env.keys, 1), &key())
+        .await
+        .unwrap();
+    let mut watching = app.client.watch_job(&job.id).await.unwrap();
+    let first = watching.next().await.unwrap().unwrap();
+    assert_eq!(
+        first.state(),
+        blindledger_proto::ledger::v1::JobState::Pending
+    );
+
+    // Another instance claims it: this instance's workers never touch it, and its watch
+    // learns of it from the change feed (each stream re-reads on its own only every 30 s).
+    let db = Db::connect(env.db.url(), 2).await.unwrap();
+    let claimed = db.claim_jobs("other-instance", 60_000, 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let next = tokio::time::timeout(std::time::Duration::from_secs(20), watching.next())
+        .await
+        .expect("the watch saw the other instance's change")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        next.state(),
+        blindledger_proto::ledger::v1::JobState::Running
+    );
+    db.close().await;
+    app.stop().await;
+}

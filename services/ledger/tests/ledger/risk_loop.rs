@@ -78,6 +78,10 @@ async fn an_escalated_account_is_limited_by_the_ledger_after_one_cycle() {
     config.policy_bundle = Some(BundleSource::Http(format!("{url}/bundles/blindledger")));
     config.risk_bundle = Some(BundleSource::Http(format!("{url}/bundles/risk")));
     config.risk_bundle_keys = [("controller".into(), keys.path().join("controller.pub"))].into();
+    // The controller serves bundles to a token with the bundle_reader role only.
+    let token_file = keys.path().join("bundle.token");
+    std::fs::write(&token_file, env.token("ledger-1", &["bundle_reader"], &[])).unwrap();
+    config.bundle_token_file = Some(token_file);
     config.policy_poll_ms = 100;
     let app = spawn_with(config, &env.admin_token()).await;
     // Money calls fail closed until the controller's first risk bundle is active.
