@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# BlindLedger's single test command: formatting, lints, every test of the workspace (in the
-# release profile, which `cargo run --release` shares), then the shipped policy's Rego tests.
+# BlindLedger's single test command: formatting, alert rules and dashboards (promtool), lints,
+# every test of the workspace (in the release profile, which `cargo run --release` shares),
+# then the shipped policy's Rego tests.
 #
 #   scripts/test.sh [extra `cargo test` arguments...]
 #
@@ -371,6 +372,43 @@ ensure_chromium() {
   apt_install chromium chromium-driver || die "the dashboard tests need chromium and chromium-driver"
 }
 
+# promtool (Debian's prometheus package) checks the alert rules and their unit tests.
+ensure_promtool() {
+  if command -v promtool >/dev/null 2>&1; then
+    log "promtool: $(promtool --version 2>&1 | head -n 1)"
+    return 0
+  fi
+  apt_install prometheus || die "the alert rule checks need promtool: apt-get install prometheus"
+}
+
+# The alert rules and their unit tests, and every Grafana panel's query: each dashboard's
+# expressions are written into a rules file (Grafana's variables replaced) for promtool to
+# parse, so a typo in a panel fails here as one in an alert does.
+check_observability() {
+  local out="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/tmp/observability"
+  mkdir -p "$out"
+  promtool check rules deploy/prometheus/alerts.yml
+  promtool test rules deploy/prometheus/alerts_test.yml
+  python3 - "$out/dashboard-rules.yml" deploy/grafana/*.json <<'PY'
+import json, sys
+out, dashboards = sys.argv[1], sys.argv[2:]
+rules = []
+for path in dashboards:
+    with open(path) as f:
+        dashboard = json.load(f)
+    assert dashboard.get("uid") and dashboard.get("title"), f"{path}: no uid or title"
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = (target["expr"].replace("$__rate_interval", "5m")
+                    .replace("${datasource}", "prometheus").replace("$service", ".*"))
+            rules.append({"record": "grafana_panel_%d" % len(rules), "expr": expr})
+    print(f"{path}: {len(rules)} panel queries")
+with open(out, "w") as f:
+    json.dump({"groups": [{"name": "dashboards", "rules": rules}]}, f)
+PY
+  promtool check rules "$out/dashboard-rules.yml"
+}
+
 cleanup() {
   stop_galera
   stop_private_mariadb
@@ -386,14 +424,16 @@ main() {
     export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
   fi
 
-  header "[1/5] toolchain, MariaDB, the Galera cluster and Chromium"
+  header "[1/5] toolchain, MariaDB, the Galera cluster, Chromium and promtool"
   ensure_toolchain
   ensure_mariadb
   ensure_galera
   ensure_chromium
+  ensure_promtool
 
-  header "[2/5] cargo fmt --all -- --check"
+  header "[2/5] cargo fmt --all -- --check; alert rules and dashboards"
   cargo fmt --all -- --check
+  check_observability
 
   header "[3/5] cargo clippy --workspace --all-targets -- -D warnings"
   cargo clippy --workspace --all-targets -- -D warnings

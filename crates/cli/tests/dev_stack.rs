@@ -22,6 +22,8 @@ struct Dev {
     data: PathBuf,
     ledger: String,
     audit: String,
+    /// `host:port` of `/metrics` (the three services share one registry in `dev`).
+    metrics: String,
 }
 
 impl Dev {
@@ -47,11 +49,15 @@ impl Dev {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut ledger = None;
         let mut audit = None;
+        let mut metrics = None;
         for line in lines.by_ref() {
             let line = line.expect("dev prints its addresses");
             println!("dev: {line}");
             if let Some(url) = line.strip_prefix("ledger listening on ") {
                 ledger = Some(url.to_string());
+            }
+            if let Some(rest) = line.strip_prefix("metrics at http://") {
+                metrics = rest.strip_suffix("/metrics").map(str::to_string);
             }
             if let Some(rest) = line.strip_prefix("dashboard at ") {
                 audit = rest.split_whitespace().next().map(str::to_string);
@@ -72,7 +78,21 @@ impl Dev {
             data,
             ledger: ledger.expect("the ledger's address is printed"),
             audit: audit.expect("the dashboard's address is printed"),
+            metrics: metrics.expect("the metrics address is printed"),
         }
+    }
+
+    /// `GET /metrics` as Prometheus scrapes it; the body.
+    fn scrape(&self) -> String {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(&self.metrics).expect("metrics listen");
+        let request = "GET /metrics HTTP/1.1\r\nHost: prometheus\r\nConnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        body.to_owned()
     }
 
     /// Runs a CLI verb against this instance.
@@ -269,4 +289,99 @@ fn officers_freeze_accounts_and_the_ledger_enforces_it() {
     let open = dev.cli(&["account", "open", "acme/carol"]);
     assert!(!open.status.success());
     dev.ok(&["transfers", "acme/alice"]);
+
+    metrics_serve_what_alerts_and_dashboards_use(&dev.scrape());
+}
+
+/// The live `/metrics` of the whole stack against `deploy/prometheus/alerts.yml` and
+/// `deploy/grafana/`: what this run exercised is exported, under the labels the rules and
+/// panels select on, and every family has HELP text.
+fn metrics_serve_what_alerts_and_dashboards_use(scraped: &str) {
+    use std::collections::{BTreeMap, BTreeSet};
+    // Each exported family and the label names its series carry.
+    let mut families: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in scraped
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, _) = line.rsplit_once(' ').unwrap();
+        let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+        let name = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|base| {
+                blindledger_telemetry::METRICS
+                    .iter()
+                    .any(|(m, _)| m == base)
+            })
+            .unwrap_or(name);
+        let names = labels
+            .trim_end_matches('}')
+            .split(',')
+            .filter_map(|pair| pair.split_once('=').map(|(k, _)| k.to_owned()));
+        families.entry(name.to_owned()).or_default().extend(names);
+    }
+    // What this run certainly touched: calls, jobs, both bundles, the database, officers'
+    // commands, the importer.
+    for name in [
+        "grpc_server_started_total",
+        "grpc_server_handled_total",
+        "grpc_server_handling_seconds",
+        "grpc_server_msg_received_total",
+        "grpc_server_msg_sent_total",
+        "blindledger_jobs_total",
+        "blindledger_jobs_submitted_total",
+        "blindledger_policy_decisions_total",
+        "blindledger_policy_bundle_info",
+        "blindledger_policy_bundle_failing",
+        "blindledger_policy_bundle_last_check_timestamp_seconds",
+        "blindledger_db_serving",
+        "blindledger_admin_commands_total",
+        "blindledger_audit_import_lag_seconds",
+    ] {
+        assert!(
+            families.contains_key(name),
+            "{name} is not exported:\n{scraped}"
+        );
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = vec![root.join("deploy/prometheus/alerts.yml")];
+    for entry in std::fs::read_dir(root.join("deploy/grafana")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("\\\"", "\"");
+        for name in blindledger_telemetry::referenced_metrics(&text) {
+            let Some(exported) = families.get(&name) else {
+                continue; // Not touched by this run; the catalog test checks the name.
+            };
+            // Every `name{label=...}` selector in the file names labels the series carry.
+            for (at, _) in text.match_indices(&format!("{name}{{")) {
+                let selector = &text[at + name.len() + 1..];
+                let selector = &selector[..selector.find('}').unwrap()];
+                for matcher in selector.split(',') {
+                    let label = matcher.split(['=', '!', '~']).next().unwrap().trim();
+                    assert!(
+                        exported.contains(label),
+                        "{}: {name} has no label {label} (it has {exported:?})",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+    let described: BTreeSet<&str> = scraped
+        .lines()
+        .filter_map(|l| l.strip_prefix("# HELP "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for family in scraped
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        assert!(described.contains(family), "{family} has no HELP text");
+    }
 }

@@ -86,6 +86,17 @@ impl Db {
         self.nodes.current()
     }
 
+    /// Connections of the current node's pool: open now, of which idle, and the most
+    /// allowed.
+    pub fn pool_stats(&self) -> (u32, usize, u32) {
+        let pool = self.pool();
+        (
+            pool.size(),
+            pool.num_idle(),
+            pool.options().get_max_connections(),
+        )
+    }
+
     /// The `host:port` of the node statements go to now (`sqlite` for SQLite).
     pub fn current_node(&self) -> &str {
         self.nodes.current_address()

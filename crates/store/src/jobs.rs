@@ -296,10 +296,28 @@ impl Db {
 
     /// Number of jobs not yet committed or failed.
     pub async fn queue_depth(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE state IN ('PENDING', 'RUNNING')")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(row.try_get(0)?)
+        let (pending, running) = self.jobs_by_state().await?;
+        Ok(pending + running)
+    }
+
+    /// Jobs pending and running, all tenants (the `jobs_state_seq` index).
+    pub async fn jobs_by_state(&self) -> Result<(i64, i64), StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) FROM jobs WHERE state IN ('PENDING', 'RUNNING') \
+             GROUP BY state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let (mut pending, mut running) = (0, 0);
+        for row in rows {
+            let state: String = row.try_get(0)?;
+            let count: i64 = row.try_get(1)?;
+            match state.as_str() {
+                "PENDING" => pending = count,
+                _ => running = count,
+            }
+        }
+        Ok((pending, running))
     }
 
     /// Claims up to `limit` runnable jobs for `owner`, leased until `lease_ms` from now.

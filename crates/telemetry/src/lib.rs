@@ -1,5 +1,6 @@
 //! Logging, tracing and metrics shared by every BlindLedger service.
 
+mod catalog;
 mod grpc_metrics;
 
 use std::net::SocketAddr;
@@ -8,7 +9,8 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-pub use grpc_metrics::GrpcMetricsLayer;
+pub use catalog::{referenced_metrics, METRICS};
+pub use grpc_metrics::{code_name, GrpcMetricsLayer, GrpcType, MeteredBody};
 
 /// Installs the process-wide tracing subscriber: human-readable lines, or JSON when
 /// `json` is set; filtered by `RUST_LOG` (default `info`). Safe to call more than once.
@@ -41,7 +43,10 @@ pub fn prometheus() -> PrometheusHandle {
                 .expect("static bucket list is not empty")
                 .install_recorder();
             match handle {
-                Ok(handle) => handle,
+                Ok(handle) => {
+                    catalog::describe_all();
+                    handle
+                }
                 // Another recorder is installed (embedding application): render an empty one.
                 Err(_) => PrometheusBuilder::new().build_recorder().handle(),
             }
@@ -49,40 +54,39 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Serves `/metrics` in the Prometheus text format on `addr` until the process ends.
-/// Returns the bound address (`addr` may use port 0).
+/// Serves `GET /metrics` in the Prometheus text format on `addr` until the process ends.
+/// Returns the bound address (`addr` may use port 0, which the exporter's own listener
+/// cannot report).
 pub async fn serve_metrics(addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let handle = prometheus();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    // A minimal HTTP/1.1 responder: the exporter's own listener cannot bind port 0 and
-    // report the port, which tests and `blindledger dev` need.
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                continue;
-            };
+    let handle = prometheus();
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
             let handle = handle.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let n = socket.read(&mut buf).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]);
-                let (status, body) = if request.starts_with("GET /metrics") {
-                    ("200 OK", handle.render())
-                } else {
-                    ("404 Not Found", String::from("not found\n"))
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
+            async move { metrics_response(&handle) }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "metrics server stopped");
         }
     });
     Ok(bound)
+}
+
+/// The `/metrics` answer: the text format with its content type.
+pub fn metrics_response(handle: &PrometheusHandle) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response()
 }
 
 /// Returns a database URL with its credentials hidden (`mysql://***@db:3306/x`), for logs

@@ -189,6 +189,6 @@ pub async fn health(State(state): State<AppState>) -> Result<&'static str, AppEr
 }
 
 /// `GET /metrics`: Prometheus text format.
-pub async fn metrics() -> String {
-    blindledger_telemetry::prometheus().render()
+pub async fn metrics() -> Response {
+    blindledger_telemetry::metrics_response(&blindledger_telemetry::prometheus())
 }

@@ -25,6 +25,8 @@ use crate::state::AppState;
 
 /// How often the planner's statistics of the trail are refreshed.
 const STATISTICS_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the import lag gauges are refreshed.
+const LAG_INTERVAL: Duration = Duration::from_secs(15);
 /// Decisions buffered for a slow live client before it skips some.
 const LIVE_BUFFER: usize = 1024;
 
@@ -163,6 +165,10 @@ impl Application {
             self.state.log.clone(),
             stop_rx.clone(),
         )));
+        tasks.push(tokio::spawn(report_import_lag(
+            self.state.log.clone(),
+            stop_rx.clone(),
+        )));
         if let Some(signer) = self.signer {
             let interval = Duration::from_millis(self.config.checkpoint_interval_ms.max(1_000));
             tasks.push(tokio::spawn(sign_checkpoints(
@@ -249,8 +255,12 @@ async fn sign_checkpoints(
             _ = stop.changed() => true,
         };
         match log.checkpoint(&signer).await {
-            Ok(Some(checkpoint)) => unpublished.push(checkpoint),
-            Ok(None) => {}
+            Ok(Some(checkpoint)) => {
+                unpublished.push(checkpoint);
+                covered_now();
+            }
+            // Nothing appended since the last checkpoint: the chain is covered as of now.
+            Ok(None) => covered_now(),
             Err(err) => tracing::warn!(error = %err, "audit checkpoint failed"),
         }
         if let Some(published) = &published {
@@ -264,8 +274,40 @@ async fn sign_checkpoints(
                 unpublished.remove(0);
             }
         }
+        metrics::gauge!("blindledger_audit_checkpoints_unpublished").set(unpublished.len() as f64);
         if stopping {
             return;
+        }
+    }
+}
+
+/// Records that every row of the chain is covered by a signed checkpoint as of now.
+fn covered_now() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    metrics::gauge!("blindledger_audit_checkpoint_covered_timestamp_seconds")
+        .set(now.as_secs_f64());
+}
+
+/// Publishes how far the trail lags each source table, every [`LAG_INTERVAL`]: the age of
+/// the oldest row not imported yet (0 when none waits; +Inf when the source cannot be
+/// read, so that a lag alert fires).
+async fn report_import_lag(log: AuditLog, mut stop: watch::Receiver<bool>) {
+    loop {
+        let now = blindledger_audit::now_ms();
+        for (source, lag) in crate::queries::attention::source_lags(&log).await {
+            let seconds = match lag {
+                Ok(Some((_, oldest))) => (now - oldest).max(0) as f64 / 1000.0,
+                Ok(None) => 0.0,
+                Err(_) => f64::INFINITY,
+            };
+            metrics::gauge!("blindledger_audit_import_lag_seconds", "source" => source)
+                .set(seconds);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LAG_INTERVAL) => {}
+            _ = stop.changed() => return,
         }
     }
 }

@@ -140,7 +140,5 @@ fn requested_wait(headers: &HeaderMap) -> Duration {
 }
 
 async fn metrics() -> Response {
-    let body = blindledger_telemetry::prometheus().render();
-    let content_type = "text/plain; version=0.0.4";
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    blindledger_telemetry::metrics_response(&blindledger_telemetry::prometheus())
 }

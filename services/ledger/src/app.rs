@@ -15,7 +15,7 @@ use blindledger_fhe::FheExecutor;
 use blindledger_gate::{AuthLayer, BundleLoader, PolicyGate, TokenVerifier};
 use blindledger_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use blindledger_store::{Db, KeyBlobStore};
-use blindledger_telemetry::GrpcMetricsLayer;
+use blindledger_telemetry::{GrpcMetricsLayer, GrpcType};
 
 use crate::config::LedgerConfig;
 use crate::grpc::LedgerGrpc;
@@ -229,8 +229,9 @@ impl Application {
     }
 }
 
-/// The paths of every method this server serves, which alone get their own metric labels.
-fn served_methods() -> anyhow::Result<Vec<String>> {
+/// Every method this server serves, with its streaming type: these alone get their own
+/// metric labels.
+fn served_methods() -> anyhow::Result<Vec<(String, GrpcType)>> {
     let sets = [
         blindledger_proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -238,17 +239,29 @@ fn served_methods() -> anyhow::Result<Vec<String>> {
     ];
     let mut methods = Vec::new();
     for set in sets {
-        methods.extend(blindledger_proto::method_paths(set).context("reading a descriptor set")?);
+        let declared = blindledger_proto::methods(set).context("reading a descriptor set")?;
+        methods.extend(declared.into_iter().map(|m| {
+            let kind = GrpcType::of(m.client_streaming, m.server_streaming);
+            (m.path, kind)
+        }));
     }
     Ok(methods)
 }
 
-/// Publishes the number of unfinished jobs every few seconds.
+/// Publishes the number of unfinished jobs, by state, and the database pool's use every few
+/// seconds.
 async fn report_queue_depth(ledger: Arc<Ledger>, mut stop: watch::Receiver<bool>) {
     loop {
-        if let Ok(depth) = ledger.db().queue_depth().await {
-            metrics::gauge!("blindledger_jobs_queue_depth").set(depth as f64);
+        if let Ok((pending, running)) = ledger.db().jobs_by_state().await {
+            metrics::gauge!("blindledger_jobs_queue_depth").set((pending + running) as f64);
+            metrics::gauge!("blindledger_jobs_open", "state" => "pending").set(pending as f64);
+            metrics::gauge!("blindledger_jobs_open", "state" => "running").set(running as f64);
         }
+        let (open, idle, max) = ledger.db().pool_stats();
+        metrics::gauge!("blindledger_db_pool_connections", "state" => "idle").set(idle as f64);
+        metrics::gauge!("blindledger_db_pool_connections", "state" => "in_use")
+            .set(open.saturating_sub(idle as u32) as f64);
+        metrics::gauge!("blindledger_db_pool_max_connections").set(f64::from(max));
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
             _ = stop.changed() => return,
@@ -264,7 +277,9 @@ async fn report_health(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        if *serving.borrow_and_update() {
+        let up = *serving.borrow_and_update();
+        metrics::gauge!("blindledger_db_serving").set(if up { 1.0 } else { 0.0 });
+        if up {
             health
                 .set_serving::<LedgerServiceServer<LedgerGrpc>>()
                 .await;

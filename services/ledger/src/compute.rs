@@ -33,15 +33,22 @@ pub struct JobInputs {
 }
 
 /// Runs the job's homomorphic computation.
+///
+/// Its programmable bootstraps are counted with tfhe's PBS counter (process-wide): exact
+/// because the executor runs one job's FHE work at a time.
 pub fn compute(inputs: &JobInputs) -> Result<JobCommit, OpError> {
     let started = Instant::now();
+    let bootstraps_before = blindledger_fhe::pbs_count();
     let commit = match inputs.kind {
         JobKind::Deposit => deposit(inputs),
         JobKind::Withdraw | JobKind::Transfer => movement(inputs),
         JobKind::Aggregate => aggregate(inputs),
     }?;
-    metrics::histogram!("blindledger_fhe_op_seconds", "op" => inputs.kind.as_str())
+    let op = inputs.kind.as_str();
+    metrics::histogram!("blindledger_fhe_op_seconds", "op" => op)
         .record(started.elapsed().as_secs_f64());
+    let bootstraps = blindledger_fhe::pbs_count().saturating_sub(bootstraps_before);
+    metrics::counter!("blindledger_fhe_bootstraps_total", "op" => op).increment(bootstraps);
     Ok(commit)
 }
 

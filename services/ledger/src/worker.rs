@@ -80,6 +80,11 @@ pub async fn run_worker(
 
 async fn process(ledger: &Ledger, settings: &WorkerSettings, job: JobRow) {
     let _ = ledger.job_events.send(job.id.clone());
+    let since_submit = || (now_ms() - job.created_at).max(0) as f64 / 1000.0;
+    if job.attempts <= 1 {
+        metrics::histogram!("blindledger_job_queue_wait_seconds", "kind" => job.kind.clone())
+            .record(since_submit());
+    }
     let renewal = renew_lease(ledger.db.clone(), job.seq, settings.clone());
     let outcome = tokio::select! {
         outcome = run_with_retries(ledger, settings, &job) => outcome,
@@ -88,6 +93,8 @@ async fn process(ledger: &Ledger, settings: &WorkerSettings, job: JobRow) {
     let kind = job.kind.clone();
     match outcome {
         Ok(CommitOutcome::Committed) => {
+            metrics::histogram!("blindledger_job_latency_seconds", "kind" => kind.clone())
+                .record(since_submit());
             metrics::counter!("blindledger_jobs_total", "kind" => kind, "outcome" => "committed")
                 .increment(1);
             tracing::info!("job committed");

@@ -11,6 +11,11 @@ use crate::error::GateError;
 const BUNDLE_INFO: &str = "blindledger_policy_bundle_info";
 /// Counter of rejected bundle files and engine builds, labelled by `bundle`.
 const RELOAD_FAILURES: &str = "blindledger_policy_reload_failures_total";
+/// Gauge: 1 while the latest poll of `bundle` failed (its error is in the status), else 0.
+const FAILING: &str = "blindledger_policy_bundle_failing";
+/// Gauge: Unix time of the latest poll of `bundle` that succeeded (a new revision, the
+/// same one, or nothing published), for "bundle stale" alerts.
+const LAST_CHECK: &str = "blindledger_policy_bundle_last_check_timestamp_seconds";
 
 /// The state of one bundle, as OPA's status API reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +57,7 @@ impl Statuses {
 
     /// Records that `name` now runs `revision`.
     pub(super) fn activate(&self, name: &str, revision: &str) {
+        checked(name);
         self.update(name, |status| {
             if let Some(previous) = status.active_revision.replace(revision.to_string()) {
                 metrics::gauge!(BUNDLE_INFO, "bundle" => name.to_string(), "revision" => previous)
@@ -68,6 +74,7 @@ impl Statuses {
     /// Records that a new file for `name` was rejected; the previous revision stays.
     pub(super) fn fail(&self, name: &str, error: &GateError) {
         metrics::counter!(RELOAD_FAILURES, "bundle" => name.to_string()).increment(1);
+        metrics::gauge!(FAILING, "bundle" => name.to_string()).set(1.0);
         let message = error.to_string();
         let summary = without_source(&message);
         tracing::warn!(bundle = name, error = %summary, "policy bundle rejected, keeping the previous revision");
@@ -76,6 +83,7 @@ impl Statuses {
 
     /// Clears the error of `name`, whose file is back to the active revision.
     pub(super) fn clear_error(&self, name: &str) {
+        checked(name);
         self.update(name, |status| status.last_error = None);
     }
 
@@ -89,6 +97,15 @@ impl Statuses {
         // Updates are single assignments, so a poisoned lock still holds consistent data.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Records a successful poll of `name`.
+fn checked(name: &str) {
+    metrics::gauge!(FAILING, "bundle" => name.to_string()).set(0.0);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    metrics::gauge!(LAST_CHECK, "bundle" => name.to_string()).set(now.as_secs_f64());
 }
 
 /// Returns `message` on one line without the source excerpts (`3 | decision := {`, `| ^`)

@@ -162,21 +162,8 @@ fn from_events(
 /// A source that cannot be read is listed too: a trail whose lag is unknown needs a look.
 async fn trail_lag(log: &AuditLog, now: i64) -> Vec<Attention> {
     let mut list = Vec::new();
-    for (source, pending) in [
-        (
-            "decision_log",
-            "SELECT COUNT(*), MIN(logged_at) FROM decision_log WHERE seq > ?",
-        ),
-        (
-            "controller_activations",
-            "SELECT COUNT(*), MIN(activated_at) FROM controller_activations WHERE seq > ?",
-        ),
-        (
-            "jobs",
-            "SELECT COUNT(*), MIN(updated_at) FROM jobs WHERE updated_at > ?",
-        ),
-    ] {
-        match lag(log, source, pending).await {
+    for (source, lag) in source_lags(log).await {
+        match lag {
             Ok(Some((rows, oldest))) if now - oldest > LAG_MS => list.push(Attention {
                 kind: "audit trail",
                 entity: source.to_owned(),
@@ -199,6 +186,31 @@ async fn trail_lag(log: &AuditLog, now: i64) -> Vec<Attention> {
         }
     }
     list
+}
+
+/// For each source table the importer reads: how many rows wait past its position and when
+/// the oldest was written (none when nothing waits).
+pub async fn source_lags(
+    log: &AuditLog,
+) -> Vec<(&'static str, Result<Option<(i64, i64)>, sqlx::Error>)> {
+    let mut lags = Vec::new();
+    for (source, pending) in [
+        (
+            "decision_log",
+            "SELECT COUNT(*), MIN(logged_at) FROM decision_log WHERE seq > ?",
+        ),
+        (
+            "controller_activations",
+            "SELECT COUNT(*), MIN(activated_at) FROM controller_activations WHERE seq > ?",
+        ),
+        (
+            "jobs",
+            "SELECT COUNT(*), MIN(updated_at) FROM jobs WHERE updated_at > ?",
+        ),
+    ] {
+        lags.push((source, lag(log, source, pending).await));
+    }
+    lags
 }
 
 /// Rows of `source` past the importer's position, and when the oldest was written.

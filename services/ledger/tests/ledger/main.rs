@@ -12,6 +12,7 @@ mod gate;
 mod helpers;
 mod least_privilege;
 mod limits;
+mod metrics;
 mod mtls;
 mod pinning;
 mod quotas;
