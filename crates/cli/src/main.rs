@@ -133,10 +133,43 @@ enum Command {
     Db(DbCommand),
 }
 
+impl Command {
+    /// The verb's name, for its span.
+    fn verb(&self) -> &'static str {
+        match self {
+            Command::Dev(_) => "dev",
+            Command::Controller(_) => "controller",
+            Command::Keys(_) => "keys",
+            Command::Account(_) => "account",
+            Command::Deposit(_) => "deposit",
+            Command::Withdraw(_) => "withdraw",
+            Command::Transfer(_) => "transfer",
+            Command::Balance(_) => "balance",
+            Command::Job(_) => "job",
+            Command::Aggregate(_) => "aggregate",
+            Command::Transfers(_) => "transfers",
+            Command::Policy(_) => "policy",
+            Command::Token(_) => "token",
+            Command::Risk(_) => "risk",
+            Command::Audit(_) => "audit",
+            Command::Admin(_) => "admin",
+            Command::Db(_) => "db",
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    // The long-running verbs install their own logging; every other verb exports its span
+    // (and the ledger calls under it) when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    if !matches!(cli.command, Command::Dev(_) | Command::Controller(_)) {
+        blindledger_telemetry::init_trace_export("blindledger-cli");
+    }
+    let span = tracing::info_span!("cli.command", verb = cli.command.verb());
+    let result = tracing::Instrument::instrument(run(cli), span).await;
+    blindledger_telemetry::shutdown_tracing();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", report(&err));

@@ -138,8 +138,30 @@ impl tonic::service::Interceptor for BearerToken {
                 .metadata_mut()
                 .insert("authorization", value.clone());
         }
+        inject_trace_context(request.metadata_mut());
         Ok(request)
     }
+}
+
+/// Writes the current span's W3C trace context (`traceparent`) into a call's metadata, so
+/// the ledger's spans join the caller's trace (nothing when the caller traces nothing).
+fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    struct Injector<'a>(&'a mut tonic::metadata::MetadataMap);
+    impl opentelemetry::propagation::Injector for Injector<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            if let (Ok(key), Ok(value)) = (
+                tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+                value.parse::<MetadataValue<Ascii>>(),
+            ) {
+                self.0.insert(key, value);
+            }
+        }
+    }
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut Injector(metadata));
+    });
 }
 
 /// TLS to the ledger: the CA its certificate chains to, and a client certificate with its

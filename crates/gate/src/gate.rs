@@ -203,6 +203,7 @@ impl PolicyGate {
     /// `UNAVAILABLE`. A denial is `PERMISSION_DENIED` with the policy's reasons; an evaluation
     /// error or undefined decision is a denial too (fail closed). Both carry the decision id
     /// in the `x-decision-id` metadata.
+    #[tracing::instrument(name = "policy.authorize", skip_all, fields(method = %method))]
     pub async fn authorize(
         &self,
         principal: &Principal,
@@ -234,6 +235,7 @@ impl PolicyGate {
         // v7 ids sort by time, which keeps the audit table's index append-only.
         event.decision_id = uuid::Uuid::now_v7().to_string();
         event.requested_by = Some(principal.subject.clone());
+        (event.trace_id, event.span_id) = blindledger_telemetry::traces::current_ids().unzip();
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         event
             .metrics
@@ -294,6 +296,7 @@ impl PolicyGate {
         let mut event = engine.decision_event(&input, None);
         event.decision_id = uuid::Uuid::now_v7().to_string();
         event.requested_by = Some(principal.subject.clone());
+        (event.trace_id, event.span_id) = blindledger_telemetry::traces::current_ids().unzip();
         event.labels.insert(
             "service_region".to_string(),
             self.inner.service_region.clone(),

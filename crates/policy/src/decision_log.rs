@@ -47,6 +47,9 @@ pub struct DecisionEvent {
     /// Trace id of the request, linking the event to its trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// Span id of the decision within that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
     /// Who asked (the caller's principal or address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
@@ -67,6 +70,7 @@ impl DecisionEvent {
             masked: Vec::new(),
             labels: BTreeMap::new(),
             trace_id: None,
+            span_id: None,
             requested_by: None,
         }
     }

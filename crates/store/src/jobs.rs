@@ -84,6 +84,8 @@ pub struct NewJob {
     pub payload: Option<Vec<u8>>,
     /// Kind-specific plaintext parameters (JSON).
     pub params: String,
+    /// The W3C `traceparent` of the request that queued it, if traced.
+    pub trace_parent: Option<String>,
 }
 
 /// A stored job.
@@ -127,6 +129,8 @@ pub struct JobRow {
     pub updated_at: i64,
     /// Commit time (Unix ms).
     pub committed_at: Option<i64>,
+    /// The W3C `traceparent` of the request that queued it, if traced.
+    pub trace_parent: Option<String>,
 }
 
 /// What `submit_job` did.
@@ -168,7 +172,7 @@ pub enum CommitOutcome {
 
 const COLUMNS: &str = "seq, id, tenant, kind, state, account_a, account_b, request_hash, payload, \
     params, attempts, failure_reason, result_moved, result_ok, result_sum_out, result_sum_in, \
-    result_count, result_transfers, created_at, updated_at, committed_at";
+    result_count, result_transfers, created_at, updated_at, committed_at, trace_parent";
 
 fn from_row(row: AnyRow) -> Result<JobRow, StoreError> {
     let state: String = row.try_get(4)?;
@@ -195,6 +199,7 @@ fn from_row(row: AnyRow) -> Result<JobRow, StoreError> {
         created_at: row.try_get(18)?,
         updated_at: row.try_get(19)?,
         committed_at: row.try_get(20)?,
+        trace_parent: row.try_get(21)?,
     })
 }
 
@@ -204,8 +209,8 @@ impl Db {
         let now = now_ms();
         let inserted = sqlx::query(
             "INSERT INTO jobs (id, tenant, kind, state, account_a, account_b, idempotency_key, \
-             request_hash, payload, params, attempts, created_at, updated_at) \
-             VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+             request_hash, payload, params, attempts, created_at, updated_at, trace_parent) \
+             VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
         )
         .bind(&job.id)
         .bind(&job.tenant)
@@ -218,6 +223,7 @@ impl Db {
         .bind(&job.params)
         .bind(now)
         .bind(now)
+        .bind(job.trace_parent.as_deref())
         .execute(self.pool())
         .await;
         match inserted.map_err(StoreError::from) {

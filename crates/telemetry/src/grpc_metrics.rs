@@ -15,6 +15,9 @@
 //! client goes away before the end is `Canceled`. Messages are counted from the gRPC
 //! length-prefixed framing of the request and response bodies.
 //!
+//! Each request also gets its span (`grpc.request`), continuing the caller's trace when the
+//! request carries a W3C `traceparent`.
+//!
 //! It runs before authentication, on whatever path a caller sends: only the methods the
 //! server declares get their own labels, every other path is counted as `unknown`, so that
 //! no caller can create metric series.
@@ -207,6 +210,17 @@ where
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let labels = self.layer.labels_of(request.uri().path());
         metrics::counter!(STARTED, &labels.labels()).increment(1);
+        // The request's span, in the caller's trace when it sent one (`traceparent`); named
+        // by the declared method only, like the metrics.
+        let span = tracing::info_span!(
+            "grpc.request",
+            "otel.name" = %format_args!("{}/{}", labels.service, labels.method),
+            "otel.kind" = "server",
+            "rpc.system" = "grpc",
+            "rpc.service" = %labels.service,
+            "rpc.method" = %labels.method,
+        );
+        crate::traces::set_parent_from(&span, request.headers());
         let call = Call {
             labels,
             started: Instant::now(),
@@ -219,8 +233,8 @@ where
                 labels: call.labels.clone(),
             })
         });
-        let future = self.inner.call(request);
-        Box::pin(async move {
+        let future = span.in_scope(|| self.inner.call(request));
+        let handled = async move {
             let mut call = call;
             match future.await {
                 Ok(response) => {
@@ -240,7 +254,8 @@ where
                     Err(error)
                 }
             }
-        })
+        };
+        Box::pin(tracing::Instrument::instrument(handled, span))
     }
 }
 

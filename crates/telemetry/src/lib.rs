@@ -2,6 +2,7 @@
 
 mod catalog;
 mod grpc_metrics;
+pub mod traces;
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -11,21 +12,49 @@ use tracing_subscriber::EnvFilter;
 
 pub use catalog::{referenced_metrics, METRICS};
 pub use grpc_metrics::{code_name, GrpcMetricsLayer, GrpcType, MeteredBody};
+pub use traces::shutdown_tracing;
 
 /// Installs the process-wide tracing subscriber: human-readable lines, or JSON when
-/// `json` is set; filtered by `RUST_LOG` (default `info`). Safe to call more than once.
-pub fn init_tracing(json: bool) {
+/// `json` is set, filtered by `RUST_LOG` (default `info`); and, when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans exported over OTLP as `service` (see
+/// [`traces`]). Safe to call more than once: the first call wins.
+pub fn init_tracing(json: bool, service: &str) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    traces::install_propagator();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = if json {
-        builder.json().try_init()
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = if json {
+        lines.json().boxed()
     } else {
-        builder.try_init()
+        lines.boxed()
     };
+    // Spans are exported at the levels logged (RUST_LOG), not every library's trace spans.
+    let exported = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry()
+        .with(traces::otlp_layer(service).map(|layer| layer.with_filter(exported)))
+        .with(lines.with_filter(filter));
     // A second call (tests, `blindledger dev` embedding services) keeps the first subscriber.
-    drop(result);
+    drop(registry.try_init());
+}
+
+/// Installs span export only, without log lines (the CLI, whose output is its own): spans
+/// are exported as `service` when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and the trace
+/// context reaches the services it calls.
+pub fn init_trace_export(service: &str) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    traces::install_propagator();
+    if let Some(layer) = traces::otlp_layer(service) {
+        let exported = tracing_subscriber::filter::LevelFilter::INFO;
+        drop(
+            tracing_subscriber::registry()
+                .with(layer.with_filter(exported))
+                .try_init(),
+        );
+    }
 }
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();

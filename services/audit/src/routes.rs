@@ -51,5 +51,9 @@ pub fn router(state: AppState) -> Router {
         // Probes.
         .route("/healthz", get(api::health))
         .route("/metrics", get(api::metrics))
+        // Each request's span, in its caller's trace, named by its route.
+        .route_layer(axum::middleware::from_fn(
+            blindledger_telemetry::traces::trace_http,
+        ))
         .with_state(state)
 }

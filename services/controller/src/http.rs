@@ -56,6 +56,10 @@ pub fn router(controller: Arc<Controller>, tokens: TokenVerifier) -> Router {
         .route("/v1/policy/push", post(api::push))
         .route("/v1/policy/history", get(api::history))
         .route("/v1/policy/rollback/{revision}", post(api::rollback))
+        // Each request's span, in its caller's trace, named by its route.
+        .route_layer(axum::middleware::from_fn(
+            blindledger_telemetry::traces::trace_http,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(AppState { controller, tokens })
 }

@@ -37,6 +37,12 @@ pub struct JobInputs {
 /// Its programmable bootstraps are counted with tfhe's PBS counter (process-wide): exact
 /// because the executor runs one job's FHE work at a time.
 pub fn compute(inputs: &JobInputs) -> Result<JobCommit, OpError> {
+    let span = tracing::info_span!(
+        "fhe.compute",
+        op = inputs.kind.as_str(),
+        bootstraps = tracing::field::Empty
+    );
+    let _entered = span.enter();
     let started = Instant::now();
     let bootstraps_before = blindledger_fhe::pbs_count();
     let commit = match inputs.kind {
@@ -49,6 +55,7 @@ pub fn compute(inputs: &JobInputs) -> Result<JobCommit, OpError> {
         .record(started.elapsed().as_secs_f64());
     let bootstraps = blindledger_fhe::pbs_count().saturating_sub(bootstraps_before);
     metrics::counter!("blindledger_fhe_bootstraps_total", "op" => op).increment(bootstraps);
+    span.record("bootstraps", bootstraps);
     Ok(commit)
 }
 

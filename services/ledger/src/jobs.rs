@@ -193,6 +193,8 @@ impl Ledger {
             request_hash: request.fingerprint(),
             payload: request.amount.clone(),
             params: serde_json::to_string(&params).map_err(|e| LedgerError::Internal(e.into()))?,
+            // The worker's span continues this request's trace.
+            trace_parent: blindledger_telemetry::traces::current_traceparent(),
         };
         match self.db.submit_job(&job).await? {
             SubmitOutcome::Created(row) => {

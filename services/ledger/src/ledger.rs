@@ -288,7 +288,9 @@ impl Ledger {
     ) -> Result<R, LedgerError> {
         let key = self.server_key(tenant).await?;
         let fhe = self.fhe.clone();
-        tokio::task::spawn_blocking(move || fhe.run(&key, work))
+        // The caller's span goes with the work onto the FHE pool's thread.
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || fhe.run(&key, move || span.in_scope(work)))
             .await
             .map_err(|e| LedgerError::Internal(e.into()))
     }

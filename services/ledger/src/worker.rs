@@ -60,6 +60,11 @@ pub async fn run_worker(
             Ok(jobs) if !jobs.is_empty() => {
                 for job in jobs {
                     let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts);
+                    // In the trace of the request that queued it (in this instance or another).
+                    blindledger_telemetry::traces::set_parent_traceparent(
+                        &span,
+                        job.trace_parent.as_deref(),
+                    );
                     process(&ledger, &settings, job).instrument(span).await;
                 }
                 continue;
@@ -156,7 +161,11 @@ async fn run_with_retries(
         let inputs = read_inputs(ledger, job).await?;
         let tenant = ledger.tenant_row(&job.tenant).await?;
         let commit = ledger.run_fhe(&tenant, move || compute(&inputs)).await??;
-        match ledger.db.commit_job(job, &settings.owner, &commit).await? {
+        let committing = ledger.db.commit_job(job, &settings.owner, &commit);
+        match committing
+            .instrument(tracing::info_span!("job.commit"))
+            .await?
+        {
             CommitOutcome::StaleBalance => {
                 tracing::info!("balance changed under the job; recomputing");
                 continue;

@@ -18,7 +18,10 @@ pub struct ControllerArgs {
 
 /// Runs the controller until Ctrl-C.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
-    blindledger_telemetry::init_tracing(std::env::var_os("BLINDLEDGER_LOG_JSON").is_some());
+    blindledger_telemetry::init_tracing(
+        std::env::var_os("BLINDLEDGER_LOG_JSON").is_some(),
+        "blindledger-controller",
+    );
     let config = ControllerConfig::load(args.config.as_deref()).context("loading configuration")?;
     let app = Application::build(config).await?;
     println!("controller listening on {}", app.base_url());

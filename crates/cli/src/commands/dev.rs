@@ -52,7 +52,7 @@ pub struct DevArgs {
 
 /// Runs the three services until Ctrl-C, then shuts them down gracefully.
 pub async fn run(ctx: &Context, args: DevArgs) -> anyhow::Result<()> {
-    blindledger_telemetry::init_tracing(false);
+    blindledger_telemetry::init_tracing(false, "blindledger-dev");
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut config = dev_config(&args)?;
     let keys = provision(ctx, &args)?;

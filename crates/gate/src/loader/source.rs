@@ -118,10 +118,14 @@ impl Fetcher {
         })
     }
 
-    /// A GET of `url`, with the bearer token when one is configured. The token itself is
+    /// A GET of `url`, with the caller's trace context, and the bearer token when one is
+    /// configured. The token itself is
     /// never in an error: only the file that could not be read.
     async fn request(&self, url: &str) -> Result<reqwest::RequestBuilder, String> {
-        let request = self.http.get(url);
+        // The reload's trace continues at the bundle server.
+        let mut traced = http::HeaderMap::new();
+        blindledger_telemetry::traces::inject_current(&mut traced);
+        let request = self.http.get(url).headers(traced);
         let Some(path) = &self.token_file else {
             return Ok(request);
         };

@@ -84,6 +84,7 @@ async fn workers_take_ready_jobs_in_turns_across_tenants() {
         request_hash: "h".into(),
         payload: None,
         params: "{}".into(),
+        trace_parent: None,
     };
     // acme queued three ready jobs before globex queued one.
     for account in ["a1", "a2", "a3"] {
