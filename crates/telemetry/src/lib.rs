@@ -39,6 +39,15 @@ pub fn init_tracing(json: bool, service: &str) {
     drop(registry.try_init());
 }
 
+/// Runs a service process's `main`: logs and traces set up as `service` (JSON lines with
+/// `BLINDLEDGER_LOG_JSON`), then `main`, then the spans still buffered exported.
+pub async fn service_main<T>(service: &str, main: impl std::future::Future<Output = T>) -> T {
+    init_tracing(std::env::var_os("BLINDLEDGER_LOG_JSON").is_some(), service);
+    let result = main.await;
+    traces::shutdown_tracing();
+    result
+}
+
 /// Installs span export only, without log lines (the CLI, whose output is its own): spans
 /// are exported as `service` when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and the trace
 /// context reaches the services it calls.

@@ -10,22 +10,17 @@ use blindledger_audit_service::{Application, AuditConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    blindledger_telemetry::init_tracing(
-        std::env::var_os("BLINDLEDGER_LOG_JSON").is_some(),
-        "blindledger-audit",
-    );
-    let config_file = config_path()?;
-    let config = AuditConfig::load(config_file.as_deref()).context("loading configuration")?;
-    let app = Application::build(config).await?;
-    println!("listening {}", app.addr());
-    let result = app
-        .run_until(async {
+    blindledger_telemetry::service_main("blindledger-audit", async {
+        let config_file = config_path()?;
+        let config = AuditConfig::load(config_file.as_deref()).context("loading configuration")?;
+        let app = Application::build(config).await?;
+        println!("listening {}", app.addr());
+        app.run_until(async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await;
-    // Spans still buffered are exported before the process exits.
-    blindledger_telemetry::shutdown_tracing();
-    result
+        .await
+    })
+    .await
 }
 
 fn config_path() -> anyhow::Result<Option<PathBuf>> {
