@@ -154,10 +154,15 @@ impl Application {
             self.ledger.db().serving(),
             stop_rx.clone(),
         ));
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(blindledger_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        // Reflection in both versions: v1, and v1alpha, which grpcurl before 1.9, Python's
+        // grpcio-reflection, Postman and Evans still speak.
+        let schema = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(blindledger_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection = schema().build_v1()?;
+        let reflection_v1alpha = schema().build_v1alpha()?;
         let max = self.config.max_message_bytes;
         let poll = std::time::Duration::from_millis(self.config.policy_poll_ms.max(100));
         let mut loader_stop = stop_rx.clone();
@@ -184,10 +189,12 @@ impl Application {
                 AuthLayer::new(self.tokens.clone())
                     .peer_grants(self.config.peer_grants.clone())
                     .public_path_prefix("/grpc.health.v1.Health/")
-                    .public_path_prefix("/grpc.reflection.v1.ServerReflection/"),
+                    .public_path_prefix("/grpc.reflection.v1.ServerReflection/")
+                    .public_path_prefix("/grpc.reflection.v1alpha.ServerReflection/"),
             )
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
                 tokio::select! {
@@ -236,6 +243,7 @@ fn served_methods() -> anyhow::Result<Vec<(String, GrpcType)>> {
         blindledger_proto::FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ];
     let mut methods = Vec::new();
     for set in sets {

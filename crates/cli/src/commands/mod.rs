@@ -97,7 +97,8 @@ impl Context {
     }
 }
 
-/// Sends one request to an HTTP service (`name`, at `url`) with a bearer `token` when given;
+/// Sends one request to an HTTP service (`name`, at `url`) with the command's trace context
+/// and a bearer `token` when given;
 /// the response is returned whatever its status, for the caller to read its own error shape.
 pub(crate) async fn send_http(
     name: &str,
@@ -108,7 +109,10 @@ pub(crate) async fn send_http(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let base = url.trim_end_matches('/');
-    let mut builder = request(&client, base);
+    // The command's trace continues at the service.
+    let mut traced = reqwest::header::HeaderMap::new();
+    blindledger_telemetry::traces::inject_current(&mut traced);
+    let mut builder = request(&client, base).headers(traced);
     if let Some(token) = token {
         builder = builder.bearer_auth(token);
     }

@@ -16,5 +16,6 @@ mod metrics;
 mod mtls;
 mod pinning;
 mod quotas;
+mod reflection;
 mod restart;
 mod risk_loop;
