@@ -97,6 +97,16 @@ impl Db {
         )
     }
 
+    /// How long taking a connection from the current node's pool takes now (a probe, as a
+    /// statement would wait for one); the connection goes back at once.
+    pub async fn probe_acquire(&self) -> Result<std::time::Duration, StoreError> {
+        let started = std::time::Instant::now();
+        let connection = self.pool().acquire().await?;
+        let waited = started.elapsed();
+        drop(connection);
+        Ok(waited)
+    }
+
     /// The `host:port` of the node statements go to now (`sqlite` for SQLite).
     pub fn current_node(&self) -> &str {
         self.nodes.current_address()

@@ -80,6 +80,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "blindledger_db_pool_max_connections",
         "Most connections the database pool opens.",
     ),
+    (
+        "blindledger_db_pool_acquire_seconds",
+        "Time to take a connection from the database pool, probed every 5 s, in seconds.",
+    ),
     // Ledger (services/ledger).
     (
         "blindledger_jobs_submitted_total",

@@ -270,6 +270,9 @@ async fn report_queue_depth(ledger: Arc<Ledger>, mut stop: watch::Receiver<bool>
         metrics::gauge!("blindledger_db_pool_connections", "state" => "in_use")
             .set(open.saturating_sub(idle as u32) as f64);
         metrics::gauge!("blindledger_db_pool_max_connections").set(f64::from(max));
+        if let Ok(waited) = ledger.db().probe_acquire().await {
+            metrics::histogram!("blindledger_db_pool_acquire_seconds").record(waited.as_secs_f64());
+        }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
             _ = stop.changed() => return,

@@ -155,6 +155,10 @@ async fn grpc_metrics_are_labelled_as_go_grpc_prometheus_labels_them() {
         &[("state", "idle")]
     )
     .is_some());
+    assert!(
+        text.contains("blindledger_db_pool_acquire_seconds_count"),
+        "{text}"
+    );
     // No Rust spelling of a code, no status counted OK by default.
     assert!(!text.contains("grpc_code=\"Ok\""), "{text}");
 
