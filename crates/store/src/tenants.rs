@@ -24,6 +24,27 @@ pub struct TenantRow {
     pub server_key_size: i64,
 }
 
+/// The `INSERT` of a new tenant row, created and updated at `now`.
+fn insert(
+    t: &TenantRow,
+    now: i64,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO tenants (name, region, width_bits, public_key, key_id, \
+         server_key_path, server_key_size, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&t.name)
+    .bind(&t.region)
+    .bind(t.width_bits)
+    .bind(&t.public_key)
+    .bind(&t.key_id)
+    .bind(&t.server_key_path)
+    .bind(t.server_key_size)
+    .bind(now)
+    .bind(now)
+}
+
 impl Db {
     /// Registers a tenant or replaces its keys (a key rotation), returning the row.
     pub async fn upsert_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
@@ -48,22 +69,7 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            sqlx::query(
-                "INSERT INTO tenants (name, region, width_bits, public_key, key_id, \
-                 server_key_path, server_key_size, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&t.name)
-            .bind(&t.region)
-            .bind(t.width_bits)
-            .bind(&t.public_key)
-            .bind(&t.key_id)
-            .bind(&t.server_key_path)
-            .bind(t.server_key_size)
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert(t, now).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -75,23 +81,10 @@ impl Db {
     pub async fn register_tenant(&self, t: &TenantRow) -> Result<TenantRow, StoreError> {
         let now = now_ms();
         let inserted = retry_conflicts("register_tenant", || async {
-            sqlx::query(
-                "INSERT INTO tenants (name, region, width_bits, public_key, key_id, \
-                 server_key_path, server_key_size, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&t.name)
-            .bind(&t.region)
-            .bind(t.width_bits)
-            .bind(&t.public_key)
-            .bind(&t.key_id)
-            .bind(&t.server_key_path)
-            .bind(t.server_key_size)
-            .bind(now)
-            .bind(now)
-            .execute(self.pool())
-            .await
-            .map_err(StoreError::from)
+            insert(t, now)
+                .execute(self.pool())
+                .await
+                .map_err(StoreError::from)
         })
         .await;
         match inserted {
