@@ -372,6 +372,29 @@ ensure_chromium() {
   apt_install chromium chromium-driver || die "the dashboard tests need chromium and chromium-driver"
 }
 
+# openssl makes the keys and signatures of the independent OPA-bundle and identity-provider
+# token producers in the policy and gate tests.
+ensure_openssl() {
+  if command -v openssl >/dev/null 2>&1; then
+    log "openssl: $(openssl version)"
+    return 0
+  fi
+  apt_install openssl || die "the signature tests need the openssl command: apt-get install openssl"
+}
+
+# The JavaScript and Python clients' test needs node and npm, and python3 with venv.
+ensure_client_tools() {
+  local missing=()
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+  if ((${#missing[@]})); then
+    apt_install "${missing[@]}" || die "the client tests need: ${missing[*]}"
+  fi
+  log "clients: node $(node --version), npm $(npm --version), $(python3 --version)"
+}
+
 # promtool (Debian's prometheus package) checks the alert rules and their unit tests.
 ensure_promtool() {
   if command -v promtool >/dev/null 2>&1; then
@@ -430,6 +453,8 @@ main() {
   ensure_galera
   ensure_chromium
   ensure_promtool
+  ensure_openssl
+  ensure_client_tools
 
   header "[2/5] cargo fmt --all -- --check; alert rules and dashboards"
   cargo fmt --all -- --check
@@ -451,6 +476,14 @@ main() {
   # the tests, so the release build of tfhe is reused instead of compiled a second time.
   cargo build --release --workspace --bins --examples
   "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/blindledger" policy test policies/ --min-coverage 90
+
+  # ---- clients (begin) -------------------------------------------------------------------
+  # The JavaScript and Python clients against a private `blindledger dev`, with the binary
+  # built above (clients/test.sh builds nothing with cargo; it needs node 20+, npm, python3,
+  # and npm/PyPI to install the pinned dependencies). See docs/clients.md.
+  header "[clients] clients/test.sh: JavaScript and Python clients against blindledger dev"
+  BLINDLEDGER_BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/blindledger" bash "$REPO_ROOT/clients/test.sh"
+  # ---- clients (end) ---------------------------------------------------------------------
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then

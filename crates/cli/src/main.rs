@@ -6,13 +6,15 @@ mod account_ref;
 mod amount;
 mod commands;
 mod decrypt;
+mod exit;
 mod home;
 mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{CommandFactory, Parser, Subcommand};
 
 use commands::account::AccountCommand;
 use commands::aggregate::AggregateArgs;
@@ -32,8 +34,20 @@ use commands::{Context, TlsFiles};
 
 /// Confidential ledger on encrypted amounts (TFHE).
 #[derive(Debug, Parser)]
-#[command(name = "blindledger", version)]
+#[command(name = "blindledger", version, after_long_help = exit::EXIT_CODES_HELP)]
 struct Cli {
+    /// How results are printed: text for people, json for scripts (one JSON document per
+    /// result on stdout, JSON lines for streams; errors as a JSON object on stderr). Verbs
+    /// that write a file name it with -o/--out.
+    #[arg(
+        long = "output",
+        id = "format",
+        global = true,
+        env = "BLINDLEDGER_OUTPUT",
+        value_enum,
+        default_value_t = output::Format::Text
+    )]
+    output: output::Format,
     /// The ledger's gRPC endpoint.
     #[arg(
         long,
@@ -131,6 +145,17 @@ enum Command {
     /// Migrates the database; prints each service's least-privilege MariaDB grants.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Writes the manual pages (roff), one per command, into a directory.
+    Man {
+        /// Directory to write `blindledger.1`, `blindledger-deposit.1`... into.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 impl Command {
@@ -154,6 +179,8 @@ impl Command {
             Command::Audit(_) => "audit",
             Command::Admin(_) => "admin",
             Command::Db(_) => "db",
+            Command::Completions { .. } => "completions",
+            Command::Man { .. } => "man",
         }
     }
 }
@@ -167,14 +194,12 @@ async fn main() -> ExitCode {
         blindledger_telemetry::init_trace_export("blindledger-cli");
     }
     let span = tracing::info_span!("cli.command", verb = cli.command.verb());
+    output::set_format(cli.output);
     let result = tracing::Instrument::instrument(run(cli), span).await;
     blindledger_telemetry::shutdown_tracing();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", report(&err));
-            ExitCode::FAILURE
-        }
+        Err(err) => exit::report(&err, &report(&err)),
     }
 }
 
@@ -231,13 +256,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(command) => commands::audit::audit(&ctx, command).await,
         Command::Admin(command) => commands::audit::admin(&ctx, command).await,
         Command::Db(command) => commands::db::run(command).await,
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "blindledger", &mut script);
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&script).and_then(|()| stdout.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                written => written.context("writing the completion script"),
+            }
+        }
+        Command::Man { dir } => write_man_pages(&dir),
     }
+}
+
+/// Writes one roff page per command and subcommand (`blindledger-policy-sign.1`...).
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let command = Cli::command();
+    clap_mangen::generate_to(command, dir)
+        .with_context(|| format!("writing manual pages to {}", dir.display()))?;
+    let pages = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "1"))
+        .count();
+    output::emit(
+        serde_json::json!({ "dir": dir.display().to_string(), "pages": pages }),
+        || println!("{pages} manual pages in {}", dir.display()),
+    );
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]
@@ -271,6 +323,7 @@ mod tests {
             "blindledger policy test policies/",
             "blindledger policy build policies/ -o bundle.tar.gz --revision abc123",
             "blindledger policy sign bundle.tar.gz --key ci-signing.pem --kid ci",
+            "blindledger policy sign bundle.tar.gz --key ci-rsa.pem --kid ci --alg PS256",
             "blindledger policy inspect bundle.tar.gz",
             "blindledger token issue --sub alice --role teller --tenant acme",
             "blindledger audit verify",
@@ -308,6 +361,7 @@ mod tests {
             "blindledger audit verify --database-url sqlite://x --checkpoint-key nokid",
             "blindledger audit export --from 2026-11-01",
             "blindledger db grants --service bank",
+            "blindledger policy sign b.tar.gz --key k.pem --kid ci --alg none",
             "blindledger db grants --user ledger",
             "blindledger db grants --service ledger --user 'ledger'@'%';DROP",
         ];

@@ -1,13 +1,121 @@
 //! What the CLI prints. Only plaintext the user is entitled to reaches here: job
 //! metadata, and amounts this CLI decrypted with the user's own key. Never a key.
 
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use blindledger_client::proto::prost_types::Timestamp;
 use blindledger_client::{Job, JobKind, JobState, Transfer, TransferLimits};
 
+use serde_json::{json, Value};
+
 use crate::amount::Amount;
 use crate::decrypt::Decrypted;
+
+/// How results are printed (`--output`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON document per result on stdout (JSON lines for streams); errors as a JSON
+    /// object on stderr.
+    Json,
+}
+
+/// The process's output format, set once from `--output` before any verb runs.
+static FORMAT: OnceLock<Format> = OnceLock::new();
+
+/// Sets the output format; the first call wins.
+pub fn set_format(format: Format) {
+    let _ = FORMAT.set(format);
+}
+
+/// Whether results are printed as JSON.
+pub fn json() -> bool {
+    FORMAT.get() == Some(&Format::Json)
+}
+
+/// Prints one result: `value` as one line of JSON under `--output json`, else `text`.
+pub fn emit(value: Value, text: impl FnOnce()) {
+    if json() {
+        println!("{value}");
+    } else {
+        text();
+    }
+}
+
+/// A job as JSON: every field but its encrypted results.
+pub fn job_json(job: &Job) -> Value {
+    json!({
+        "id": job.id,
+        "kind": kind_name(job.kind()),
+        "state": state_name(job.state()),
+        "tenant": job.tenant,
+        "accounts": job.accounts,
+        "attempts": job.attempts,
+        "created_at": timestamp_json(job.created_at.as_ref()),
+        "updated_at": timestamp_json(job.updated_at.as_ref()),
+        "failure_reason": (!job.failure_reason.is_empty()).then_some(&job.failure_reason),
+    })
+}
+
+/// Decrypted results as JSON; amounts as exact decimal strings.
+pub fn decrypted_json(result: &Decrypted) -> Value {
+    match result {
+        Decrypted::Movement { moved, applied } => json!({
+            "moved": moved.to_string(),
+            "applied": applied,
+        }),
+        Decrypted::Aggregate {
+            sum_out,
+            sum_in,
+            count_above,
+            transfers,
+        } => json!({
+            "sum_out": sum_out.to_string(),
+            "sum_in": sum_in.to_string(),
+            "count_above": count_above,
+            "transfers": transfers,
+        }),
+    }
+}
+
+/// An account's transfer limits as JSON (`null` when none).
+pub fn limits_json(limits: Option<&TransferLimits>) -> Value {
+    match limits.filter(|l| l.max_amount != 0 || l.window_limit != 0) {
+        None => Value::Null,
+        Some(limits) => json!({
+            "max_amount": (limits.max_amount != 0).then(|| Amount(limits.max_amount).to_string()),
+            "window_limit": (limits.window_limit != 0).then(|| Amount(limits.window_limit).to_string()),
+            "window_seconds": (limits.window_limit != 0).then_some(limits.window_seconds),
+        }),
+    }
+}
+
+/// Transfer metadata as JSON.
+pub fn transfers_json(transfers: &[Transfer], more: bool) -> Value {
+    let items: Vec<Value> = transfers
+        .iter()
+        .map(|t| {
+            json!({
+                "created_at": timestamp_json(t.created_at.as_ref()),
+                "state": state_name(t.state()),
+                "from": t.from_account,
+                "to": t.to_account,
+                "job": t.job_id,
+            })
+        })
+        .collect();
+    json!({ "transfers": items, "more": more })
+}
+
+fn timestamp_json(ts: Option<&Timestamp>) -> Value {
+    match timestamp(ts).as_str() {
+        "-" => Value::Null,
+        text => Value::from(text),
+    }
+}
 
 /// A job kind in lowercase words.
 pub fn kind_name(kind: JobKind) -> &'static str {

@@ -22,20 +22,23 @@ struct Dev {
     data: PathBuf,
     ledger: String,
     audit: String,
+    controller: String,
     /// `host:port` of `/metrics` (the three services share one registry in `dev`).
     metrics: String,
 }
 
 impl Dev {
-    fn start(dir: &Path) -> Dev {
+    /// Starts `dev`, reading its addresses from its text output, or from its `ready` event
+    /// with `json` (`--output json`).
+    fn start(dir: &Path, json: bool) -> Dev {
         let home = dir.join("home");
         let data = dir.join("data");
-        let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        // Started outside the source tree, as after `cargo install`: the shipped policy is
+        // the one embedded in the binary, the data directory relative to where it runs.
         let mut child = Command::new(BIN)
-            .args(["dev", "--data-dir"])
-            .arg(&data)
-            .arg("--policies")
-            .arg(&policies)
+            .current_dir(dir)
+            .args(["--output", if json { "json" } else { "text" }])
+            .args(["dev", "--data-dir", "data"])
             .args(["--listen", "127.0.0.1:0"])
             .args(["--controller-listen", "127.0.0.1:0"])
             .args(["--audit-listen", "127.0.0.1:0"])
@@ -50,9 +53,32 @@ impl Dev {
         let mut ledger = None;
         let mut audit = None;
         let mut metrics = None;
+        let mut controller = None;
         for line in lines.by_ref() {
             let line = line.expect("dev prints its addresses");
             println!("dev: {line}");
+            if json {
+                let event: serde_json::Value =
+                    serde_json::from_str(&line).expect("each line is a JSON event");
+                if event["event"] == "ready" {
+                    let text = |key: &str| event[key].as_str().map(str::to_string);
+                    ledger = text("ledger");
+                    audit = text("dashboard");
+                    controller = text("controller");
+                    metrics = text("metrics").and_then(|m| {
+                        Some(
+                            m.strip_prefix("http://")?
+                                .strip_suffix("/metrics")?
+                                .to_string(),
+                        )
+                    });
+                    break;
+                }
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("controller at ") {
+                controller = rest.split_whitespace().next().map(str::to_string);
+            }
             if let Some(url) = line.strip_prefix("ledger listening on ") {
                 ledger = Some(url.to_string());
             }
@@ -78,6 +104,7 @@ impl Dev {
             data,
             ledger: ledger.expect("the ledger's address is printed"),
             audit: audit.expect("the dashboard's address is printed"),
+            controller: controller.expect("the controller's address is printed"),
             metrics: metrics.expect("the metrics address is printed"),
         }
     }
@@ -102,6 +129,7 @@ impl Dev {
             .args(args)
             .env("BLINDLEDGER_HOME", &self.home)
             .env("BLINDLEDGER_AUDIT", &self.audit)
+            .env("BLINDLEDGER_CONTROLLER", &self.controller)
             .output()
             .expect("the CLI runs");
         println!(
@@ -176,7 +204,7 @@ impl Drop for Dev {
 #[test]
 fn officers_freeze_accounts_and_the_ledger_enforces_it() {
     let dir = tempfile::tempdir().unwrap();
-    let dev = Dev::start(dir.path());
+    let dev = Dev::start(dir.path(), false);
     let registered = dev.ok(&["keys", "new", "--tenant", "acme", "--width", "32"]);
     dev.ok(&["account", "open", "acme/alice"]);
     dev.ok(&["account", "open", "acme/bob"]);
@@ -384,4 +412,155 @@ fn metrics_serve_what_alerts_and_dashboards_use(scraped: &str) {
     {
         assert!(described.contains(family), "{family} has no HELP text");
     }
+}
+
+/// Every verb that talks to the stack, as a script drives it: `--output json` gives one JSON
+/// document per result (JSON lines for `job watch` and `dev` itself), amounts as exact
+/// decimal strings; a failure is a JSON object on stderr whose exit status says what kind
+/// it is, with the policy decision's id on a denial.
+#[test]
+fn every_verb_answers_json_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start(dir.path(), true);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        let out = dev.ok(&all);
+        let mut lines = out.lines();
+        let value = serde_json::from_str(lines.next().expect("a document")).unwrap();
+        assert_eq!(lines.next(), None, "{args:?}: one document");
+        value
+    };
+    let failure = |args: &[&str], code: i32| -> serde_json::Value {
+        let mut all = vec!["--output", "json"];
+        all.extend_from_slice(args);
+        let out = dev.cli(&all);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let error: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stderr).trim()).unwrap();
+        error["error"].clone()
+    };
+
+    let keys = json(&["keys", "new", "--tenant", "acme", "--width", "32"]);
+    assert_eq!(
+        json(&["keys", "show", "acme"])["fingerprint"],
+        keys["fingerprint"]
+    );
+    let alice = json(&["account", "open", "acme/alice", "--max-amount", "50.00"]);
+    assert_eq!(alice["limits"]["max_amount"], "50.00");
+    json(&["account", "open", "acme/bob"]);
+    assert_eq!(json(&["balance", "acme/bob"])["balance"], "0.00");
+
+    let deposit = json(&["deposit", "acme/alice", "100.00", "--wait"]);
+    assert_eq!(deposit["job"]["state"], "committed");
+    assert!(deposit["idempotency_key"].is_string());
+    let transfer = json(&["transfer", "acme/alice", "acme/bob", "25.50", "--wait"]);
+    assert_eq!(transfer["results"]["moved"], "25.50");
+    assert_eq!(transfer["results"]["applied"], true);
+    // Over the account's limit: committed, nothing moved (the outcome is only known here,
+    // decrypted with the tenant's key).
+    let over = json(&["transfer", "acme/alice", "acme/bob", "60.00", "--wait"]);
+    assert_eq!(over["job"]["state"], "committed");
+    assert_eq!(over["results"]["applied"], false);
+    assert_eq!(json(&["balance", "acme/alice"])["balance"], "74.50");
+
+    let id = transfer["job"]["id"].as_str().unwrap();
+    assert_eq!(json(&["job", "get", id])["results"]["moved"], "25.50");
+    let watched = dev.ok(&["--output", "json", "job", "watch", id]);
+    let events: Vec<serde_json::Value> = watched
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.len() >= 2, "a transition and the outcome: {watched}");
+    assert_eq!(events.last().unwrap()["job"]["state"], "committed");
+    let queued = json(&["deposit", "acme/bob", "1.00"]);
+    assert_eq!(queued["job"]["kind"], "deposit");
+
+    let aggregate = json(&["aggregate", "acme/alice", "--wait"]);
+    assert_eq!(aggregate["results"]["sum_out"], "25.50");
+    let transfers = json(&["transfers", "acme/alice"]);
+    assert_eq!(transfers["transfers"].as_array().unwrap().len(), 2);
+
+    let status = json(&["policy", "status"]);
+    assert!(status["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["active_revision"].is_string()));
+    let history = json(&["policy", "history"]);
+    assert!(!history["revisions"].as_array().unwrap().is_empty());
+    let scores = json(&["risk", "scores"]);
+    assert!(scores["entities"].is_array(), "{scores}");
+    assert_eq!(json(&["audit", "verify"])["ok"], true);
+    let csv = dir.path().join("audit.csv");
+    assert!(
+        json(&["audit", "export", "-o", csv.to_str().unwrap()])["rows"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
+    // Exit statuses: not found is invalid input, a waited-for job past --timeout goes on,
+    // a policy denial carries its decision id (an unreachable ledger: output_json.rs).
+    assert_eq!(
+        failure(&["balance", "acme/nobody"], 2)["kind"],
+        "invalid_input"
+    );
+    let late = failure(
+        &["deposit", "acme/bob", "1.00", "--wait", "--timeout", "1ms"],
+        6,
+    );
+    assert!(
+        late["message"].as_str().unwrap().contains("goes on"),
+        "{late}"
+    );
+    let key = dev.data.join("dev/token.key");
+    let teller = json(&[
+        "token",
+        "issue",
+        "--sub",
+        "tom",
+        "--role",
+        "teller",
+        "--tenant",
+        "acme",
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    let denied = failure(
+        &[
+            "--token",
+            teller["token"].as_str().unwrap(),
+            "deposit",
+            "acme/bob",
+            "1.00",
+        ],
+        3,
+    );
+    assert_eq!(denied["kind"], "denied");
+    assert_eq!(
+        denied["decision_id"].as_str().unwrap().len(),
+        36,
+        "{denied}"
+    );
+    // The same denial in text names the decision id too.
+    let text = dev.cli(&[
+        "--token",
+        teller["token"].as_str().unwrap(),
+        "deposit",
+        "acme/bob",
+        "1.00",
+    ]);
+    assert_eq!(text.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&text.stderr).contains("decision id: "));
+
+    let officer_key = dev.data.join("dev/officer.key");
+    let frozen = json(&[
+        "admin",
+        "freeze",
+        "acme/bob",
+        "--officer-key",
+        officer_key.to_str().unwrap(),
+    ]);
+    assert_eq!(frozen["command"], "freeze");
 }

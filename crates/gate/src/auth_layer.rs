@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::{Either, Ready};
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
@@ -98,12 +98,14 @@ pub struct AuthService<S> {
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for AuthService<S>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
     ResBody: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Either<Ready<Result<S::Response, S::Error>>, S::Future>;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -116,40 +118,46 @@ where
             .iter()
             .any(|prefix| path.starts_with(prefix.as_str()))
         {
-            return Either::Right(self.inner.call(request));
+            return Box::pin(self.inner.call(request));
         }
-        let peer = peer_identity(request.extensions());
-        match authenticate(&self.verifier, &self.peers, request.headers(), peer) {
-            Ok(principal) => {
-                let method = CalledMethod(request.uri().path().to_owned());
-                request.extensions_mut().insert(principal);
-                request.extensions_mut().insert(method);
-                Either::Right(self.inner.call(request))
+        // The service that was polled ready handles this request; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = self.verifier.clone();
+        let peers = Arc::clone(&self.peers);
+        Box::pin(async move {
+            let peer = peer_identity(request.extensions());
+            match authenticate(&verifier, &peers, request.headers(), peer).await {
+                Ok(principal) => {
+                    let method = CalledMethod(request.uri().path().to_owned());
+                    request.extensions_mut().insert(principal);
+                    request.extensions_mut().insert(method);
+                    inner.call(request).await
+                }
+                Err(error) => {
+                    metrics::counter!(AUTH_FAILURES, "reason" => error.reason()).increment(1);
+                    tracing::debug!(
+                        reason = error.reason(),
+                        path = request.uri().path(),
+                        "request refused: authentication failed"
+                    );
+                    Ok(error.to_status().into_http())
+                }
             }
-            Err(error) => {
-                metrics::counter!(AUTH_FAILURES, "reason" => error.reason()).increment(1);
-                tracing::debug!(
-                    reason = error.reason(),
-                    path,
-                    "request refused: authentication failed"
-                );
-                let response = tonic::Status::unauthenticated(error.to_string()).into_http();
-                Either::Left(futures::future::ready(Ok(response)))
-            }
-        }
+        })
     }
 }
 
 /// The caller: its token's principal (with the certificate identity as `peer`), or, with
 /// no token, the principal granted to its certificate identity.
-fn authenticate(
+async fn authenticate(
     verifier: &TokenVerifier,
     peers: &BTreeMap<String, PeerGrant>,
     headers: &http::HeaderMap,
     peer: Option<String>,
 ) -> Result<Principal, AuthError> {
     if headers.contains_key(http::header::AUTHORIZATION) {
-        let mut principal = verify_bearer(verifier, headers)?;
+        let mut principal = verify_bearer(verifier, headers).await?;
         principal.peer = peer;
         return Ok(principal);
     }
@@ -184,7 +192,7 @@ fn peer_identity(extensions: &http::Extensions) -> Option<String> {
     })
 }
 
-fn verify_bearer(
+async fn verify_bearer(
     verifier: &TokenVerifier,
     headers: &http::HeaderMap,
 ) -> Result<Principal, AuthError> {
@@ -206,7 +214,7 @@ fn verify_bearer(
     if token.is_empty() {
         return Err(AuthError::Missing);
     }
-    verifier.verify(token)
+    verifier.verify_async(token).await
 }
 
 /// The full gRPC method of an authenticated request (`/package.Service/Method`), as the

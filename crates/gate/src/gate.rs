@@ -9,7 +9,9 @@ use arc_swap::ArcSwapOption;
 use blindledger_policy::{Decision, DecisionEvent, Obligations, PolicyEngine, PolicyError};
 use serde_json::{Map, Value};
 use tonic::metadata::MetadataValue;
-use tonic::Status;
+use tonic::{Code, Status};
+
+use crate::status::Details;
 
 use crate::auth::Principal;
 use crate::sink::DecisionSink;
@@ -42,18 +44,21 @@ pub struct Resource {
 impl Resource {
     /// Why this resource cannot be decided on: a value longer than [`MAX_RESOURCE_BYTES`] or
     /// holding a control character. The reason quotes the value as an [`excerpt`].
-    pub fn invalid(&self) -> Option<String> {
+    pub fn invalid(&self) -> Option<(&'static str, String)> {
         self.fields().into_iter().find_map(|(name, value)| {
             let value = value.as_deref()?;
             if value.len() > MAX_RESOURCE_BYTES {
-                Some(format!(
-                    "{name} {} is longer than {MAX_RESOURCE_BYTES} bytes",
-                    excerpt(value)
+                Some((
+                    name,
+                    format!(
+                        "{name} {} is longer than {MAX_RESOURCE_BYTES} bytes",
+                        excerpt(value)
+                    ),
                 ))
             } else if value.chars().any(char::is_control) {
-                Some(format!(
-                    "{name} {} holds a control character",
-                    excerpt(value)
+                Some((
+                    name,
+                    format!("{name} {} holds a control character", excerpt(value)),
                 ))
             } else {
                 None
@@ -210,18 +215,24 @@ impl PolicyGate {
         method: &str,
         resource: Resource,
     ) -> Result<Authorized, Status> {
-        if let Some(reason) = resource.invalid() {
-            return Err(self.refuse(principal, method, &resource, &reason).await);
+        if let Some((field, reason)) = resource.invalid() {
+            return Err(self
+                .refuse(principal, method, &resource, Some(field), &reason)
+                .await);
         }
         let Some(engine) = self.inner.engine.load_full() else {
             count(method, false);
-            return Err(Status::unavailable("no policy loaded"));
+            return Err(no_policy());
         };
         if let Some(bundle) = self.missing_bundle(&engine, method) {
             let reason = format!("the {bundle} bundle is not active: refused until it is");
-            let status = Status::unavailable(&reason);
+            let refusal = Refusal {
+                code: Code::Unavailable,
+                details: Details::reason("BUNDLE_NOT_ACTIVE"),
+                message: reason.clone(),
+            };
             return Err(self
-                .log_refusal(&engine, principal, method, &resource, &reason, status)
+                .log_refusal(&engine, principal, method, &resource, &reason, refusal)
                 .await);
         }
         let input = self.input(principal, method, &resource);
@@ -268,15 +279,24 @@ impl PolicyGate {
         principal: &Principal,
         method: &str,
         resource: &Resource,
+        field: Option<&str>,
         reason: &str,
     ) -> Status {
         let Some(engine) = self.inner.engine.load_full() else {
             count(method, false);
-            return Status::unavailable("no policy loaded");
+            return no_policy();
         };
-        let status = Status::invalid_argument(reason);
+        let mut details = Details::reason("INVALID_REQUEST");
+        if let Some(field) = field {
+            details = details.field(field, reason);
+        }
+        let refusal = Refusal {
+            code: Code::InvalidArgument,
+            details,
+            message: reason.to_string(),
+        };
         let reason = format!("invalid request: {reason}");
-        self.log_refusal(&engine, principal, method, resource, &reason, status)
+        self.log_refusal(&engine, principal, method, resource, &reason, refusal)
             .await
     }
 
@@ -289,7 +309,7 @@ impl PolicyGate {
         method: &str,
         resource: &Resource,
         reason: &str,
-        status: Status,
+        refusal: Refusal,
     ) -> Status {
         count(method, false);
         let input = self.input(principal, method, &resource.bounded());
@@ -306,7 +326,7 @@ impl PolicyGate {
         if let Err(status) = self.record(engine, event).await {
             return status;
         }
-        with_status_decision_id(status, &decision_id)
+        refusal.status(&decision_id)
     }
 
     /// Masks `event` and writes it; any failure means the decision cannot be given.
@@ -314,11 +334,13 @@ impl PolicyGate {
         // Writing an event the mask failed on could leak what the mask exists to hide.
         if let Err(error) = engine.mask(&mut event) {
             tracing::warn!(decision_id = %event.decision_id, %error, "decision log mask failed");
-            return Err(Status::unavailable("decision log unavailable"));
+            return Err(Details::reason("DECISION_LOG_UNAVAILABLE")
+                .status(Code::Unavailable, "decision log unavailable"));
         }
         if let Err(error) = self.inner.sink.record(&event).await {
             tracing::warn!(decision_id = %event.decision_id, %error, "decision log write failed");
-            return Err(Status::unavailable("decision log unavailable"));
+            return Err(Details::reason("DECISION_LOG_UNAVAILABLE")
+                .status(Code::Unavailable, "decision log unavailable"));
         }
         Ok(())
     }
@@ -355,7 +377,7 @@ fn verdict(
     outcome: Result<Decision, PolicyError>,
     decision_id: &str,
 ) -> Result<Authorized, Status> {
-    let status = match outcome {
+    let (reason, message) = match outcome {
         Ok(decision) if decision.allow => {
             let decision_id = decision_id.to_string();
             return Ok(Authorized {
@@ -363,14 +385,46 @@ fn verdict(
                 obligations: decision.obligations,
             });
         }
-        Ok(decision) if decision.reasons.is_empty() => Status::permission_denied("denied"),
-        Ok(decision) => {
-            Status::permission_denied(format!("denied: {}", decision.reasons.join("; ")))
-        }
+        Ok(decision) if decision.reasons.is_empty() => ("POLICY_DENIED", "denied".to_string()),
+        Ok(decision) => (
+            "POLICY_DENIED",
+            format!("denied: {}", decision.reasons.join("; ")),
+        ),
         // The cause is in the decision log; the caller only learns that it failed.
-        Err(_) => Status::permission_denied("denied: policy evaluation failed"),
+        Err(_) => (
+            "POLICY_EVALUATION_FAILED",
+            "denied: policy evaluation failed".to_string(),
+        ),
     };
-    Err(with_status_decision_id(status, decision_id))
+    let refusal = Refusal {
+        code: Code::PermissionDenied,
+        details: Details::reason(reason),
+        message,
+    };
+    Err(refusal.status(decision_id))
+}
+
+/// A refusal the gate logged: its status once the decision id is known.
+struct Refusal {
+    code: Code,
+    details: Details,
+    message: String,
+}
+
+impl Refusal {
+    /// The status, with the decision id in its `ErrorInfo` and in `x-decision-id`.
+    fn status(self, decision_id: &str) -> Status {
+        let status = self
+            .details
+            .decision_id(decision_id)
+            .status(self.code, self.message);
+        with_status_decision_id(status, decision_id)
+    }
+}
+
+/// `UNAVAILABLE` before any policy bundle is active.
+fn no_policy() -> Status {
+    Details::reason("POLICY_NOT_LOADED").status(Code::Unavailable, "no policy loaded")
 }
 
 fn with_status_decision_id(mut status: Status, decision_id: &str) -> Status {
@@ -392,7 +446,9 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<Principal, Status> {
         .extensions()
         .get::<Principal>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("missing bearer token"))
+        .ok_or_else(|| {
+            Details::reason("TOKEN_MISSING").status(Code::Unauthenticated, "missing bearer token")
+        })
 }
 
 /// Adds `x-decision-id` to a response's metadata, so callers can cite the decision.
@@ -431,7 +487,8 @@ mod tests {
             account: Some("x".repeat(MAX_RESOURCE_BYTES + 1)),
             ..ok.clone()
         };
-        let reason = long.invalid().unwrap();
+        let (field, reason) = long.invalid().unwrap();
+        assert_eq!(field, "account");
         assert!(
             reason.starts_with("account ") && reason.len() < 128,
             "{reason}"
@@ -440,6 +497,8 @@ mod tests {
             counterparty: Some("bob\n".into()),
             ..ok
         };
-        assert!(control.invalid().unwrap().contains("control character"));
+        let (field, reason) = control.invalid().unwrap();
+        assert_eq!(field, "counterparty");
+        assert!(reason.contains("control character"));
     }
 }

@@ -16,6 +16,7 @@ mod gate;
 mod loader;
 mod setup;
 mod sink;
+pub mod status;
 
 /// The token audience (`aud`) each service accepts by default: a token is for the services
 /// it names, so one stolen from a dashboard session cannot move money, and one for the
@@ -31,7 +32,8 @@ pub mod audiences {
     pub const ALL: [&str; 3] = [LEDGER, AUDIT, CONTROLLER];
 }
 
-pub use auth::{generate_keypair, AuthError, Principal, TokenIssuer, TokenVerifier};
+pub use auth::jwks::{Jwks, JwksTiming};
+pub use auth::{generate_keypair, AuthError, ClaimNames, Principal, TokenIssuer, TokenVerifier};
 pub use auth_layer::{AuthLayer, AuthService, CalledMethod, PeerGrant};
 pub use error::GateError;
 pub use gate::{
@@ -39,5 +41,5 @@ pub use gate::{
     MAX_RESOURCE_BYTES,
 };
 pub use loader::{BundleConfig, BundleLoader, BundleSource, BundleStatus};
-pub use setup::{read_key_files, PolicySettings};
+pub use setup::{read_key_files, PolicySettings, TokenSettings};
 pub use sink::{DbDecisionSink, DecisionSink, MemorySink};

@@ -138,3 +138,45 @@ pub fn read_key_files(
         })
         .collect()
 }
+
+/// How a service verifies access tokens, as its configuration says.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSettings<'a> {
+    /// Public keys (PEM or JWK files) by key id.
+    pub keys: &'a BTreeMap<String, PathBuf>,
+    /// An identity provider's JWKS URL, whose keys are trusted too.
+    pub jwks_url: Option<&'a str>,
+    /// Required `iss`.
+    pub issuer: &'a str,
+    /// Required `aud` (one of).
+    pub audience: &'a str,
+    /// The claim (or dotted path) roles are read from.
+    pub roles_claim: &'a str,
+    /// The claim (or dotted path) tenants are read from.
+    pub tenants_claim: &'a str,
+}
+
+impl TokenSettings<'_> {
+    /// The verifier; `what` says in the error which service refuses to start without keys.
+    /// With a JWKS URL, its keys are fetched in the background (needs a Tokio runtime).
+    pub fn verifier(&self, what: &str) -> anyhow::Result<crate::TokenVerifier> {
+        use anyhow::Context as _;
+        anyhow::ensure!(
+            !self.keys.is_empty() || self.jwks_url.is_some(),
+            "neither token_keys nor token_jwks_url configured: {what}"
+        );
+        let keys = read_key_files(self.keys)?;
+        let mut verifier = crate::TokenVerifier::new(&keys, self.issuer, self.audience)
+            .context("loading token keys")?
+            .with_claims(crate::auth::ClaimNames {
+                roles: self.roles_claim.to_string(),
+                tenants: self.tenants_claim.to_string(),
+            });
+        if let Some(url) = self.jwks_url {
+            let jwks = crate::auth::Jwks::new(url, crate::auth::jwks::JwksTiming::default())
+                .context("token_jwks_url")?;
+            verifier = verifier.with_jwks(jwks);
+        }
+        Ok(verifier)
+    }
+}

@@ -118,11 +118,13 @@ pub enum BundleError {
     /// The signature token is not a well-formed compact JWS.
     #[error(".signatures.json: malformed JWT: {0}")]
     MalformedJwt(String),
-    /// The token's algorithm is not EdDSA.
-    #[error(".signatures.json: signature algorithm '{alg}' rejected, only EdDSA is accepted")]
+    /// The token's algorithm is unknown, or not one its key may be used with.
+    #[error(".signatures.json: signature algorithm '{alg}' rejected: {reason}")]
     UnsupportedAlgorithm {
-        /// The `alg` header as found.
+        /// The `alg` header as found (truncated).
         alg: String,
+        /// Why: unknown, or which key type it was tried with.
+        reason: String,
     },
     /// Neither the JWT header `kid` nor the payload `keyid` names a key.
     #[error(".signatures.json: verification key ID is empty (no 'kid' header)")]

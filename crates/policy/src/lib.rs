@@ -21,6 +21,7 @@ mod canonical;
 pub mod decision_log;
 pub mod engine;
 mod error;
+pub mod jose;
 mod mask;
 mod roots;
 mod rules;

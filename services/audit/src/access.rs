@@ -48,7 +48,7 @@ async fn check(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let principal = match authenticate(&state, &request) {
+    let principal = match authenticate(&state, request.headers()).await {
         Ok(principal) => principal,
         Err(_) if caller == Caller::Browser => return Redirect::to("/login").into_response(),
         Err(error) => return error.into_response(),
@@ -66,11 +66,22 @@ async fn check(
 }
 
 /// The request's verified token.
-fn authenticate(state: &AppState, request: &Request) -> Result<Principal, AppError> {
-    let token = request_token(request.headers()).ok_or(AppError::Unauthenticated)?;
-    state.tokens.verify(token).map_err(|err| {
+async fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Principal, AppError> {
+    let token = request_token(headers).ok_or(AppError::Unauthenticated)?;
+    state.tokens.verify_async(token).await.map_err(|err| {
         tracing::debug!(reason = err.reason(), "sign-in token refused");
-        AppError::Unauthenticated
+        if err.is_unavailable() {
+            // Whether the token is valid is unknown: retry later, not sign in again.
+            AppError::Denied {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                message: "signing keys unavailable, retry later".to_string(),
+            }
+        } else {
+            AppError::Unauthenticated
+        }
     })
 }
 

@@ -11,9 +11,7 @@ use blindledger_audit::admin::{AdminCommands, OfficerKeys};
 use blindledger_audit::{
     AuditLog, CheckpointKeys, CheckpointSigner, Importer, PublishedCheckpoints,
 };
-use blindledger_gate::{
-    read_key_files, BundleLoader, DbDecisionSink, PolicySettings, TokenVerifier,
-};
+use blindledger_gate::{read_key_files, BundleLoader, DbDecisionSink, PolicySettings};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
@@ -53,16 +51,15 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Loads keys, connects to storage (migrating when configured) and binds the port.
     pub async fn build(config: AuditConfig) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            !config.token_keys.is_empty(),
-            "no token_keys configured: officers sign in with signed tokens"
-        );
-        let tokens = TokenVerifier::new(
-            &read_key_files(&config.token_keys)?,
-            &config.token_issuer,
-            &config.token_audience,
-        )
-        .context("loading token keys")?;
+        let tokens = blindledger_gate::TokenSettings {
+            keys: &config.token_keys,
+            jwks_url: config.token_jwks_url.as_deref(),
+            issuer: &config.token_issuer,
+            audience: &config.token_audience,
+            roles_claim: &config.token_roles_claim,
+            tenants_claim: &config.token_tenants_claim,
+        }
+        .verifier("officers sign in with signed tokens")?;
         let officers = OfficerKeys::from_pems(&read_key_files(&config.officer_keys)?)
             .context("loading officer keys")?;
         if officers.is_empty() {

@@ -25,13 +25,23 @@ pub struct AuditConfig {
     pub max_connections: u32,
     /// Run the shared migrations at start-up.
     pub migrate: bool,
-    /// Ed25519 public keys (PEM files) verifying officers' sign-in tokens, by key id.
+    /// Public keys (PEM or JWK files) verifying officers' sign-in tokens, by key id; or
+    /// `token_jwks_url`.
     pub token_keys: BTreeMap<String, PathBuf>,
     /// Required `iss` of sign-in tokens.
     pub token_issuer: String,
     /// Required `aud` of sign-in tokens: by default this service's own, `"blindledger-audit"`, so a token
     /// issued for another service is refused here.
     pub token_audience: String,
+    /// An identity provider's JWKS URL: tokens signed with its keys (RS256, ES256, EdDSA...)
+    /// are accepted too. Fetched at start, every 5 minutes, and when a token names a key id
+    /// not yet known (at most every 10 s).
+    pub token_jwks_url: Option<String>,
+    /// The claim roles are read from (a dotted path reaches into objects, e.g.
+    /// `realm_access.roles`); an array of strings or a space-separated string.
+    pub token_roles_claim: String,
+    /// The claim tenants are read from, as `token_roles_claim`.
+    pub token_tenants_claim: String,
     /// Region this instance runs in, as the policy's `context.service_region`.
     pub region: String,
     /// The `blindledger` policy bundle deciding every dashboard request: a file path, or
@@ -103,6 +113,9 @@ impl Default for AuditConfig {
             token_keys: BTreeMap::new(),
             token_issuer: "blindledger".into(),
             token_audience: blindledger_gate::audiences::AUDIT.into(),
+            token_jwks_url: None,
+            token_roles_claim: "roles".into(),
+            token_tenants_claim: "tenants".into(),
             region: "local".into(),
             policy_bundle: None,
             risk_bundle: None,
@@ -140,6 +153,9 @@ impl AuditConfig {
         "token_keys",
         "token_issuer",
         "token_audience",
+        "token_jwks_url",
+        "token_roles_claim",
+        "token_tenants_claim",
         "region",
         "policy_bundle",
         "risk_bundle",

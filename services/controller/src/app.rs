@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use blindledger_gate::{read_key_files, TokenVerifier};
+use blindledger_gate::TokenVerifier;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -195,11 +195,13 @@ async fn run_admin_sync(
 
 /// The API token verifier; the controller refuses to start without token keys.
 fn token_verifier(config: &ControllerConfig) -> anyhow::Result<TokenVerifier> {
-    anyhow::ensure!(
-        !config.token_keys.is_empty(),
-        "no token_keys configured: the controller authenticates every API call with a token"
-    );
-    let keys = read_key_files(&config.token_keys)?;
-    TokenVerifier::new(&keys, &config.token_issuer, &config.token_audience)
-        .context("loading token keys")
+    blindledger_gate::TokenSettings {
+        keys: &config.token_keys,
+        jwks_url: config.token_jwks_url.as_deref(),
+        issuer: &config.token_issuer,
+        audience: &config.token_audience,
+        roles_claim: &config.token_roles_claim,
+        tenants_claim: &config.token_tenants_claim,
+    }
+    .verifier("the controller authenticates every API call with a token")
 }

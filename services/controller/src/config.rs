@@ -45,13 +45,23 @@ pub struct ControllerConfig {
     /// Oldest officer-ordered rollback carried out, from the time the officer signed it: a
     /// copy of an old order written into `admin_actions` again is not carried out twice.
     pub rollback_max_age_ms: u64,
-    /// Ed25519 public keys (PEM files) verifying API tokens, by key id. Required.
+    /// Public keys (PEM or JWK files) verifying API tokens, by key id. Required unless
+    /// `token_jwks_url` is set.
     pub token_keys: BTreeMap<String, PathBuf>,
     /// Required `iss` of API tokens.
     pub token_issuer: String,
     /// Required `aud` of API tokens: by default this service's own, `"blindledger-controller"`, so a token
     /// issued for another service is refused here.
     pub token_audience: String,
+    /// An identity provider's JWKS URL: tokens signed with its keys (RS256, ES256, EdDSA...)
+    /// are accepted too. Fetched at start, every 5 minutes, and when a token names a key id
+    /// not yet known (at most every 10 s).
+    pub token_jwks_url: Option<String>,
+    /// The claim roles are read from (a dotted path reaches into objects, e.g.
+    /// `realm_access.roles`); an array of strings or a space-separated string.
+    pub token_roles_claim: String,
+    /// The claim tenants are read from, as `token_roles_claim`.
+    pub token_tenants_claim: String,
     /// A signed `blindledger` bundle served when none was ever pushed (verified with
     /// `ci_keys`, no tests or impact analysis): the first policy of a fresh installation.
     pub initial_policy_bundle: Option<PathBuf>,
@@ -130,6 +140,9 @@ impl Default for ControllerConfig {
             token_keys: BTreeMap::new(),
             token_issuer: "blindledger".into(),
             token_audience: blindledger_gate::audiences::CONTROLLER.into(),
+            token_jwks_url: None,
+            token_roles_claim: "roles".into(),
+            token_tenants_claim: "tenants".into(),
             initial_policy_bundle: None,
             cycle_interval_ms: 60_000,
             admin_sync_ms: 1_000,
@@ -172,6 +185,9 @@ impl ControllerConfig {
         "token_keys",
         "token_issuer",
         "token_audience",
+        "token_jwks_url",
+        "token_roles_claim",
+        "token_tenants_claim",
         "initial_policy_bundle",
         "cycle_interval_ms",
         "admin_sync_ms",

@@ -41,6 +41,9 @@ pub enum ControllerError {
     /// contents, a rollback target that no longer builds).
     #[error("{0}")]
     Conflict(String),
+    /// A dependency needed to decide (an identity provider's keys) cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database is unreachable or failed.
     #[error("storage unavailable, retry later")]
     Storage(#[from] sqlx::Error),
@@ -54,6 +57,7 @@ impl ControllerError {
     pub fn code(&self) -> &'static str {
         match self {
             ControllerError::Unauthenticated(_) => "unauthenticated",
+            ControllerError::Unavailable(_) => "unavailable",
             ControllerError::Forbidden(_) => "forbidden",
             ControllerError::InvalidArgument(_) => "invalid_argument",
             ControllerError::NotFound(_) => "not_found",
@@ -67,6 +71,7 @@ impl ControllerError {
     fn status(&self) -> StatusCode {
         match self {
             ControllerError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ControllerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ControllerError::Forbidden(_) => StatusCode::FORBIDDEN,
             ControllerError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             ControllerError::NotFound(_) => StatusCode::NOT_FOUND,

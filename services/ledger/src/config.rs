@@ -82,13 +82,23 @@ pub struct LedgerConfig {
     /// serves bundles only to a token with the `bundle_reader` role and its audience); read
     /// before each request, so it can be rotated in place.
     pub bundle_token_file: Option<PathBuf>,
-    /// Ed25519 public keys (PEM files) verifying access tokens, by key id. Required.
+    /// Public keys verifying access tokens, by key id: PEM (SPKI or PKCS#1) or JWK files of
+    /// Ed25519, RSA, P-256 or P-384 keys. Required unless `token_jwks_url` is set.
     pub token_keys: BTreeMap<String, PathBuf>,
     /// Required `iss` of access tokens.
     pub token_issuer: String,
     /// Required `aud` of access tokens: by default this service's own, `"blindledger-ledger"`, so a token
     /// issued for another service is refused here.
     pub token_audience: String,
+    /// An identity provider's JWKS URL: tokens signed with its keys (RS256, ES256, EdDSA...)
+    /// are accepted too. Fetched at start, every 5 minutes, and when a token names a key id
+    /// not yet known (at most every 10 s).
+    pub token_jwks_url: Option<String>,
+    /// The claim roles are read from (a dotted path reaches into objects, e.g.
+    /// `realm_access.roles`); an array of strings or a space-separated string.
+    pub token_roles_claim: String,
+    /// The claim tenants are read from, as `token_roles_claim`.
+    pub token_tenants_claim: String,
     /// The server's certificate chain (PEM file): serve gRPC over TLS. Unset: plaintext
     /// (behind a mesh or on localhost).
     pub tls_cert: Option<PathBuf>,
@@ -140,6 +150,9 @@ impl Default for LedgerConfig {
             token_keys: BTreeMap::new(),
             token_issuer: "blindledger".into(),
             token_audience: blindledger_gate::audiences::LEDGER.into(),
+            token_jwks_url: None,
+            token_roles_claim: "roles".into(),
+            token_tenants_claim: "tenants".into(),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -181,6 +194,9 @@ impl LedgerConfig {
         "token_keys",
         "token_issuer",
         "token_audience",
+        "token_jwks_url",
+        "token_roles_claim",
+        "token_tenants_claim",
         "tls_cert",
         "tls_key",
         "tls_client_ca",

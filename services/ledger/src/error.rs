@@ -71,22 +71,32 @@ impl From<OpError> for LedgerError {
 }
 
 impl From<LedgerError> for Status {
+    /// The status with its `google.rpc` details: an `ErrorInfo` reason per kind of error
+    /// (`INVALID_ARGUMENT`, `NOT_FOUND`, `ALREADY_EXISTS`, `FAILED_PRECONDITION`,
+    /// `TOO_LARGE`, `QUOTA_EXCEEDED`, `STORAGE_UNAVAILABLE`, `INTERNAL`), a `RetryInfo` on
+    /// the ones to retry (see [`blindledger_gate::status`]).
     fn from(err: LedgerError) -> Self {
-        let code = match &err {
-            LedgerError::InvalidArgument(_) => Code::InvalidArgument,
-            LedgerError::NotFound(_) => Code::NotFound,
-            LedgerError::AlreadyExists(_) => Code::AlreadyExists,
-            LedgerError::FailedPrecondition(_) => Code::FailedPrecondition,
-            LedgerError::TooLarge(_) | LedgerError::QuotaExceeded(_) => Code::ResourceExhausted,
+        let (code, reason) = match &err {
+            LedgerError::InvalidArgument(_) => (Code::InvalidArgument, "INVALID_ARGUMENT"),
+            LedgerError::NotFound(_) => (Code::NotFound, "NOT_FOUND"),
+            LedgerError::AlreadyExists(_) => (Code::AlreadyExists, "ALREADY_EXISTS"),
+            LedgerError::FailedPrecondition(_) => (Code::FailedPrecondition, "FAILED_PRECONDITION"),
+            LedgerError::TooLarge(_) => (Code::ResourceExhausted, "TOO_LARGE"),
+            LedgerError::QuotaExceeded(_) => (Code::ResourceExhausted, "QUOTA_EXCEEDED"),
             LedgerError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, cause = ?std::error::Error::source(cause), "storage unavailable");
-                Code::Unavailable
+                (Code::Unavailable, "STORAGE_UNAVAILABLE")
             }
             LedgerError::Internal(cause) => {
                 tracing::error!(error = %format_args!("{cause:#}"), "internal error");
-                Code::Internal
+                (Code::Internal, "INTERNAL")
             }
         };
-        Status::new(code, err.to_string())
+        let mut details = blindledger_gate::status::Details::reason(reason);
+        // A request too large is not made smaller by waiting.
+        if matches!(err, LedgerError::TooLarge(_)) {
+            details = details.never_retry();
+        }
+        details.status(code, err.to_string())
     }
 }

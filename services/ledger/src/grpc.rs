@@ -138,9 +138,15 @@ impl LedgerGrpc {
                     ..Resource::default()
                 };
                 let (principal, method) = (&caller.principal, &caller.method);
+                // The request field the name came in (a transfer names two accounts).
+                let field = match (what, method.ends_with("/Transfer")) {
+                    ("counterparty", _) => "to_account",
+                    ("account", true) => "from_account",
+                    (other, _) => other,
+                };
                 return Err(self
                     .gate
-                    .refuse(principal, method, &resource, &reason)
+                    .refuse(principal, method, &resource, Some(field), &reason)
                     .await);
             }
         }
@@ -281,12 +287,15 @@ impl LedgerService for LedgerGrpc {
             ..Resource::default()
         };
         let checked = validate_name("tenant", &header.tenant)
-            .and_then(|()| validate_name("region", &header.region));
-        if let Err(LedgerError::InvalidArgument(reason)) = checked {
+            .map_err(|e| ("header.tenant", e))
+            .and_then(|()| {
+                validate_name("region", &header.region).map_err(|e| ("header.region", e))
+            });
+        if let Err((field, LedgerError::InvalidArgument(reason))) = checked {
             let (principal, method) = (&caller.principal, &caller.method);
             return Err(self
                 .gate
-                .refuse(principal, method, &resource, &reason)
+                .refuse(principal, method, &resource, Some(field), &reason)
                 .await);
         }
         let allowed = self

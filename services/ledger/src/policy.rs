@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use blindledger_gate::{
-    read_key_files, BundleLoader, DbDecisionSink, PolicyGate, PolicySettings, TokenVerifier,
-};
+use blindledger_gate::{BundleLoader, DbDecisionSink, PolicyGate, PolicySettings, TokenVerifier};
 use blindledger_store::Db;
 
 use crate::config::LedgerConfig;
@@ -24,13 +22,15 @@ const MONEY_METHODS: &[&str] = &[
 
 /// The access-token verifier; the ledger refuses to start without token keys.
 pub fn token_verifier(config: &LedgerConfig) -> anyhow::Result<TokenVerifier> {
-    anyhow::ensure!(
-        !config.token_keys.is_empty(),
-        "no token_keys configured: the ledger authenticates every call with a signed token"
-    );
-    let keys = read_key_files(&config.token_keys)?;
-    TokenVerifier::new(&keys, &config.token_issuer, &config.token_audience)
-        .context("loading token keys")
+    blindledger_gate::TokenSettings {
+        keys: &config.token_keys,
+        jwks_url: config.token_jwks_url.as_deref(),
+        issuer: &config.token_issuer,
+        audience: &config.token_audience,
+        roles_claim: &config.token_roles_claim,
+        tenants_claim: &config.token_tenants_claim,
+    }
+    .verifier("the ledger authenticates every call with a signed token")
 }
 
 /// The gate, logging decisions to the database, and the loader that keeps its policy

@@ -47,8 +47,16 @@ async fn open(ctx: &Context, args: OpenArgs) -> anyhow::Result<()> {
         .open_account(&args.account.tenant, &args.account.account, limits)
         .await
         .with_context(|| format!("opening {}", args.account))?;
-    println!("opened {}", args.account);
-    output::print_limits(account.limits.as_ref());
+    output::emit(
+        serde_json::json!({
+            "opened": args.account.to_string(),
+            "limits": output::limits_json(account.limits.as_ref()),
+        }),
+        || {
+            println!("opened {}", args.account);
+            output::print_limits(account.limits.as_ref());
+        },
+    );
     Ok(())
 }
 

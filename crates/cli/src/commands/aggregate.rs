@@ -51,7 +51,7 @@ pub async fn run(ctx: &Context, args: AggregateArgs) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("queueing the aggregate of {}", args.account))?;
-    jobs::follow(ctx, &client, job, &key, args.options.wait).await
+    jobs::follow(ctx, &client, job, &key, &args.options).await
 }
 
 /// Fills in the period's defaults and checks that it is not empty.

@@ -10,7 +10,7 @@ use blindledger_audit::admin::{sign_command, Command, CommandPayload};
 use blindledger_audit::{AuditLog, CheckpointKeys, PublishedCheckpoints, VerifyOptions};
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::Context;
 
@@ -63,7 +63,7 @@ pub enum AuditCommand {
         #[arg(long, value_name = "TIME")]
         to: Option<String>,
         /// Output file (`-`: standard output)
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
         output: PathBuf,
         #[command(flatten)]
         api: AuditApi,
@@ -85,7 +85,7 @@ pub enum AdminCommand {
     /// service's `officer_keys`)
     NewKey {
         /// Private key file to write
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
         output: PathBuf,
     },
 }
@@ -131,7 +131,7 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<()> {
         } => {
             let published = published.map(|dir| (dir, max_unpublished));
             let report = verify_locally(&url, &checkpoint_keys, from_checkpoint, published).await?;
-            print_verify(&serde_json::from_value(report)?)
+            print_verify(&report)
         }
         AuditCommand::Verify {
             from_checkpoint,
@@ -144,7 +144,7 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<()> {
                 http.get(format!("{base}/api/audit/verify")).query(&query)
             })
             .await?;
-            let report: Verification = response
+            let report: Value = response
                 .json()
                 .await
                 .context("reading the verification report")?;
@@ -165,7 +165,10 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<()> {
             .await?;
             let rows = write_body(response, &output).await?;
             if output != Path::new("-") {
-                eprintln!("{rows} events written to {}", output.display());
+                let value = json!({ "rows": rows, "output": output.display().to_string() });
+                crate::output::emit(value, || {
+                    eprintln!("{rows} events written to {}", output.display())
+                });
             }
             Ok(())
         }
@@ -195,13 +198,21 @@ pub async fn admin(ctx: &Context, command: AdminCommand) -> anyhow::Result<()> {
     })
     .await?;
     let accepted: Value = response.json().await.context("reading the answer")?;
-    println!(
-        "{} {} accepted (audit event {}, nonce {})",
-        command.as_str(),
-        args.target,
-        accepted["audit_seq"],
-        payload.nonce
-    );
+    let value = json!({
+        "command": command.as_str(),
+        "target": args.target,
+        "audit_seq": accepted["audit_seq"],
+        "nonce": payload.nonce,
+    });
+    crate::output::emit(value, || {
+        println!(
+            "{} {} accepted (audit event {}, nonce {})",
+            command.as_str(),
+            args.target,
+            accepted["audit_seq"],
+            payload.nonce
+        )
+    });
     Ok(())
 }
 
@@ -216,10 +227,10 @@ fn default_kid(path: &Path) -> anyhow::Result<String> {
 
 fn new_key(output: &Path) -> anyhow::Result<()> {
     super::policy::keygen(output)?;
-    println!(
-        "key id {} (add the public key to the audit service's officer_keys under it)",
-        default_kid(output)?
-    );
+    let kid = default_kid(output)?;
+    crate::output::emit(json!({ "kid": kid }), || {
+        println!("key id {kid} (add the public key to the audit service's officer_keys under it)")
+    });
     Ok(())
 }
 
@@ -239,14 +250,20 @@ async fn send(
     if status.is_success() {
         return Ok(response);
     }
+    let decision_id = super::decision_id_header(response.headers());
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    let message = body["error"].as_str().unwrap_or("no reason given");
-    match body["rejection"].as_str() {
-        Some(rejection) => {
-            anyhow::bail!("the audit service refused ({status}): {rejection}: {message}")
-        }
-        None => anyhow::bail!("the audit service refused ({status}): {message}"),
+    let reason = body["error"].as_str().unwrap_or("no reason given");
+    let message = match body["rejection"].as_str() {
+        Some(rejection) => format!("{rejection}: {reason}"),
+        None => reason.to_string(),
+    };
+    Err(crate::exit::HttpRefusal {
+        service: "audit service",
+        status: status.as_u16(),
+        message,
+        decision_id,
     }
+    .into())
 }
 
 /// Streams a response body to `output` (`-`: stdout); returns the lines after the header.
@@ -337,25 +354,30 @@ struct Problem {
     message: String,
 }
 
-/// Prints a verification report; an error when anything is wrong.
-fn print_verify(report: &Verification) -> anyhow::Result<()> {
-    for finding in &report.problems {
-        println!("row {}: {}", finding.position, finding.message);
-    }
-    let rate = if report.elapsed_ms > 0 {
-        report.rows_checked as f64 * 1000.0 / report.elapsed_ms as f64
-    } else {
-        f64::INFINITY
-    };
-    println!(
-        "{} rows checked of {}, {} checkpoints, {} ms ({rate:.0} rows/s)",
-        report.rows_checked, report.head_size, report.checkpoints_checked, report.elapsed_ms
-    );
-    match report.problems.first() {
-        None if report.ok => {
-            println!("audit trail intact");
-            Ok(())
+/// Prints a verification report (the report itself under `--output json`); an error when
+/// anything is wrong.
+fn print_verify(value: &Value) -> anyhow::Result<()> {
+    let report: Verification =
+        serde_json::from_value(value.clone()).context("reading the verification report")?;
+    crate::output::emit(value.clone(), || {
+        for finding in &report.problems {
+            println!("row {}: {}", finding.position, finding.message);
         }
+        let rate = if report.elapsed_ms > 0 {
+            report.rows_checked as f64 * 1000.0 / report.elapsed_ms as f64
+        } else {
+            f64::INFINITY
+        };
+        println!(
+            "{} rows checked of {}, {} checkpoints, {} ms ({rate:.0} rows/s)",
+            report.rows_checked, report.head_size, report.checkpoints_checked, report.elapsed_ms
+        );
+        if report.ok && report.problems.is_empty() {
+            println!("audit trail intact");
+        }
+    });
+    match report.problems.first() {
+        None if report.ok => Ok(()),
         Some(first) => anyhow::bail!(
             "audit trail NOT intact: row {}: {}",
             first.position,

@@ -38,6 +38,10 @@ pub async fn run(ctx: &Context, args: BalanceArgs) -> anyhow::Result<()> {
     .await
     .context("decryption task failed")?
     .context("decrypting the balance")?;
-    println!("{}", Amount(cents));
+    let account = args.account.to_string();
+    crate::output::emit(
+        serde_json::json!({ "account": account, "balance": Amount(cents).to_string() }),
+        || println!("{}", Amount(cents)),
+    );
     Ok(())
 }

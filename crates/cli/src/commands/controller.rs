@@ -24,7 +24,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     );
     let config = ControllerConfig::load(args.config.as_deref()).context("loading configuration")?;
     let app = Application::build(config).await?;
-    println!("controller listening on {}", app.base_url());
+    let url = app.base_url();
+    crate::output::emit(
+        serde_json::json!({ "event": "ready", "controller": url }),
+        || println!("controller listening on {url}"),
+    );
     app.run_until(async {
         let _ = tokio::signal::ctrl_c().await;
     })
@@ -53,23 +57,30 @@ impl ControllerApi {
     ) -> anyhow::Result<Value> {
         let response = super::send_http("controller", &self.url, token, request).await?;
         let status = response.status();
+        let decision_id = super::decision_id_header(response.headers());
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(body);
         }
         if let Some(report) = body.get("report") {
-            println!("{}", serde_json::to_string_pretty(report)?);
+            // What was measured goes with the refusal, as the result.
+            crate::output::emit(report.clone(), || {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(report).unwrap_or_default()
+                )
+            });
         }
         let code = body["error"].as_str().unwrap_or("error");
         let message = body["message"].as_str().unwrap_or("");
-        anyhow::bail!("the controller refused ({status}): {code}: {message}")
+        Err(crate::exit::HttpRefusal {
+            service: "controller",
+            status: status.as_u16(),
+            message: format!("{code}: {message}"),
+            decision_id,
+        }
+        .into())
     }
-}
-
-/// Prints a JSON answer, indented.
-pub fn print_json(value: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
 }
 
 /// Prints the risk tiers and scores, with the features that drove each.

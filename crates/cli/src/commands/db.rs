@@ -76,10 +76,8 @@ pub async fn run(command: DbCommand) -> anyhow::Result<()> {
             database,
             user,
         } => {
-            print!(
-                "{}",
-                grants_script(service.map(Service::from), &database, user)
-            );
+            let script = grants_script(service.map(Service::from), &database, user);
+            crate::output::emit(serde_json::json!({ "sql": script }), || print!("{script}"));
             Ok(())
         }
     }
@@ -94,7 +92,10 @@ async fn migrate(url: &str) -> anyhow::Result<()> {
     let migrated = db.migrate().await;
     db.close().await;
     migrated.with_context(|| format!("migrating {shown}"))?;
-    println!("schema up to date: {shown}");
+    crate::output::emit(
+        serde_json::json!({ "migrated": true, "database": shown }),
+        || println!("schema up to date: {shown}"),
+    );
     Ok(())
 }
 

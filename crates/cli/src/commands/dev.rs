@@ -45,10 +45,15 @@ pub struct DevArgs {
     /// Time between the controller's risk cycles, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     cycle_interval: u64,
-    /// The policy to enforce, built and signed at start-up with development keys.
-    #[arg(long, value_name = "DIR", default_value = "policies")]
-    policies: PathBuf,
+    /// The policy to enforce, built and signed at start-up with development keys
+    /// [default: the policy shipped in this binary, written to `<data-dir>/dev/policies`].
+    #[arg(long, value_name = "DIR")]
+    policies: Option<PathBuf>,
 }
+
+/// The shipped policy (`policies/` of the source tree), so `dev` runs from any directory.
+static SHIPPED_POLICY: include_dir::Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../policies");
 
 /// Runs the three services until Ctrl-C, then shuts them down gracefully.
 pub async fn run(ctx: &Context, args: DevArgs) -> anyhow::Result<()> {
@@ -83,22 +88,33 @@ pub async fn run(ctx: &Context, args: DevArgs) -> anyhow::Result<()> {
     ))
     .await
     .context("starting the audit service")?;
-    println!("ledger listening on http://{}", ledger.grpc_addr());
-    match ledger.metrics_addr() {
-        Some(addr) => println!("metrics at http://{addr}/metrics"),
-        None => println!("metrics disabled"),
-    }
-    println!("controller at {controller_url} (bundles, risk scores, policy push)");
-    println!(
-        "dashboard at http://{} (sign in with the admin token above)",
-        audit.addr()
-    );
-    println!(
-        "officer key {} (key id {DEV_OFFICER}): blindledger admin freeze TENANT/ACCOUNT --officer-key {}",
-        keys.officer_key.display(),
-        keys.officer_key.display()
-    );
-    println!("press Ctrl-C to stop");
+    let ready = serde_json::json!({
+        "event": "ready",
+        "ledger": format!("http://{}", ledger.grpc_addr()),
+        "metrics": ledger.metrics_addr().map(|addr| format!("http://{addr}/metrics")),
+        "controller": controller_url,
+        "dashboard": format!("http://{}", audit.addr()),
+        "officer_key": keys.officer_key.display().to_string(),
+        "officer_kid": DEV_OFFICER,
+    });
+    crate::output::emit(ready, || {
+        println!("ledger listening on http://{}", ledger.grpc_addr());
+        match ledger.metrics_addr() {
+            Some(addr) => println!("metrics at http://{addr}/metrics"),
+            None => println!("metrics disabled"),
+        }
+        println!("controller at {controller_url} (bundles, risk scores, policy push)");
+        println!(
+            "dashboard at http://{} (sign in with the admin token above)",
+            audit.addr()
+        );
+        println!(
+            "officer key {} (key id {DEV_OFFICER}): blindledger admin freeze TENANT/ACCOUNT --officer-key {}",
+            keys.officer_key.display(),
+            keys.officer_key.display()
+        );
+        println!("press Ctrl-C to stop");
+    });
     let audit_task = tokio::spawn(audit.run_until(until_stopped(stopping.clone())));
     let ledger_result = ledger
         .run_until(async {
@@ -111,7 +127,9 @@ pub async fn run(ctx: &Context, args: DevArgs) -> anyhow::Result<()> {
     ledger_result.context("running the ledger")?;
     audit_result.context("running the audit service")?;
     controller_result.context("running the controller")?;
-    println!("stopped");
+    crate::output::emit(serde_json::json!({ "event": "stopped" }), || {
+        println!("stopped")
+    });
     Ok(())
 }
 
@@ -161,16 +179,34 @@ impl DevKeys {
                     .impact
                     .as_ref()
                     .map_or((0, 0), |i| (i.replayed, i.changed));
-                println!(
-                    "policy {} activated: {changed} of the last {replayed} logged decisions change",
-                    self.revision
-                );
+                let value = serde_json::json!({
+                    "event": "policy_activated",
+                    "revision": self.revision,
+                    "replayed": replayed,
+                    "changed": changed,
+                });
+                crate::output::emit(value, || {
+                    println!(
+                        "policy {} activated: {changed} of the last {replayed} logged decisions change",
+                        self.revision
+                    )
+                });
             }
-            Err(error) => println!(
-                "policy {} NOT activated, still serving {}: {error}",
-                self.revision,
-                active.as_deref().unwrap_or("none")
-            ),
+            Err(error) => {
+                let value = serde_json::json!({
+                    "event": "policy_not_activated",
+                    "revision": self.revision,
+                    "serving": active,
+                    "error": error.to_string(),
+                });
+                crate::output::emit(value, || {
+                    println!(
+                        "policy {} NOT activated, still serving {}: {error}",
+                        self.revision,
+                        active.as_deref().unwrap_or("none")
+                    )
+                });
+            }
         }
         Ok(())
     }
@@ -227,14 +263,20 @@ impl DevKeys {
 /// `<data-dir>/dev/`, the policy built and signed from `--policies`, and an administrator's
 /// token (valid 30 days) in the CLI's home directory, which the other verbs send.
 fn provision(ctx: &Context, args: &DevArgs) -> anyhow::Result<DevKeys> {
-    anyhow::ensure!(
-        args.policies.is_dir(),
-        "no policy directory at {} (run from the repository root or pass --policies)",
-        args.policies.display()
-    );
     let dir = args.data_dir.join("dev");
-    let revision = policy_revision(&args.policies)?;
-    let credentials = DevCredentials::provision(&dir, &args.policies, &revision)
+    let policies = match &args.policies {
+        Some(policies) => {
+            anyhow::ensure!(
+                policies.is_dir(),
+                "no policy directory at {}",
+                policies.display()
+            );
+            policies.clone()
+        }
+        None => write_shipped_policy(&dir.join("policies"))?,
+    };
+    let revision = policy_revision(&policies)?;
+    let credentials = DevCredentials::provision(&dir, &policies, &revision)
         .context("provisioning development credentials")?;
     for name in ["controller", DEV_OFFICER, "audit"] {
         key_pair(&dir, name)?;
@@ -257,11 +299,18 @@ fn provision(ctx: &Context, args: &DevArgs) -> anyhow::Result<DevKeys> {
     std::fs::create_dir_all(home.root())
         .with_context(|| format!("creating {}", home.root().display()))?;
     blindledger_ledger::dev::write_private(&home.token_path(), token.as_bytes())?;
-    println!("admin token saved in {}", home.token_path().display());
-    println!(
-        "other tokens: blindledger token issue --sub NAME --role teller --tenant TENANT --key {}",
-        dir.join("token.key").display()
-    );
+    let value = serde_json::json!({
+        "event": "credentials",
+        "admin_token_file": home.token_path().display().to_string(),
+        "token_key": dir.join("token.key").display().to_string(),
+    });
+    crate::output::emit(value, || {
+        println!("admin token saved in {}", home.token_path().display());
+        println!(
+            "other tokens: blindledger token issue --sub NAME --role teller --tenant TENANT --key {}",
+            dir.join("token.key").display()
+        );
+    });
     let policy = std::fs::read(dir.join("policy.tar.gz")).context("reading the signed policy")?;
     Ok(DevKeys {
         officer_key: dir.join(format!("{DEV_OFFICER}.key")),
@@ -270,6 +319,19 @@ fn provision(ctx: &Context, args: &DevArgs) -> anyhow::Result<DevKeys> {
         policy,
         revision,
     })
+}
+
+/// Writes the shipped policy to `dir`, replacing whatever an earlier run left there (a file
+/// removed from the policy must not stay in the bundle), and returns `dir`.
+fn write_shipped_policy(dir: &Path) -> anyhow::Result<PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    SHIPPED_POLICY
+        .extract(dir)
+        .with_context(|| format!("writing the shipped policy to {}", dir.display()))?;
+    Ok(dir.to_path_buf())
 }
 
 /// `dev-` and the first 12 hex digits of the SHA-256 of the policy files (paths and
@@ -353,6 +415,8 @@ async fn ctrl_c() {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -364,6 +428,29 @@ mod tests {
         assert_eq!(
             sqlite_url(Path::new("/tmp/a?b#c%d/ledger.db")),
             "sqlite:///tmp/a%3Fb%23c%25d/ledger.db?mode=rwc"
+        );
+    }
+
+    /// The embedded policy is the source tree's, file for file (dot files included), and
+    /// its revision is the one `--policies policies/` gives.
+    #[test]
+    fn the_embedded_policy_is_the_shipped_one() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_shipped_policy(&dir.path().join("policies")).unwrap();
+        assert!(written.join(".manifest").is_file());
+        assert!(written.join("blindledger/authz/authz.rego").is_file());
+        assert_eq!(
+            policy_revision(&written).unwrap(),
+            policy_revision(&shipped).unwrap()
+        );
+        // A file left by an earlier run is removed, not signed into the bundle.
+        std::fs::write(written.join("stale.rego"), "package stale").unwrap();
+        let rewritten = write_shipped_policy(&written).unwrap();
+        assert!(!rewritten.join("stale.rego").exists());
+        assert_eq!(
+            policy_revision(&rewritten).unwrap(),
+            policy_revision(&shipped).unwrap()
         );
     }
 }

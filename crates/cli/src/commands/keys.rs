@@ -17,6 +17,9 @@ use super::Context;
 use crate::account_ref::validate_tenant;
 use crate::home::{read_record, write_record, KeyRecord};
 use blindledger_client::KeyPin;
+use serde_json::json;
+
+use crate::output;
 
 /// `blindledger keys ...` verbs.
 #[derive(Debug, clap::Subcommand)]
@@ -74,9 +77,14 @@ pub async fn run(ctx: &Context, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Show(args) => show(ctx, &args.tenant),
         KeysCommand::Pin(args) => {
             ctx.home()?.pin(&args.tenant, &args.fingerprint)?;
-            println!(
-                "pinned tenant {} to public key {}",
-                args.tenant, args.fingerprint
+            output::emit(
+                json!({ "tenant": args.tenant, "pinned_fingerprint": args.fingerprint }),
+                || {
+                    println!(
+                        "pinned tenant {} to public key {}",
+                        args.tenant, args.fingerprint
+                    )
+                },
             );
             Ok(())
         }
@@ -88,17 +96,29 @@ fn show(ctx: &Context, tenant: &str) -> anyhow::Result<()> {
     let dir = home.keys_dir(tenant);
     match home.key_pin(tenant)? {
         KeyPin::PublicKey(bytes) => {
-            println!("tenant {tenant}: keys in {}", dir.display());
-            if let Some(record) = read_record(&dir)? {
-                println!("key id:                 {}", record.key_id);
-            }
-            println!(
-                "public key fingerprint: {}",
-                blindledger_fhe::wire::public_key_fingerprint(&bytes)
-            );
+            let key_id = read_record(&dir)?.map(|record| record.key_id);
+            let fingerprint = blindledger_fhe::wire::public_key_fingerprint(&bytes);
+            let value = json!({
+                "tenant": tenant,
+                "keys_dir": dir.display().to_string(),
+                "key_id": key_id,
+                "fingerprint": fingerprint,
+            });
+            output::emit(value, || {
+                println!("tenant {tenant}: keys in {}", dir.display());
+                if let Some(key_id) = &key_id {
+                    println!("key id:                 {key_id}");
+                }
+                println!("public key fingerprint: {fingerprint}");
+            });
         }
         KeyPin::Fingerprint(fingerprint) => {
-            println!("tenant {tenant}: no keys here, pinned public key fingerprint: {fingerprint}");
+            let value = json!({ "tenant": tenant, "keys_dir": null, "fingerprint": fingerprint });
+            output::emit(value, || {
+                println!(
+                    "tenant {tenant}: no keys here, pinned public key fingerprint: {fingerprint}"
+                )
+            });
         }
     }
     Ok(())
@@ -157,21 +177,34 @@ async fn new(ctx: &Context, args: NewArgs) -> anyhow::Result<()> {
     };
     write_record(&staging, &record)?;
     activate(&staging, &dir)?;
-    println!(
-        "registered tenant {} ({} ledger, key id {})",
-        args.tenant, args.width, record.key_id
-    );
-    println!(
-        "public key fingerprint {fingerprint} (whoever encrypts amounts to this tenant pins it)"
-    );
-    println!("keys saved in {}", dir.display());
+    let value = json!({
+        "tenant": args.tenant,
+        "width": args.width.to_string(),
+        "key_id": record.key_id,
+        "fingerprint": fingerprint,
+        "keys_dir": dir.display().to_string(),
+    });
+    output::emit(value, || {
+        println!(
+            "registered tenant {} ({} ledger, key id {})",
+            args.tenant, args.width, record.key_id
+        );
+        println!(
+            "public key fingerprint {fingerprint} (whoever encrypts amounts to this tenant pins it)"
+        );
+        println!("keys saved in {}", dir.display());
+    });
     Ok(())
 }
 
 /// Generates keys into `staging` behind a spinner. Returns them with the serialized
 /// server key, which is what gets uploaded.
 async fn generate(staging: PathBuf) -> anyhow::Result<(TenantKeys, Vec<u8>)> {
-    let spinner = ProgressBar::new_spinner().with_message("generating keys (this takes a while)");
+    let spinner = if output::json() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner().with_message("generating keys (this takes a while)")
+    };
     spinner.enable_steady_tick(Duration::from_millis(100));
     let result = tokio::task::spawn_blocking(move || {
         let keys = TenantKeys::generate();
@@ -214,7 +247,8 @@ fn activate(staging: &Path, dir: &Path) -> anyhow::Result<()> {
         let aside = sibling(dir, &format!("replaced-{secs}"));
         std::fs::rename(dir, &aside)
             .with_context(|| format!("moving old keys to {}", aside.display()))?;
-        println!("previous keys moved to {}", aside.display());
+        // On stderr: a note beside the result, not the result.
+        eprintln!("previous keys moved to {}", aside.display());
     }
     std::fs::rename(staging, dir).with_context(|| format!("moving keys to {}", dir.display()))
 }

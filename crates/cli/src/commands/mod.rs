@@ -97,6 +97,14 @@ impl Context {
     }
 }
 
+/// The policy decision id a service put in its answer (`x-decision-id`), bounded.
+pub(crate) fn decision_id_header(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get("x-decision-id")
+        .and_then(|value| value.to_str().ok())
+        .map(|id| id.chars().take(64).collect())
+}
+
 /// Sends one request to an HTTP service (`name`, at `url`) with the command's trace context
 /// and a bearer `token` when given;
 /// the response is returned whatever its status, for the caller to read its own error shape.

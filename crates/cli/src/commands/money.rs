@@ -69,7 +69,7 @@ pub async fn movement(ctx: &Context, kind: Movement, args: MoneyArgs) -> anyhow:
         Movement::Withdraw => client.withdraw(tenant, account, amount, &key).await,
     };
     let job = job.with_context(|| format!("queueing the {} on {}", kind.noun(), args.account))?;
-    jobs::follow(ctx, &client, job, &key, args.options.wait).await
+    jobs::follow(ctx, &client, job, &key, &args.options).await
 }
 
 /// Runs `blindledger transfer`.
@@ -98,7 +98,7 @@ pub async fn transfer(ctx: &Context, args: TransferArgs) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("queueing the transfer from {} to {}", args.from, args.to))?;
-    jobs::follow(ctx, &client, job, &key, args.options.wait).await
+    jobs::follow(ctx, &client, job, &key, &args.options).await
 }
 
 /// Encrypts an amount to the tenant: anyone may encrypt, only the key holder decrypts. The

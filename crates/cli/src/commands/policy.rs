@@ -2,13 +2,17 @@
 
 use std::path::{Path, PathBuf};
 
-use super::controller::{print_json, ControllerApi};
+use super::controller::ControllerApi;
 use anyhow::Context as _;
 use blindledger_ledger::dev::write_private;
+use blindledger_policy::jose::Algorithm;
 use blindledger_policy::{
     run_tests, sign_bundle, Bundle, BundleLimits, BundleVerifier, PolicyEngine, SigningKey,
 };
 use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use crate::output;
 
 /// `policy` verbs.
 #[derive(Debug, clap::Subcommand)]
@@ -27,7 +31,7 @@ pub enum PolicyCommand {
         /// Directory holding `.manifest`, `.rego` and `data.json` files
         dir: PathBuf,
         /// Output file
-        #[arg(short, long, value_name = "FILE")]
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
         output: PathBuf,
         /// Revision recorded in the manifest (e.g. a git commit)
         #[arg(long)]
@@ -40,9 +44,15 @@ pub enum PolicyCommand {
     Sign {
         /// Bundle file
         bundle: PathBuf,
-        /// Ed25519 private key, PKCS#8 PEM (`policy keygen` or `openssl genpkey -algorithm ed25519`)
+        /// Private key, PEM: Ed25519 (`policy keygen`), RSA or ECDSA P-256/P-384/P-521, as
+        /// PKCS#8, PKCS#1 or SEC1 (`openssl genpkey` writes PKCS#8); with `--alg HS*`, a file
+        /// holding the shared secret (32 bytes or more)
         #[arg(long, value_name = "PEM")]
         key: PathBuf,
+        /// Signature algorithm [default: the key's: RS256 for RSA as OPA, ES256/384/512 by
+        /// curve, EdDSA]: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA, HS256/384/512
+        #[arg(long, value_name = "ALG", value_parser = parse_alg)]
+        alg: Option<Algorithm>,
         /// Key id recorded in the signature; the ledger's `bundle_keys` maps it to the public key
         #[arg(long)]
         kid: String,
@@ -50,14 +60,14 @@ pub enum PolicyCommand {
         #[arg(long)]
         scope: Option<String>,
         /// Output file [default: the input]
-        #[arg(short, long, value_name = "FILE")]
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
         output: Option<PathBuf>,
     },
     /// Prints a bundle's manifest, files and signature status
     Inspect {
         /// Bundle file
         bundle: PathBuf,
-        /// Public key (SPKI PEM) to verify the signature against
+        /// Public key to verify the signature against: PEM (SPKI or PKCS#1) or a JWK
         #[arg(long, value_name = "PEM", requires = "kid")]
         key: Option<PathBuf>,
         /// Key id of `--key`
@@ -112,12 +122,31 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
         PolicyCommand::Sign {
             bundle,
             key,
+            alg,
             kid,
             scope,
             output,
-        } => sign(&bundle, &key, &kid, scope.as_deref(), output.as_deref()),
+        } => sign(
+            &bundle,
+            &key,
+            alg,
+            &kid,
+            scope.as_deref(),
+            output.as_deref(),
+        ),
         PolicyCommand::Inspect { bundle, key, kid } => inspect(&bundle, key.as_deref(), kid),
-        PolicyCommand::Keygen { file } => keygen(&file),
+        PolicyCommand::Keygen { file } => {
+            let public = keygen(&file)?;
+            let value = json!({ "private_key": file.display().to_string(), "public_key": public.display().to_string() });
+            output::emit(value, || {
+                println!(
+                    "private key: {}\npublic key: {}",
+                    file.display(),
+                    public.display()
+                )
+            });
+            Ok(())
+        }
         PolicyCommand::Status
         | PolicyCommand::Push { .. }
         | PolicyCommand::History { .. }
@@ -173,7 +202,74 @@ pub async fn remote(ctx: &super::Context, command: PolicyCommand) -> anyhow::Res
         PolicyCommand::Status => return status(ctx).await,
         _ => anyhow::bail!("not a controller verb"),
     };
-    print_json(&answer)
+    output::emit(answer.clone(), || print_answer(&answer));
+    Ok(())
+}
+
+/// The controller's answer in lines: a push report, a history or a rollback.
+fn print_answer(answer: &Value) {
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+    if answer.get("outcome").is_some() {
+        println!(
+            "revision {}: {}",
+            text(&answer["revision"]),
+            text(&answer["outcome"])
+        );
+        if let Some(message) = answer["message"].as_str() {
+            println!("  {message}");
+        }
+        if let Some(tests) = answer.get("tests").filter(|t| !t.is_null()) {
+            let failed = tests["failed"].as_array().map_or(0, Vec::len);
+            println!(
+                "  tests: {} passed, {failed} failed; coverage {:.1}%",
+                tests["passed"],
+                tests["coverage_percent"].as_f64().unwrap_or_default()
+            );
+        }
+        if let Some(impact) = answer.get("impact").filter(|i| !i.is_null()) {
+            println!(
+                "  impact: {} of the last {} logged decisions change ({} allow to deny, {} deny to allow)",
+                impact["changed"], impact["replayed"], impact["allow_to_deny"], impact["deny_to_allow"]
+            );
+        }
+        if let Some(active) = answer["active_revision"].as_str() {
+            println!("  active revision: {active}");
+        }
+    } else if let Some(revisions) = answer["revisions"].as_array() {
+        println!(
+            "bundle {}, active revision {}",
+            text(&answer["bundle"]),
+            text(&answer["active"])
+        );
+        for revision in revisions {
+            let at = revision["created_at"]
+                .as_i64()
+                .and_then(|ms| u64::try_from(ms).ok())
+                .map(|ms| {
+                    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                    humantime::format_rfc3339_seconds(t).to_string()
+                })
+                .unwrap_or_else(|| "-".into());
+            println!(
+                "{} {:<24} {:<8} by {:<16} {at}",
+                if revision["active"].as_bool() == Some(true) {
+                    "*"
+                } else {
+                    " "
+                },
+                text(&revision["revision"]),
+                text(&revision["origin"]),
+                text(&revision["created_by"]),
+            );
+        }
+    } else {
+        println!(
+            "{}: now revision {} (was {})",
+            text(&answer["bundle"]),
+            text(&answer["revision"]),
+            text(&answer["previous"])
+        );
+    }
 }
 
 /// `policy status`: asks the ledger.
@@ -184,6 +280,27 @@ pub async fn status(ctx: &super::Context) -> anyhow::Result<()> {
         .policy_status()
         .await
         .context("fetching the policy status")?;
+    let activated_at = |bundle: &blindledger_client::proto::ledger::v1::PolicyBundleStatus| {
+        bundle
+            .last_successful_activation
+            .and_then(|t| std::time::SystemTime::try_from(t).ok())
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+    };
+    if output::json() {
+        let items: Vec<Value> = bundles
+            .iter()
+            .map(|bundle| {
+                json!({
+                    "name": bundle.name,
+                    "active_revision": (!bundle.active_revision.is_empty()).then_some(&bundle.active_revision),
+                    "activated_at": activated_at(bundle),
+                    "last_error": (!bundle.last_error.is_empty()).then_some(&bundle.last_error),
+                })
+            })
+            .collect();
+        output::emit(json!({ "bundles": items }), || {});
+        return Ok(());
+    }
     if bundles.is_empty() {
         println!("no bundles configured");
     }
@@ -210,7 +327,37 @@ pub async fn status(ctx: &super::Context) -> anyhow::Result<()> {
 
 fn test(dir: &Path, min_coverage: f64) -> anyhow::Result<()> {
     let report = run_tests(dir).with_context(|| format!("testing {}", dir.display()))?;
-    for result in &report.results {
+    let failed = report.results.iter().filter(|r| !r.passed).count();
+    if output::json() {
+        let results: Vec<Value> = report
+            .results
+            .iter()
+            .map(|r| {
+                json!({
+                    "package": r.package,
+                    "name": r.name,
+                    "passed": r.passed,
+                    "duration_ms": r.duration.as_secs_f64() * 1000.0,
+                    "error": r.error,
+                })
+            })
+            .collect();
+        let files: Vec<Value> = report
+            .coverage
+            .files
+            .iter()
+            .map(|f| json!({ "path": f.path, "covered": f.covered, "not_covered": f.not_covered }))
+            .collect();
+        output::emit(
+            json!({
+                "tests": results,
+                "failed": failed,
+                "coverage": { "percent": report.coverage.percent, "files": files },
+            }),
+            || {},
+        );
+    }
+    for result in report.results.iter().filter(|_| !output::json()) {
         let verdict = if result.passed { "PASS" } else { "FAIL" };
         println!(
             "{verdict}  {}.{}  ({:?})",
@@ -220,7 +367,7 @@ fn test(dir: &Path, min_coverage: f64) -> anyhow::Result<()> {
             println!("      {error}");
         }
     }
-    for file in &report.coverage.files {
+    for file in report.coverage.files.iter().filter(|_| !output::json()) {
         println!(
             "coverage  {}  {} covered, {} not covered{}",
             file.path,
@@ -229,12 +376,13 @@ fn test(dir: &Path, min_coverage: f64) -> anyhow::Result<()> {
             lines(&file.not_covered)
         );
     }
-    let failed = report.results.iter().filter(|r| !r.passed).count();
-    println!(
-        "{} tests, {failed} failed; coverage {:.1}%",
-        report.results.len(),
-        report.coverage.percent
-    );
+    if !output::json() {
+        println!(
+            "{} tests, {failed} failed; coverage {:.1}%",
+            report.results.len(),
+            report.coverage.percent
+        );
+    }
     anyhow::ensure!(
         failed == 0,
         "{failed} of {} policy tests failed",
@@ -263,11 +411,15 @@ fn build(dir: &Path, output: &Path, revision: &str, name: &str) -> anyhow::Resul
     let probe = serde_json::json!({"principal": "policy-build", "roles": [], "method": "/"});
     PolicyEngine::build(std::slice::from_ref(&bundle), &probe).context("compiling the policy")?;
     write(output, &bundle)?;
-    println!(
-        "built {} (revision {revision}, {} files)",
-        output.display(),
-        bundle.files().count()
-    );
+    let files = bundle.files().count();
+    let value =
+        json!({ "bundle": output.display().to_string(), "revision": revision, "files": files });
+    output::emit(value, || {
+        println!(
+            "built {} (revision {revision}, {files} files)",
+            output.display()
+        )
+    });
     Ok(())
 }
 
@@ -285,50 +437,88 @@ fn write(path: &Path, bundle: &Bundle) -> anyhow::Result<()> {
     std::fs::write(path, bundle.to_tar_gz()?).with_context(|| format!("writing {}", path.display()))
 }
 
+fn parse_alg(text: &str) -> Result<Algorithm, String> {
+    text.parse()
+        .map_err(|e: blindledger_policy::jose::JoseError| e.to_string())
+}
+
 fn sign(
     path: &Path,
     key: &Path,
+    alg: Option<Algorithm>,
     kid: &str,
     scope: Option<&str>,
     output: Option<&Path>,
 ) -> anyhow::Result<()> {
     let mut bundle = read_bundle(path)?;
-    let pem = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
-    let key = SigningKey::from_pem(&pem).context("reading the signing key")?;
+    let bytes = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+    let key = match alg {
+        Some(alg @ (Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)) => {
+            SigningKey::hmac(bytes, alg)
+        }
+        alg => SigningKey::from_pem_with(&String::from_utf8_lossy(&bytes), alg),
+    }
+    .context("reading the signing key")?;
     sign_bundle(&mut bundle, &key, kid, scope)?;
     let output = output.unwrap_or(path);
     write(output, &bundle)?;
-    println!("signed {} with key {kid}", output.display());
+    let alg = key.algorithm();
+    let value = json!({ "bundle": output.display().to_string(), "kid": kid, "alg": alg.as_str() });
+    output::emit(value, || {
+        println!("signed {} with key {kid} ({alg})", output.display())
+    });
     Ok(())
 }
 
 fn inspect(path: &Path, key: Option<&Path>, kid: Option<String>) -> anyhow::Result<()> {
     let bundle = read_bundle(path)?;
-    println!("revision: {}", bundle.manifest.revision);
-    println!("roots: {}", bundle.manifest.roots.join(", "));
-    println!("files:");
-    for (name, bytes) in bundle.files() {
-        println!("  {name}  {} bytes", bytes.len());
-    }
     let signed = bundle.signatures().is_some();
-    println!("signature: {}", if signed { "present" } else { "none" });
-    if let (Some(key), Some(kid)) = (key, kid) {
-        let pem =
-            std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
-        let verifier = BundleVerifier::new([(kid, pem)].into(), None, true)?;
-        match verifier.verify(&bundle) {
-            Ok(()) => println!("verification: valid"),
-            Err(err) => {
-                println!("verification: INVALID: {err}");
-                anyhow::bail!("the bundle's signature does not verify");
-            }
+    let verification = match (key, kid) {
+        (Some(key), Some(kid)) => {
+            let pem = std::fs::read_to_string(key)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let verifier = BundleVerifier::new([(kid, pem)].into(), None, true)?;
+            Some(verifier.verify(&bundle).map_err(|err| err.to_string()))
         }
+        _ => None,
+    };
+    let files: Vec<Value> = bundle
+        .files()
+        .map(|(name, bytes)| json!({ "name": name, "bytes": bytes.len() }))
+        .collect();
+    let value = json!({
+        "revision": bundle.manifest.revision,
+        "roots": bundle.manifest.roots,
+        "files": files,
+        "signed": signed,
+        "verification": verification.as_ref().map(|v| match v {
+            Ok(()) => json!({ "valid": true }),
+            Err(err) => json!({ "valid": false, "error": err }),
+        }),
+    });
+    output::emit(value, || {
+        println!("revision: {}", bundle.manifest.revision);
+        println!("roots: {}", bundle.manifest.roots.join(", "));
+        println!("files:");
+        for (name, bytes) in bundle.files() {
+            println!("  {name}  {} bytes", bytes.len());
+        }
+        println!("signature: {}", if signed { "present" } else { "none" });
+        match &verification {
+            Some(Ok(())) => println!("verification: valid"),
+            Some(Err(err)) => println!("verification: INVALID: {err}"),
+            None => {}
+        }
+    });
+    if let Some(Err(_)) = verification {
+        anyhow::bail!("the bundle's signature does not verify");
     }
     Ok(())
 }
 
-/// Generates an Ed25519 key pair: `file` (PKCS#8, owner-only) and `file.pub` (SPKI).
-pub fn keygen(file: &Path) -> anyhow::Result<()> {
+/// Generates an Ed25519 key pair: `file` (PKCS#8, owner-only) and `file.pub` (SPKI);
+/// returns the public key's path.
+pub fn keygen(file: &Path) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(
         !file.exists(),
         "{} exists; not overwriting it",
@@ -339,10 +529,5 @@ pub fn keygen(file: &Path) -> anyhow::Result<()> {
     let public = PathBuf::from(format!("{}.pub", file.display()));
     std::fs::write(&public, key.public_key_pem()?)
         .with_context(|| format!("writing {}", public.display()))?;
-    println!(
-        "private key: {}\npublic key: {}",
-        file.display(),
-        public.display()
-    );
-    Ok(())
+    Ok(public)
 }

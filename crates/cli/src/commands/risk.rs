@@ -61,7 +61,7 @@ pub async fn scores(ctx: &super::Context, command: RiskCommand) -> anyhow::Resul
             http.get(format!("{base}/v1/risk/scores")).query(&query)
         })
         .await?;
-    print_scores(&scores);
+    crate::output::emit(scores.clone(), || print_scores(&scores));
     Ok(())
 }
 
@@ -85,6 +85,18 @@ pub fn run(command: RiskCommand) -> anyhow::Result<()> {
     };
     let report = evaluate(&dataset, trees, samples, &seeds)
         .with_context(|| format!("evaluating on {}", csv.display()))?;
-    println!("{}", report.to_string().trim_end());
+    let value = serde_json::json!({
+        "rows": report.rows,
+        "features": report.features,
+        "anomalies": report.anomalies,
+        "n_trees": report.n_trees,
+        "max_samples": report.max_samples,
+        "seeds": report.seeds,
+        "auc_per_seed": report.auc_per_seed,
+        "auc_mean": report.auc_mean,
+        "fit_seconds": report.fit_seconds,
+        "score_seconds": report.score_seconds,
+    });
+    crate::output::emit(value, || println!("{}", report.to_string().trim_end()));
     Ok(())
 }

@@ -79,7 +79,10 @@ pub fn run(command: TokenCommand) -> anyhow::Result<()> {
     let defaults = LedgerConfig::default();
     let issuer = TokenIssuer::new(&pem, &kid, &defaults.token_issuer, &defaults.token_audience)?
         .for_audiences(&audiences(&names));
-    println!("{}", issuer.issue(&sub, &roles, &tenants, ttl)?);
+    let token = issuer.issue(&sub, &roles, &tenants, ttl)?;
+    crate::output::emit(serde_json::json!({ "token": token }), || {
+        println!("{token}")
+    });
     Ok(())
 }
 

@@ -28,6 +28,9 @@ pub async fn run(ctx: &Context, args: TransfersArgs) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("listing the transfers of {}", args.account))?;
-    output::print_transfers(&page.transfers, !page.next_page_token.is_empty());
+    let more = !page.next_page_token.is_empty();
+    output::emit(output::transfers_json(&page.transfers, more), || {
+        output::print_transfers(&page.transfers, more)
+    });
     Ok(())
 }

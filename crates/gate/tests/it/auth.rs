@@ -135,10 +135,23 @@ fn required_claims_are_enforced() {
         "wrong aud"
     );
     assert!(invalid(without(claims(), "aud")), "missing aud");
+    assert!(invalid(with(claims(), "roles", json!(7))), "roles a number");
     assert!(
-        invalid(with(claims(), "roles", json!("admin"))),
-        "roles not an array"
+        invalid(with(claims(), "roles", json!({"admin": true}))),
+        "roles an object"
     );
+    assert!(
+        invalid(with(claims(), "roles", json!(["teller", 7]))),
+        "roles not all strings"
+    );
+    let many: Vec<String> = (0..65).map(|i| format!("r{i}")).collect();
+    assert!(
+        invalid(with(claims(), "roles", json!(many))),
+        "too many roles"
+    );
+    // One space-separated string, as identity providers write `scope`, is a list.
+    let principal = verify(with(claims(), "roles", json!("teller auditor"))).unwrap();
+    assert_eq!(principal.roles, ["teller", "auditor"]);
 }
 
 #[test]

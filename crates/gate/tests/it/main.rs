@@ -6,6 +6,7 @@ mod auth;
 mod auth_layer;
 mod decisions;
 mod download;
+mod jwks;
 mod loader;
 mod risk_bundle;
 mod support;

@@ -5,19 +5,18 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ed25519_dalek::pkcs8::DecodePublicKey;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use super::{digest, SignaturePayload, SHA256};
 use crate::bundle::Bundle;
 use crate::error::BundleError;
+use crate::jose::{Algorithm, JoseError, VerificationKey};
 
-/// Checks bundle signatures against configured Ed25519 public keys.
+/// Checks bundle signatures against configured public keys (RSA, ECDSA, Ed25519) or, when
+/// configured as an `oct` JWK, HMAC secrets.
 #[derive(Clone)]
 pub struct BundleVerifier {
-    keys: BTreeMap<String, DecodingKey>,
+    keys: BTreeMap<String, VerificationKey>,
     scope: Option<String>,
     require_signature: bool,
 }
@@ -40,7 +39,8 @@ struct JwtHeader {
 }
 
 impl BundleVerifier {
-    /// Creates a verifier from `kid → SPKI PEM public key`, the scope bundles must carry
+    /// Creates a verifier from `kid → public key` (PEM: SPKI or PKCS#1; or a JWK, which may
+    /// pin the key to one `alg`; HMAC secrets only as an `oct` JWK), the scope bundles must carry
     /// (`None`: they must carry none) and whether unsigned bundles are refused.
     pub fn new(
         keys: BTreeMap<String, String>,
@@ -49,17 +49,13 @@ impl BundleVerifier {
     ) -> Result<Self, BundleError> {
         let keys = keys
             .into_iter()
-            .map(|(kid, pem)| {
-                // Parsed strictly here: jsonwebtoken's own PEM reader accepts a truncated key
-                // and would only fail (by panicking) when verifying with it.
-                let key = ed25519_dalek::VerifyingKey::from_public_key_pem(&pem).map_err(|e| {
-                    let what = format!("verification key '{kid}'");
-                    BundleError::Key {
-                        what,
-                        reason: e.to_string(),
-                    }
+            .map(|(kid, text)| {
+                // Parsed strictly here, so a truncated or weak key fails at start-up.
+                let key = VerificationKey::parse(&text).map_err(|e| BundleError::Key {
+                    what: format!("verification key '{kid}'"),
+                    reason: e.to_string(),
                 })?;
-                Ok((kid, DecodingKey::from_ed_der(key.as_bytes())))
+                Ok((kid, key))
             })
             .collect::<Result<_, BundleError>>()?;
         Ok(Self {
@@ -74,8 +70,10 @@ impl BundleVerifier {
     /// As in OPA: the token must be the only one, verify with the key its `kid` header (or,
     /// failing that, its deprecated `keyid` claim) names, and carry exactly the configured
     /// scope; its file list must equal the bundle's files, `.signatures.json` excluded, with
-    /// every SHA-256 digest matching. Only `alg: EdDSA` is accepted, so `none` and HMAC
-    /// tokens are refused before any key is consulted.
+    /// every SHA-256 digest matching. The `alg` header must be one the named key's type
+    /// admits (RS*/PS* for RSA, ES256/384/512 by curve, EdDSA for Ed25519, HS* only for an
+    /// `oct` key), so `none` and an HMAC token keyed with a public key are refused before any
+    /// signature is checked.
     pub fn verify(&self, bundle: &Bundle) -> Result<(), BundleError> {
         let Some(signatures) = bundle.signatures() else {
             return if self.require_signature {
@@ -119,10 +117,13 @@ impl BundleVerifier {
             ));
         };
         let header: JwtHeader = decode_part(header, "header")?;
-        let alg = header.alg.unwrap_or_default();
-        if alg != "EdDSA" {
-            return Err(BundleError::UnsupportedAlgorithm { alg });
-        }
+        let alg_name = header.alg.unwrap_or_default();
+        let alg: Algorithm = alg_name
+            .parse()
+            .map_err(|_| BundleError::UnsupportedAlgorithm {
+                alg: alg_name.chars().take(32).collect(),
+                reason: "not a JWS algorithm OPA signs bundles with".to_string(),
+            })?;
         let kid = match header.kid.filter(|kid| !kid.is_empty()) {
             Some(kid) => kid,
             // Only used to pick the key; the claims are trusted after verification below.
@@ -135,18 +136,16 @@ impl BundleVerifier {
             .keys
             .get(&kid)
             .ok_or_else(|| BundleError::UnknownKeyId { kid: kid.clone() })?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        // Bundle tokens carry no expiry or audience; OPA checks neither.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        match jsonwebtoken::decode::<SignaturePayload>(token, key, &validation) {
-            Ok(data) => Ok(data.claims),
-            Err(e) => match e.kind() {
-                ErrorKind::InvalidSignature => Err(BundleError::BadSignature { kid }),
-                _ => Err(BundleError::MalformedJwt(e.to_string())),
+        let payload = key.verify_compact(alg, token).map_err(|e| match e {
+            JoseError::AlgorithmMismatch { .. } => BundleError::UnsupportedAlgorithm {
+                alg: alg.to_string(),
+                reason: format!("key '{kid}' is {}", key.kind()),
             },
-        }
+            _ => BundleError::BadSignature { kid: kid.clone() },
+        })?;
+        serde_json::from_slice(&payload).map_err(|e| {
+            BundleError::MalformedJwt(format!("payload is not the expected JSON: {e}"))
+        })
     }
 }
 

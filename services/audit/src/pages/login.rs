@@ -50,8 +50,19 @@ pub async fn login(
     Form(login): Form<LoginForm>,
 ) -> Response {
     let token = login.token.trim();
-    let principal = match state.tokens.verify(token) {
+    let principal = match state.tokens.verify_async(token).await {
         Ok(principal) => principal,
+        Err(err) if err.is_unavailable() => {
+            tracing::warn!(
+                reason = err.reason(),
+                "sign-in not decided: signing keys unavailable"
+            );
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                form(Some("Sign-in is unavailable for a moment; try again.")),
+            )
+                .into_response();
+        }
         Err(err) => {
             tracing::info!(reason = err.reason(), "sign-in refused");
             return form(Some("This token is not valid.")).into_response();

@@ -64,8 +64,15 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| unauthenticated("malformed authorization header"))?;
         state
             .tokens
-            .verify(token.trim())
+            .verify_async(token.trim())
+            .await
             .map(Caller)
-            .map_err(|e| unauthenticated(&e.to_string()))
+            .map_err(|e| {
+                if e.is_unavailable() {
+                    ControllerError::Unavailable(e.to_string())
+                } else {
+                    unauthenticated(&e.to_string())
+                }
+            })
     }
 }

@@ -7,6 +7,7 @@
 mod bad_input;
 mod concurrency;
 mod conservation;
+mod errors;
 mod fresh;
 mod gate;
 mod helpers;
