@@ -132,6 +132,9 @@ pub struct PolicyGate {
 struct Inner {
     engine: ArcSwapOption<PolicyEngine>,
     service_region: String,
+    /// The `id` label of every decision event: this gate's instance (OPA labels events
+    /// with its instance id the same way).
+    instance_id: String,
     sink: Arc<dyn DecisionSink>,
     /// Methods that are never decided without a given bundle active: method → bundle.
     required: std::sync::RwLock<BTreeMap<String, String>>,
@@ -150,9 +153,20 @@ impl PolicyGate {
     /// Creates a gate for a service in `service_region`, logging to `sink`. Until an engine
     /// is installed every request is refused with `UNAVAILABLE`.
     pub fn new(service_region: &str, sink: Arc<dyn DecisionSink>) -> Self {
+        Self::with_instance_id(service_region, sink, &uuid::Uuid::new_v4().to_string())
+    }
+
+    /// As [`PolicyGate::new`], labelling events with `instance_id` (the service's configured
+    /// instance id) rather than a random one.
+    pub fn with_instance_id(
+        service_region: &str,
+        sink: Arc<dyn DecisionSink>,
+        instance_id: &str,
+    ) -> Self {
         let inner = Inner {
             engine: ArcSwapOption::empty(),
             service_region: service_region.to_string(),
+            instance_id: instance_id.to_string(),
             sink,
             required: std::sync::RwLock::default(),
         };
@@ -251,12 +265,13 @@ impl PolicyGate {
         event
             .metrics
             .insert("timer_rego_query_eval_ns".to_string(), nanos);
-        event.labels.insert(
-            "service_region".to_string(),
-            self.inner.service_region.clone(),
-        );
+        self.label(&mut event);
         if let Err(error) = &outcome {
-            event.labels.insert("error".to_string(), error.to_string());
+            // OPA's top-level `error` of an evaluation that failed.
+            event.error = Some(serde_json::json!({
+                "code": "eval_error",
+                "message": error.to_string(),
+            }));
         }
         let decision_id = event.decision_id.clone();
         if let Err(status) = self.record(&engine, event).await {
@@ -317,16 +332,30 @@ impl PolicyGate {
         event.decision_id = uuid::Uuid::now_v7().to_string();
         event.requested_by = Some(principal.subject.clone());
         (event.trace_id, event.span_id) = blindledger_telemetry::traces::current_ids().unzip();
-        event.labels.insert(
-            "service_region".to_string(),
-            self.inner.service_region.clone(),
-        );
-        event.labels.insert("error".to_string(), reason.to_owned());
+        self.label(&mut event);
+        event.error = Some(serde_json::json!({
+            "code": "request_refused",
+            "message": reason,
+        }));
         let decision_id = event.decision_id.clone();
         if let Err(status) = self.record(engine, event).await {
             return status;
         }
         refusal.status(&decision_id)
+    }
+
+    /// The labels of every event: `id` and `version` as OPA writes them, and the region.
+    fn label(&self, event: &mut DecisionEvent) {
+        event
+            .labels
+            .insert("id".to_string(), self.inner.instance_id.clone());
+        event
+            .labels
+            .insert("version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+        event.labels.insert(
+            "service_region".to_string(),
+            self.inner.service_region.clone(),
+        );
     }
 
     /// Masks `event` and writes it; any failure means the decision cannot be given.

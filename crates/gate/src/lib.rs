@@ -15,6 +15,7 @@ mod error;
 mod gate;
 mod loader;
 mod setup;
+mod ship;
 mod sink;
 pub mod status;
 
@@ -42,4 +43,5 @@ pub use gate::{
 };
 pub use loader::{BundleConfig, BundleLoader, BundleSource, BundleStatus};
 pub use setup::{read_key_files, PolicySettings, TokenSettings};
+pub use ship::{ShipLimits, ShipTarget, ShippingSink};
 pub use sink::{DbDecisionSink, DecisionSink, MemorySink};

@@ -44,6 +44,11 @@ pub struct PolicySettings<'a> {
     /// Where the risk bundle's highest activated revision is kept across restarts, and the
     /// service's name there; none: in memory only.
     pub revision_floor: Option<(&'a blindledger_store::Db, &'a str)>,
+    /// Where decision logs are shipped besides the durable sink (OPA's decision-log service
+    /// API, or a JSON-lines file); none: not shipped.
+    pub decision_log: Option<&'a crate::ShipTarget>,
+    /// The instance id decision events are labelled with (`labels.id`); none: random.
+    pub instance_id: Option<&'a str>,
 }
 
 impl PolicySettings<'_> {
@@ -54,7 +59,18 @@ impl PolicySettings<'_> {
         &self,
         sink: Arc<dyn DecisionSink>,
     ) -> Result<(PolicyGate, Arc<BundleLoader>), GateError> {
-        let gate = PolicyGate::new(self.region, sink);
+        let sink: Arc<dyn DecisionSink> = match self.decision_log {
+            Some(target) => Arc::new(
+                crate::ShippingSink::new(sink, target.clone(), crate::ShipLimits::default())
+                    .map_err(GateError::Internal)?,
+            ),
+            None => sink,
+        };
+        let instance_id = match self.instance_id {
+            Some(id) => id.to_string(),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let gate = PolicyGate::with_instance_id(self.region, sink, &instance_id);
         let rule_keys = read_key_files(self.bundle_keys)?;
         let risk_keys = read_key_files(self.risk_bundle_keys)?;
         if let Some(kid) = risk_keys

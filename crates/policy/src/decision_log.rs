@@ -44,6 +44,9 @@ pub struct DecisionEvent {
     /// Labels of the deciding service (id, version, region).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Why no decision could be made, as OPA writes it: `{"code", "message"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
     /// Trace id of the request, linking the event to its trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
@@ -69,6 +72,7 @@ impl DecisionEvent {
             erased: Vec::new(),
             masked: Vec::new(),
             labels: BTreeMap::new(),
+            error: None,
             trace_id: None,
             span_id: None,
             requested_by: None,

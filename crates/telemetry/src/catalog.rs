@@ -32,6 +32,26 @@ pub const METRICS: &[(&str, &str)] = &[
         "Requests refused before any handler ran, by reason (missing, expired, bad_signature, ...).",
     ),
     (
+        "blindledger_auth_jwks_keys",
+        "Token verification keys held from the identity provider's JWKS URL.",
+    ),
+    (
+        "blindledger_auth_jwks_fetches_total",
+        "Fetches of the identity provider's JWKS, by result (ok, error).",
+    ),
+    (
+        "blindledger_decision_logs_shipped_total",
+        "Decision-log events shipped to the decision-log service or file, by target (http, file).",
+    ),
+    (
+        "blindledger_decision_logs_dropped_total",
+        "Decision-log events dropped unshipped because the shipping queue was full, by target.",
+    ),
+    (
+        "blindledger_decision_logs_ship_failures_total",
+        "Failed decision-log uploads (each retried with backoff), by target.",
+    ),
+    (
         "blindledger_policy_decisions_total",
         "Policy decisions, by method and whether they allowed the call.",
     ),

@@ -19,6 +19,7 @@
 mod bundle_server;
 mod db;
 mod keys;
+pub mod log_collector;
 pub mod metadata;
 mod proxy;
 mod users;
@@ -28,6 +29,7 @@ pub mod webhook;
 pub use bundle_server::{BundleServer, BundleServerStats};
 pub use db::{TestDatabase, DEFAULT_MYSQL_URL, MYSQL_URL_ENV};
 pub use keys::TestKeys;
+pub use log_collector::LogCollector;
 pub use proxy::{mysql_socket_addr, mysql_url_via, TcpProxy};
 pub use users::TestUser;
 pub use wait::{eventually, holds_within, until, until_blocking};

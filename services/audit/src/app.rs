@@ -207,6 +207,12 @@ async fn policy_gate(
     let db = blindledger_store::Db::connect(url, 2)
         .await
         .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
+    let decision_log = blindledger_gate::ShipTarget::from_config(
+        config.decision_log_url.as_deref(),
+        config.decision_log_token_file.as_deref(),
+        config.decision_log_file.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let settings = PolicySettings {
         region: &config.region,
         policy_bundle: config.policy_bundle.as_ref(),
@@ -220,6 +226,8 @@ async fn policy_gate(
         long_poll: std::time::Duration::from_secs(config.policy_long_poll_s),
         bundle_token_file: config.bundle_token_file.as_deref(),
         revision_floor: Some((&db, "audit")),
+        decision_log: decision_log.as_ref(),
+        instance_id: None,
     };
     let (gate, bundles) = settings
         .build(Arc::new(DbDecisionSink::new(db.clone())))

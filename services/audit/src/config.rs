@@ -42,6 +42,14 @@ pub struct AuditConfig {
     pub token_roles_claim: String,
     /// The claim tenants are read from, as `token_roles_claim`.
     pub token_tenants_claim: String,
+    /// Ships every decision-log event, besides the database copy, to a decision-log service
+    /// as OPA does (gzip JSON arrays POSTed to this URL, batched, retried), e.g.
+    /// `https://logs.example.com/logs`.
+    pub decision_log_url: Option<String>,
+    /// A file holding the bearer token sent to `decision_log_url` (re-read for each batch).
+    pub decision_log_token_file: Option<PathBuf>,
+    /// Appends every decision-log event to this file as a JSON line instead.
+    pub decision_log_file: Option<PathBuf>,
     /// Region this instance runs in, as the policy's `context.service_region`.
     pub region: String,
     /// The `blindledger` policy bundle deciding every dashboard request: a file path, or
@@ -116,6 +124,9 @@ impl Default for AuditConfig {
             token_jwks_url: None,
             token_roles_claim: "roles".into(),
             token_tenants_claim: "tenants".into(),
+            decision_log_url: None,
+            decision_log_token_file: None,
+            decision_log_file: None,
             region: "local".into(),
             policy_bundle: None,
             risk_bundle: None,
@@ -156,6 +167,9 @@ impl AuditConfig {
         "token_jwks_url",
         "token_roles_claim",
         "token_tenants_claim",
+        "decision_log_url",
+        "decision_log_token_file",
+        "decision_log_file",
         "region",
         "policy_bundle",
         "risk_bundle",

@@ -99,6 +99,14 @@ pub struct LedgerConfig {
     pub token_roles_claim: String,
     /// The claim tenants are read from, as `token_roles_claim`.
     pub token_tenants_claim: String,
+    /// Ships every decision-log event, besides the database copy, to a decision-log service
+    /// as OPA does (gzip JSON arrays POSTed to this URL, batched, retried), e.g.
+    /// `https://logs.example.com/logs`.
+    pub decision_log_url: Option<String>,
+    /// A file holding the bearer token sent to `decision_log_url` (re-read for each batch).
+    pub decision_log_token_file: Option<PathBuf>,
+    /// Appends every decision-log event to this file as a JSON line instead.
+    pub decision_log_file: Option<PathBuf>,
     /// The server's certificate chain (PEM file): serve gRPC over TLS. Unset: plaintext
     /// (behind a mesh or on localhost).
     pub tls_cert: Option<PathBuf>,
@@ -153,6 +161,9 @@ impl Default for LedgerConfig {
             token_jwks_url: None,
             token_roles_claim: "roles".into(),
             token_tenants_claim: "tenants".into(),
+            decision_log_url: None,
+            decision_log_token_file: None,
+            decision_log_file: None,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -197,6 +208,9 @@ impl LedgerConfig {
         "token_jwks_url",
         "token_roles_claim",
         "token_tenants_claim",
+        "decision_log_url",
+        "decision_log_token_file",
+        "decision_log_file",
         "tls_cert",
         "tls_key",
         "tls_client_ca",

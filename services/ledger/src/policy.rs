@@ -39,6 +39,12 @@ pub fn policy_gate(
     config: &LedgerConfig,
     db: Db,
 ) -> anyhow::Result<(PolicyGate, Arc<BundleLoader>)> {
+    let decision_log = blindledger_gate::ShipTarget::from_config(
+        config.decision_log_url.as_deref(),
+        config.decision_log_token_file.as_deref(),
+        config.decision_log_file.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let settings = PolicySettings {
         region: &config.region,
         policy_bundle: config.policy_bundle.as_ref(),
@@ -51,6 +57,8 @@ pub fn policy_gate(
         long_poll: std::time::Duration::from_secs(config.policy_long_poll_s),
         bundle_token_file: config.bundle_token_file.as_deref(),
         revision_floor: Some((&db, "ledger")),
+        decision_log: decision_log.as_ref(),
+        instance_id: config.instance_id.as_deref(),
     };
     settings
         .build(Arc::new(DbDecisionSink::new(db.clone())))

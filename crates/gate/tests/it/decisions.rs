@@ -146,11 +146,15 @@ decision := {"allow": true} if input.principal == "warm"
     let events = sink.events();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].result, None);
+    let error = events[0].error.as_ref().expect("OPA's top-level error");
+    assert_eq!(error["code"], "eval_error");
     assert!(
-        events[0].labels["error"].contains("undefined"),
-        "{:?}",
-        events[0].labels
+        error["message"].as_str().unwrap().contains("undefined"),
+        "{error}"
     );
+    // Labelled as OPA labels its events: instance id and version.
+    assert!(!events[0].labels["id"].is_empty());
+    assert_eq!(events[0].labels["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
         status
             .metadata()

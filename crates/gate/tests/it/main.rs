@@ -9,4 +9,5 @@ mod download;
 mod jwks;
 mod loader;
 mod risk_bundle;
+mod shipping;
 mod support;

@@ -80,6 +80,8 @@ impl Service {
             long_poll: std::time::Duration::ZERO,
             bundle_token_file: None,
             revision_floor: floor.as_ref().map(|db| (db, "ledger")),
+            decision_log: None,
+            instance_id: None,
         }
         .build(sink.clone())
         .unwrap();
@@ -139,7 +141,12 @@ async fn money_movements_fail_closed_until_the_risk_bundle_is_active() {
     assert!(refused.metadata().get("x-decision-id").is_some());
     assert_eq!(s.sink.len(), logged + 1);
     let event = s.sink.events().pop().unwrap();
-    assert!(event.labels["error"].contains("risk bundle is not active"));
+    let error = event.error.as_ref().expect("OPA's top-level error");
+    assert_eq!(error["code"], "request_refused");
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("risk bundle is not active"));
 
     s.publish(
         "risk.tar.gz",
@@ -280,6 +287,8 @@ fn one_key_cannot_be_configured_for_both() {
         long_poll: std::time::Duration::ZERO,
         bundle_token_file: None,
         revision_floor: None,
+        decision_log: None,
+        instance_id: None,
     }
     .build(Arc::new(MemorySink::new()))
     .unwrap_err();
