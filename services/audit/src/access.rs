@@ -71,7 +71,12 @@ async fn authenticate(
     headers: &axum::http::HeaderMap,
 ) -> Result<Principal, AppError> {
     let token = request_token(headers).ok_or(AppError::Unauthenticated)?;
-    state.tokens.verify_async(token).await.map_err(|err| {
+    let verified = match (state.tokens.verify_async(token).await, &state.oidc) {
+        // A session made from the identity provider's ID token (its issuer and audience).
+        (Err(err), Some(oidc)) if !err.is_unavailable() => oidc.verify(token).await,
+        (verified, _) => verified,
+    };
+    verified.map_err(|err| {
         tracing::debug!(reason = err.reason(), "sign-in token refused");
         if err.is_unavailable() {
             // Whether the token is valid is unknown: retry later, not sign in again.

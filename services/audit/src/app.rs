@@ -89,6 +89,7 @@ impl Application {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let (stop, stopping) = watch::channel(false);
         let secure_cookies = config.secure_cookies;
+        let oidc = oidc_client(&config)?;
         let published = match &config.checkpoint_publish_dir {
             Some(dir) => Some((
                 PublishedCheckpoints::local(dir)
@@ -106,6 +107,7 @@ impl Application {
             published,
             live,
             secure_cookies,
+            oidc,
             stopping,
         };
         Ok(Self {
@@ -343,4 +345,27 @@ fn checkpoint_keys(
 
 fn read(path: &PathBuf) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The OpenID Connect client, when `oidc_issuer` is set (with a client id and redirect URL).
+fn oidc_client(config: &AuditConfig) -> anyhow::Result<Option<Arc<crate::oidc::Oidc>>> {
+    let Some(issuer) = &config.oidc_issuer else {
+        return Ok(None);
+    };
+    let (Some(client_id), Some(redirect_url)) = (&config.oidc_client_id, &config.oidc_redirect_url)
+    else {
+        anyhow::bail!("oidc_issuer needs oidc_client_id and oidc_redirect_url");
+    };
+    let settings = crate::oidc::OidcSettings {
+        issuer: issuer.clone(),
+        client_id: client_id.clone(),
+        client_secret_file: config.oidc_client_secret_file.clone(),
+        redirect_url: redirect_url.clone(),
+        scopes: config.oidc_scopes.clone(),
+        claims: blindledger_gate::ClaimNames {
+            roles: config.token_roles_claim.clone(),
+            tenants: config.token_tenants_claim.clone(),
+        },
+    };
+    Ok(Some(Arc::new(crate::oidc::Oidc::new(settings)?)))
 }

@@ -105,6 +105,18 @@ pub struct AuditConfig {
     /// proxy in front says the request came over TLS (`X-Forwarded-Proto: https` or
     /// `Forwarded: proto=https`).
     pub secure_cookies: bool,
+    /// An OpenID Connect provider officers sign in through (authorization code with PKCE);
+    /// unset, officers paste a token. Its discovery document is read from
+    /// `<oidc_issuer>/.well-known/openid-configuration`.
+    pub oidc_issuer: Option<String>,
+    /// This service's client id at the provider (the ID tokens' audience).
+    pub oidc_client_id: Option<String>,
+    /// A file holding the client secret, for a confidential client.
+    pub oidc_client_secret_file: Option<PathBuf>,
+    /// Where the provider sends officers back: `https://<dashboard>/login/callback`.
+    pub oidc_redirect_url: Option<String>,
+    /// Scopes asked for (`openid` is always added).
+    pub oidc_scopes: String,
 }
 
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -149,6 +161,11 @@ impl Default for AuditConfig {
             import_settle_ms: None,
             live_poll_ms: 250,
             secure_cookies: false,
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret_file: None,
+            oidc_redirect_url: None,
+            oidc_scopes: "openid profile email".into(),
         }
     }
 }
@@ -192,6 +209,11 @@ impl AuditConfig {
         "import_settle_ms",
         "live_poll_ms",
         "secure_cookies",
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_client_secret_file",
+        "oidc_redirect_url",
+        "oidc_scopes",
     ];
 
     /// Loads defaults, then `file` when given, then `BLINDLEDGER_AUDIT_*` variables.

@@ -13,6 +13,7 @@ pub mod auth;
 mod config;
 mod error;
 pub mod live;
+pub mod oidc;
 mod pages;
 pub mod queries;
 pub mod routes;

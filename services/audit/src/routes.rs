@@ -33,6 +33,9 @@ pub fn router(state: AppState) -> Router {
         .route("/bundles", page(get(bundles::bundles_page), "Bundles"))
         // Signing in asks the policy itself (`SignIn`) with the offered token.
         .route("/login", get(login::login_page).post(login::login))
+        // OpenID Connect, when configured: off to the provider, and back.
+        .route("/login/oidc", get(login::oidc_start))
+        .route("/login/callback", get(login::oidc_callback))
         .route("/logout", post(login::logout))
         // Data, by bearer token or session cookie.
         .route("/export.csv", api(get(api::export_csv), "Export"))

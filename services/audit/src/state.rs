@@ -29,6 +29,8 @@ pub struct AppState {
     pub live: broadcast::Sender<Arc<LiveDecision>>,
     /// Whether the session cookie is marked `Secure`.
     pub secure_cookies: bool,
+    /// Sign-in through an OpenID Connect provider, when configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// Turns true when the service stops (ends event streams).
     pub stopping: watch::Receiver<bool>,
 }

@@ -7,5 +7,6 @@ mod api;
 mod browser;
 mod helpers;
 mod least_privilege;
+mod oidc;
 mod pages;
 mod perf;
