@@ -563,4 +563,71 @@ fn every_verb_answers_json_for_scripts() {
         officer_key.to_str().unwrap(),
     ]);
     assert_eq!(frozen["command"], "freeze");
+    let officer = officer_key.to_str().unwrap();
+    let unfrozen = json(&["admin", "unfreeze", "acme/bob", "--officer-key", officer]);
+    assert_eq!(unfrozen["command"], "unfreeze");
+    let withdrawn = json(&["withdraw", "acme/alice", "4.50", "--wait"]);
+    assert_eq!(withdrawn["results"]["moved"], "4.50");
+
+    // A policy pushed as CI pushes it, then rolled back.
+    let active = status["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "blindledger")
+        .unwrap()["active_revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let policies = dev.data.join("dev/policies");
+    let bundle = dir.path().join("ci.tar.gz");
+    let bundle = bundle.to_str().unwrap();
+    json(&[
+        "policy",
+        "build",
+        policies.to_str().unwrap(),
+        "-o",
+        bundle,
+        "--revision",
+        "ci-2",
+    ]);
+    let ci_key = dev.data.join("dev/bundle.key");
+    json(&[
+        "policy",
+        "sign",
+        bundle,
+        "--key",
+        ci_key.to_str().unwrap(),
+        "--kid",
+        "dev",
+    ]);
+    let pushed = json(&["policy", "push", bundle]);
+    assert_eq!(pushed["outcome"], "activated", "{pushed}");
+    assert_eq!(pushed["tests"]["failed"].as_array().unwrap().len(), 0);
+    let rolled_back = json(&["policy", "rollback", &active]);
+    assert_eq!(rolled_back["revision"], active.as_str());
+    assert_eq!(rolled_back["previous"], "ci-2");
+
+    // The trail verified from the database itself, with the checkpoint key.
+    let database = format!("sqlite://{}", dev.data.join("ledger.db").display());
+    let checkpoint_key = format!("audit-1={}", dev.data.join("dev/audit.pub").display());
+    let verified = json(&[
+        "audit",
+        "verify",
+        "--database-url",
+        &database,
+        "--checkpoint-key",
+        &checkpoint_key,
+    ]);
+    assert_eq!(verified["ok"], true, "{verified}");
+    // The key revoked last: nothing more is computed under it.
+    let key_id = keys["key_id"].as_str().unwrap();
+    let revoked = json(&[
+        "admin",
+        "revoke-key",
+        &format!("acme/{key_id}"),
+        "--officer-key",
+        officer,
+    ]);
+    assert_eq!(revoked["command"], "revoke_tenant_key");
 }
