@@ -102,7 +102,7 @@ struct Cli {
 /// The verbs.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs a ledger in-process on SQLite until Ctrl-C.
+    /// Runs a ledger in-process on SQLite until Ctrl-C or SIGTERM.
     Dev(DevArgs),
     /// Runs the controller: risk scores, the risk bundle, the bundle server, alerts.
     Controller(ControllerArgs),

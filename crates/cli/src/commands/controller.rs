@@ -16,7 +16,7 @@ pub struct ControllerArgs {
     config: Option<PathBuf>,
 }
 
-/// Runs the controller until Ctrl-C.
+/// Runs the controller until Ctrl-C or SIGTERM.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     blindledger_telemetry::init_tracing(
         std::env::var_os("BLINDLEDGER_LOG_JSON").is_some(),
@@ -30,7 +30,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         || println!("controller listening on {url}"),
     );
     app.run_until(async {
-        let _ = tokio::signal::ctrl_c().await;
+        blindledger_telemetry::shutdown_signal().await;
     })
     .await
 }

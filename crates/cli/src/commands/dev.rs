@@ -55,7 +55,7 @@ pub struct DevArgs {
 static SHIPPED_POLICY: include_dir::Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/../../policies");
 
-/// Runs the three services until Ctrl-C, then shuts them down gracefully.
+/// Runs the three services until Ctrl-C or SIGTERM, then shuts them down gracefully.
 pub async fn run(ctx: &Context, args: DevArgs) -> anyhow::Result<()> {
     blindledger_telemetry::init_tracing(false, "blindledger-dev");
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -118,7 +118,7 @@ pub async fn run(ctx: &Context, args: DevArgs) -> anyhow::Result<()> {
     let audit_task = tokio::spawn(audit.run_until(until_stopped(stopping.clone())));
     let ledger_result = ledger
         .run_until(async {
-            ctrl_c().await;
+            blindledger_telemetry::shutdown_signal().await;
         })
         .await;
     let _ = stop.send(true);
@@ -399,18 +399,6 @@ fn sqlite_url(path: &Path) -> String {
         }
     }
     format!("sqlite://{encoded}?mode=rwc")
-}
-
-/// Resolves on Ctrl-C. If the handler cannot be installed it never resolves, so the
-/// ledger keeps running rather than stopping at once.
-async fn ctrl_c() {
-    match tokio::signal::ctrl_c().await {
-        Ok(()) => tracing::info!("Ctrl-C received, shutting down"),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C; stop the process another way");
-            std::future::pending::<()>().await;
-        }
-    }
 }
 
 #[cfg(test)]

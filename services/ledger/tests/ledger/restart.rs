@@ -103,3 +103,49 @@ async fn job_in_flight_survives_a_kill() {
     second.start_kill().unwrap();
     second.wait().await.unwrap();
 }
+
+/// What an orchestrator does: SIGTERM, then wait. The process drains (no new calls, workers
+/// stopped) and exits 0 well before a kubelet's 30 s grace period ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_process_gracefully() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let (mut child, client) = start_process(&env).await;
+    client
+        .register_keys("acme", "local", WIDTH, &env.keys, |_, _| {})
+        .await
+        .unwrap();
+    let pid = child.id().expect("running").to_string();
+    let started = std::time::Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    println!("stopped {:?} after SIGTERM", started.elapsed());
+    // The port is closed: the next call cannot reach it.
+    assert!(client.tenant("acme").await.is_err());
+}
+
+#[test]
+fn every_service_binary_answers_help() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindledger-ledger"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for expected in ["--config", "--version", "database_url", "SIGTERM"] {
+        assert!(help.contains(expected), "{expected} in {help}");
+    }
+    let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_blindledger-ledger"))
+        .arg("--confg")
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2), "a usage error");
+}
