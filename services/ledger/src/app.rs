@@ -152,6 +152,7 @@ impl Application {
         let health_task = tokio::spawn(report_health(
             health,
             self.ledger.db().serving(),
+            self.gate.clone(),
             stop_rx.clone(),
         ));
         // Reflection in both versions: v1, and v1alpha, which grpcurl before 1.9, Python's
@@ -280,31 +281,53 @@ async fn report_queue_depth(ledger: Arc<Ledger>, mut stop: watch::Receiver<bool>
     }
 }
 
-/// Keeps the gRPC health status in step with the database: NOT_SERVING while no healthy
-/// node (no Galera primary component) is reachable, so load balancers route elsewhere.
+/// Keeps the gRPC health status, of the ledger service and of the server as a whole (`""`,
+/// what load balancers and Kubernetes probes ask by default), in step with what the ledger
+/// needs to answer: a database with a healthy node (a Galera primary component) and an
+/// active policy. NOT_SERVING otherwise, and from the moment the ledger starts stopping, so
+/// traffic moves elsewhere while it drains.
 async fn report_health(
     health: tonic_health::server::HealthReporter,
     mut serving: watch::Receiver<bool>,
+    gate: PolicyGate,
     mut stop: watch::Receiver<bool>,
 ) {
+    use tonic_health::ServingStatus;
+    // The policy state has no change notification: it is looked at this often.
+    const POLICY_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+    let mut last = None;
     loop {
-        let up = *serving.borrow_and_update();
-        metrics::gauge!("blindledger_db_serving").set(if up { 1.0 } else { 0.0 });
-        if up {
-            health
-                .set_serving::<LedgerServiceServer<LedgerGrpc>>()
-                .await;
+        let database = *serving.borrow_and_update();
+        let policy = gate.revisions().is_some();
+        metrics::gauge!("blindledger_db_serving").set(if database { 1.0 } else { 0.0 });
+        let status = if database && policy {
+            ServingStatus::Serving
         } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
             health
-                .set_not_serving::<LedgerServiceServer<LedgerGrpc>>()
+                .set_service_status(LEDGER_HEALTH_SERVICE, status)
                 .await;
+            health.set_service_status("", status).await;
+            last = Some(status);
         }
         tokio::select! {
             changed = serving.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep(POLICY_CHECK) => {}
             _ = stop.changed() => break,
         }
     }
+    health
+        .set_service_status(LEDGER_HEALTH_SERVICE, ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
 }
+
+/// The ledger's name in the gRPC health service.
+const LEDGER_HEALTH_SERVICE: &str = "blindledger.ledger.v1.LedgerService";
 
 /// The TLS settings of the gRPC server, when a certificate is configured; with a client CA
 /// every connection must present a certificate chaining to it.

@@ -10,6 +10,7 @@ mod conservation;
 mod errors;
 mod fresh;
 mod gate;
+mod health;
 mod helpers;
 mod least_privilege;
 mod limits;
