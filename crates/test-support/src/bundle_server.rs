@@ -46,17 +46,7 @@ impl BundleServer {
         let app = axum::Router::new()
             .route("/bundles/{name}", get(serve))
             .with_state(served.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let stopped = async {
-                let _ = stopped.await;
-            };
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await;
-        });
+        let (addr, shutdown) = crate::serve::spawn(app, "127.0.0.1:0".parse()?).await?;
         Ok(BundleServer {
             addr,
             served,

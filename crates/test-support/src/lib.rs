@@ -22,6 +22,7 @@ mod keys;
 pub mod log_collector;
 pub mod metadata;
 mod proxy;
+mod serve;
 mod users;
 mod wait;
 pub mod webhook;

@@ -42,19 +42,10 @@ impl LogCollector {
         let app = axum::Router::new()
             .route("/logs", post(receive))
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let loopback = "127.0.0.1:0".parse().expect("test helper");
+        let (addr, stop) = crate::serve::spawn(app, loopback)
             .await
             .expect("test helper");
-        let addr = listener.local_addr().expect("test helper");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let stopped = async {
-                let _ = stopped.await;
-            };
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await;
-        });
         LogCollector {
             addr,
             collected,

@@ -40,19 +40,7 @@ impl Receiver {
         let app = axum::Router::new()
             .route("/hook", post(record))
             .with_state(received.clone());
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("test helper");
-        let addr = listener.local_addr().expect("test helper");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let stopped = async {
-                let _ = stopped.await;
-            };
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await;
-        });
+        let (addr, stop) = crate::serve::spawn(app, addr).await.expect("test helper");
         Receiver {
             addr,
             received,
