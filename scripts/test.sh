@@ -432,7 +432,60 @@ PY
   promtool check rules "$out/dashboard-rules.yml"
 }
 
+S3_PID=""
+S3S_FS_VERSION=0.14.1
+# The object store tests need an S3-compatible server: s3s-fs (an S3 server over a local
+# directory, from crates.io: no binary download, no container), installed once under
+# target/tools and started on a free port with a random key pair; every bucket is a
+# directory of its root. Exports BLINDLEDGER_TEST_S3_{ENDPOINT,ACCESS_KEY,SECRET_KEY,BUCKET};
+# stopped at exit.
+ensure_s3_server() {
+  local target="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+  local tools="$target/tools"
+  local bin="$tools/bin/s3s-fs"
+  if [[ ! -x $bin ]] || ! "$bin" --version 2>/dev/null | grep -q "$S3S_FS_VERSION"; then
+    log "S3: installing s3s-fs $S3S_FS_VERSION from crates.io into $tools (log: $target/s3s-fs-install.log)"
+    mkdir -p "$tools"
+    cargo install --quiet --locked --root "$tools" --version "$S3S_FS_VERSION" \
+      --features binary s3s-fs >"$target/s3s-fs-install.log" 2>&1 || {
+      tail -n 30 "$target/s3s-fs-install.log" >&2
+      die "could not install s3s-fs, the S3-compatible server of the object store tests"
+    }
+  fi
+  local port root
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  root="$target/s3/$port"
+  rm -rf "$root"
+  mkdir -p "$root/blindledger-test"
+  export BLINDLEDGER_TEST_S3_ACCESS_KEY="test-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+  export BLINDLEDGER_TEST_S3_SECRET_KEY="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+  export BLINDLEDGER_TEST_S3_BUCKET=blindledger-test
+  export BLINDLEDGER_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  "$bin" --host 127.0.0.1 --port "$port" --access-key "$BLINDLEDGER_TEST_S3_ACCESS_KEY" \
+    --secret-key "$BLINDLEDGER_TEST_S3_SECRET_KEY" "$root" >"$target/s3/$port.log" 2>&1 &
+  S3_PID=$!
+  local tries
+  for tries in $(seq 1 100); do
+    if tcp_open 127.0.0.1 "$port"; then
+      log "S3: s3s-fs $S3S_FS_VERSION on $BLINDLEDGER_TEST_S3_ENDPOINT (data: $root)"
+      return 0
+    fi
+    kill -0 "$S3_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$target/s3/$port.log" >&2 || true
+  die "s3s-fs did not start on port $port"
+}
+
+stop_s3_server() {
+  [[ -n $S3_PID ]] || return 0
+  kill "$S3_PID" 2>/dev/null || true
+  wait "$S3_PID" 2>/dev/null || true
+  S3_PID=""
+}
+
 cleanup() {
+  stop_s3_server
   stop_galera
   stop_private_mariadb
 }
@@ -447,7 +500,7 @@ main() {
     export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
   fi
 
-  header "[1/5] toolchain, MariaDB, the Galera cluster, Chromium and promtool"
+  header "[1/5] toolchain, MariaDB, the Galera cluster, Chromium, promtool and an S3 server"
   ensure_toolchain
   ensure_mariadb
   ensure_galera
@@ -455,6 +508,7 @@ main() {
   ensure_promtool
   ensure_openssl
   ensure_client_tools
+  ensure_s3_server
 
   header "[2/5] cargo fmt --all -- --check; alert rules and dashboards"
   cargo fmt --all -- --check
@@ -476,6 +530,17 @@ main() {
   # the tests, so the release build of tfhe is reused instead of compiled a second time.
   cargo build --release --workspace --bins --examples
   "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/blindledger" policy test policies/ --min-coverage 90
+
+  # ---- deploy (begin) --------------------------------------------------------------------
+  # The image and orchestration files, statically (no container runs on these machines);
+  # backups and restores with mariabackup; the production-shaped local deployment (three
+  # service processes with mTLS on the Galera cluster, Prometheus scraping them, a ledger
+  # killed mid-job), all with the binaries built above.
+  header "[deploy] scripts/validate-deploy.sh: Dockerfile, compose and Kubernetes manifests"
+  bash "$REPO_ROOT/scripts/validate-deploy.sh"
+  header "[deploy] scripts/backup-test.sh: mariabackup full + incremental, restore, verify"
+  bash "$REPO_ROOT/scripts/backup-test.sh"
+  # ---- deploy (end) ----------------------------------------------------------------------
 
   # ---- clients (begin) -------------------------------------------------------------------
   # The JavaScript and Python clients against a private `blindledger dev`, with the binary

@@ -8,6 +8,10 @@
 //!   database ([`PublishedCheckpoints`]).
 //! - [`AuditLog::verify`] streams the chain and reports the first edited, deleted, inserted
 //!   or reordered row, a truncated tail, and forged checkpoints.
+//! - [`Archive`] exports the trail in verifiable segments (rows and the signed checkpoint
+//!   ending them) to object storage, so old rows can be pruned and still be verified.
+//! - [`retention`] prunes what the trail was built from (decision log, jobs and their
+//!   ciphertexts) once it is imported and older than its retention.
 //! - [`Importer`] turns the ledger's decision log, job state changes and the controller's
 //!   bundle activations into audit events, exactly once.
 //! - [`admin`] verifies officer-signed admin commands (freeze, unfreeze, bundle rollback,
@@ -18,6 +22,7 @@
 
 pub mod admin;
 mod append;
+mod archive;
 pub mod chain;
 mod checkpoint;
 mod db;
@@ -26,10 +31,12 @@ mod event;
 mod export;
 mod import;
 mod published;
+pub mod retention;
 mod verify;
 mod writer;
 
 pub use append::{Appended, Head};
+pub use archive::{Archive, ArchiveReport, ArchivedSegment, MAX_SEGMENT_ROWS};
 pub use chain::{ChainHash, GENESIS};
 pub use checkpoint::{
     export_checkpoints, Checkpoint, CheckpointKeys, CheckpointSigner, SignatureProblem,

@@ -73,11 +73,12 @@ struct Cli {
     /// accepted on loopback): for a TLS-terminating proxy beside the ledger.
     #[arg(long, global = true, env = "BLINDLEDGER_ALLOW_PLAINTEXT")]
     allow_plaintext: bool,
-    /// CA certificate (PEM) the ledger's TLS certificate chains to: connect over TLS
-    /// (the endpoint then starts with https://).
+    /// CA certificate (PEM) the services' TLS certificates chain to: connect to the
+    /// ledger over TLS (the endpoint then starts with https://), and trust only this CA
+    /// for the controller's and the audit service's https:// URLs.
     #[arg(long, global = true, env = "BLINDLEDGER_TLS_CA", value_name = "FILE")]
     tls_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for a ledger that requires one (mTLS); with --tls-key.
+    /// Client certificate (PEM) for services that require one (mTLS); with --tls-key.
     #[arg(
         long,
         global = true,
@@ -229,6 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             key: cli.tls_key,
         },
     };
+    commands::set_http_tls(ctx.tls.clone());
     match cli.command {
         Command::Dev(args) => commands::dev::run(&ctx, args).await,
         Command::Controller(args) => commands::controller::run(args).await,

@@ -11,6 +11,7 @@
 
 mod auth;
 mod auth_layer;
+mod client_tls;
 mod error;
 mod gate;
 mod loader;
@@ -36,6 +37,7 @@ pub mod audiences {
 pub use auth::jwks::{Jwks, JwksTiming};
 pub use auth::{generate_keypair, AuthError, ClaimNames, Principal, TokenIssuer, TokenVerifier};
 pub use auth_layer::{AuthLayer, AuthService, CalledMethod, PeerGrant};
+pub use client_tls::ClientTls;
 pub use error::GateError;
 pub use gate::{
     excerpt, principal, with_decision_id, Authorized, PolicyGate, Resource, DECISION_ID_METADATA,

@@ -105,7 +105,11 @@ impl BundleLoader {
         limits: BundleLimits,
     ) -> Result<Self, GateError> {
         let statuses = Statuses::new(bundles.iter().map(|b| b.name.clone()));
-        let fetcher = Fetcher::new(limits.max_compressed_bytes, DOWNLOAD_TIMEOUT)?;
+        let fetcher = Fetcher::new(
+            limits.max_compressed_bytes,
+            DOWNLOAD_TIMEOUT,
+            &crate::ClientTls::default(),
+        )?;
         Ok(BundleLoader {
             gate,
             bundles,
@@ -207,6 +211,15 @@ impl BundleLoader {
     pub fn with_bearer_token_file(mut self, path: std::path::PathBuf) -> Self {
         self.fetcher.token_file = Some(path);
         self
+    }
+
+    /// Connects to HTTPS bundle servers with `tls`: the CA their certificate must chain to,
+    /// and the client certificate presented to a server that requires one (mTLS).
+    pub fn with_client_tls(mut self, tls: &crate::ClientTls) -> Result<Self, GateError> {
+        let token_file = self.fetcher.token_file.take();
+        self.fetcher = Fetcher::new(self.limits.max_compressed_bytes, DOWNLOAD_TIMEOUT, tls)?;
+        self.fetcher.token_file = token_file;
+        Ok(self)
     }
 
     /// Asks bundle servers to hold each poll for up to `wait` and answer as soon as a new

@@ -41,6 +41,8 @@ pub struct PolicySettings<'a> {
     /// A file holding the bearer token sent to bundle servers (the controller requires
     /// one with the `bundle_reader` role).
     pub bundle_token_file: Option<&'a std::path::Path>,
+    /// TLS of the connections to bundle servers (CA, client certificate for mTLS).
+    pub bundle_tls: Option<&'a crate::ClientTls>,
     /// Where the risk bundle's highest activated revision is kept across restarts, and the
     /// service's name there; none: in memory only.
     pub revision_floor: Option<(&'a blindledger_store::Db, &'a str)>,
@@ -109,6 +111,9 @@ impl PolicySettings<'_> {
         .with_long_polling(self.long_poll);
         if let Some(path) = self.bundle_token_file {
             loader = loader.with_bearer_token_file(path.to_path_buf());
+        }
+        if let Some(tls) = self.bundle_tls.filter(|tls| !tls.is_empty()) {
+            loader = loader.with_client_tls(tls)?;
         }
         if self.risk_bundle.is_some() {
             loader = loader.with_monotonic_revisions(RISK_BUNDLE);

@@ -32,6 +32,9 @@ pub enum StoreError {
     /// Anything else; a bug or a schema problem.
     #[error("database error")]
     Other(#[source] sqlx::Error),
+    /// The rows asked for were pruned past their retention (`blindledger db prune`).
+    #[error("{0}")]
+    Pruned(&'static str),
     /// Object storage failed.
     #[error("object storage error")]
     Blob(#[source] object_store::Error),

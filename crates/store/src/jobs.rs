@@ -539,7 +539,12 @@ impl Db {
             .fetch_all(self.pool())
             .await?;
         rows.into_iter()
-            .map(|r| Ok(r.try_get::<Vec<u8>, _>(0)?))
+            .map(|r| {
+                r.try_get::<Option<Vec<u8>>, _>(0)?
+                    .ok_or(StoreError::Pruned(
+                        "the period reaches back past the retention of transfer ciphertexts",
+                    ))
+            })
             .collect()
     }
 

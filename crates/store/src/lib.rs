@@ -20,7 +20,7 @@ mod tenants;
 mod url;
 
 pub use accounts::{AccountRow, BalanceWrite};
-pub use blobs::KeyBlobStore;
+pub use blobs::{open_object_store, KeyBlobStore};
 pub use db::{Backend, Db};
 pub use decisions::DecisionRecord;
 pub use error::StoreError;

@@ -114,6 +114,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "Jobs finished, by kind and outcome (committed, failed).",
     ),
     (
+        "blindledger_jobs_released_total",
+        "Running jobs a stopping instance released for another, by reason (shutdown: its grace period ran out).",
+    ),
+    (
         "blindledger_jobs_queue_depth",
         "Jobs queued or running, all tenants.",
     ),

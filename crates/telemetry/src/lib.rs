@@ -2,6 +2,7 @@
 
 mod catalog;
 mod grpc_metrics;
+mod http_server;
 pub mod traces;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 pub use catalog::{referenced_metrics, METRICS};
 pub use grpc_metrics::{code_name, GrpcMetricsLayer, GrpcType, MeteredBody};
+pub use http_server::{serve_http, TlsFiles};
 pub use traces::shutdown_tracing;
 
 /// Installs the process-wide tracing subscriber: human-readable lines, or JSON when
@@ -161,10 +163,21 @@ pub fn prometheus() -> PrometheusHandle {
 /// Returns the bound address (`addr` may use port 0, which the exporter's own listener
 /// cannot report).
 pub async fn serve_metrics(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    serve_operations(addr, axum::Router::new()).await
+}
+
+/// Serves `GET /metrics` and the routes of `extra` (a health check) in plain HTTP on `addr`
+/// until the process ends: the listener Prometheus and an orchestrator's probes use when
+/// the service's own port requires client certificates they do not have. Returns the bound
+/// address.
+pub async fn serve_operations(
+    addr: SocketAddr,
+    extra: axum::Router,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = prometheus();
-    let router = axum::Router::new().route(
+    let router = extra.route(
         "/metrics",
         axum::routing::get(move || {
             let handle = handle.clone();

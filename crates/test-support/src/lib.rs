@@ -10,6 +10,7 @@
 //!   controller's risk engine;
 //! * [`eventually`], [`until`] and [`until_blocking`]: the one polling loop, with a deadline, for states a test
 //!   cannot be notified of;
+//! * [`Pki`]: a throwaway certificate authority issuing server and client certificates;
 //! * [`TcpProxy`]: a loopback TCP proxy whose traffic a test can cut and restore, to make a
 //!   dependency "go down" and "come back" without touching the shared server.
 //!
@@ -21,6 +22,7 @@ mod db;
 mod keys;
 pub mod log_collector;
 pub mod metadata;
+mod pki;
 mod proxy;
 mod serve;
 mod users;
@@ -31,6 +33,8 @@ pub use bundle_server::{BundleServer, BundleServerStats};
 pub use db::{TestDatabase, DEFAULT_MYSQL_URL, MYSQL_URL_ENV};
 pub use keys::TestKeys;
 pub use log_collector::LogCollector;
+pub use pki::Pki;
 pub use proxy::{mysql_socket_addr, mysql_url_via, TcpProxy};
+pub use rcgen::{ExtendedKeyUsagePurpose, SanType};
 pub use users::TestUser;
 pub use wait::{eventually, holds_within, until, until_blocking};

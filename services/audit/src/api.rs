@@ -42,10 +42,15 @@ pub async fn verify(
         Some((published, max_ms)) => (published.list().await?, Some(*max_ms)),
         None => (Vec::new(), None),
     };
+    let archived_through = match &state.archive {
+        Some(archive) => archive.verify(&state.checkpoint_keys).await?.through,
+        None => None,
+    };
     let options = VerifyOptions {
         from_checkpoint: query.from_checkpoint,
         external_checkpoints,
         max_unpublished_ms,
+        archived_through,
     };
     let report = state.log.verify(&state.checkpoint_keys, &options).await?;
     tracing::info!(officer = %officer.subject, ok = report.ok, rows = report.rows_checked, "audit verified on request");

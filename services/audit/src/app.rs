@@ -38,6 +38,8 @@ pub struct Application {
     addr: SocketAddr,
     /// Set once shutdown begins: ends the background tasks and open event streams.
     stop: Arc<watch::Sender<bool>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Application {
@@ -73,6 +75,13 @@ impl Application {
             None => None,
         };
         let checkpoint_keys = checkpoint_keys(&config, signer.as_ref())?;
+        let tls = blindledger_telemetry::TlsFiles {
+            cert: config.tls_cert.as_deref(),
+            key: config.tls_key.as_deref(),
+            client_ca: config.tls_client_ca.as_deref(),
+        }
+        .server_config()
+        .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
         let url = config.database_url.expose_secret().to_string();
         if let Some(dir) = blindledger_store::sqlite_dir(&url) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -88,13 +97,20 @@ impl Application {
         let addr = listener.local_addr()?;
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let (stop, stopping) = watch::channel(false);
-        let secure_cookies = config.secure_cookies;
+        // Served over TLS, every request came over TLS.
+        let secure_cookies = config.secure_cookies || tls.is_some();
         let oidc = oidc_client(&config)?;
         let published = match &config.checkpoint_publish_dir {
             Some(dir) => Some((
                 PublishedCheckpoints::local(dir)
                     .with_context(|| format!("opening {}", dir.display()))?,
                 i64::try_from(config.checkpoint_max_unpublished_ms).unwrap_or(i64::MAX),
+            )),
+            None => None,
+        };
+        let archive = match &config.archive_url {
+            Some(url) => Some(blindledger_audit::Archive::new(
+                blindledger_store::open_object_store(url).context("opening the archive")?,
             )),
             None => None,
         };
@@ -105,10 +121,24 @@ impl Application {
             commands,
             checkpoint_keys,
             published,
+            archive,
             live,
             secure_cookies,
             oidc,
             stopping,
+        };
+        let metrics_addr = match config.metrics_addr {
+            Some(addr) => {
+                let health = axum::Router::new()
+                    .route("/healthz", axum::routing::get(crate::api::health))
+                    .with_state(state.clone());
+                Some(
+                    blindledger_telemetry::serve_operations(addr, health)
+                        .await
+                        .with_context(|| format!("binding the metrics listener {addr}"))?,
+                )
+            }
+            None => None,
         };
         Ok(Self {
             config,
@@ -118,6 +148,8 @@ impl Application {
             listener,
             addr,
             stop: Arc::new(stop),
+            tls,
+            metrics_addr,
         })
     }
 
@@ -126,13 +158,19 @@ impl Application {
         self.addr
     }
 
+    /// The bound address of the plain-HTTP metrics and health listener, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     /// The audit trail this service serves.
     pub fn log(&self) -> AuditLog {
         self.state.log.clone()
     }
 
-    /// Serves HTTP and runs the importer, the checkpoint signer and the live feed until
-    /// `shutdown` completes; then finishes open requests and returns.
+    /// Serves HTTP(S) and runs the importer, the checkpoint signer and the live feed until
+    /// `shutdown` completes; then finishes open requests (for at most `shutdown_grace_ms`)
+    /// and returns.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -178,16 +216,23 @@ impl Application {
                 stop_rx.clone(),
             )));
         }
-        tracing::info!(addr = %self.addr, "audit service serving");
+        tracing::info!(addr = %self.addr, tls = self.tls.is_some(), "audit service serving");
         let app = router(self.state.clone());
         let stop = self.stop.clone();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            // Open event streams never end by themselves: this ends them, so the graceful
-            // shutdown can finish.
-            let _ = stop.send(true);
-        });
-        let result = serve.await;
+        let result = blindledger_telemetry::serve_http(
+            self.listener,
+            app,
+            self.tls,
+            async move {
+                shutdown.await;
+                tracing::info!("draining");
+                // Open event streams never end by themselves: this ends them, so the
+                // graceful shutdown can finish.
+                let _ = stop.send(true);
+            },
+            Duration::from_millis(self.config.shutdown_grace_ms),
+        )
+        .await;
         let _ = self.stop.send(true);
         for task in tasks {
             let _ = task.await;
@@ -215,6 +260,11 @@ async fn policy_gate(
         config.decision_log_file.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
+    let bundle_tls = blindledger_gate::ClientTls {
+        ca: config.bundle_tls_ca.clone(),
+        cert: config.bundle_tls_cert.clone(),
+        key: config.bundle_tls_key.clone(),
+    };
     let settings = PolicySettings {
         region: &config.region,
         policy_bundle: config.policy_bundle.as_ref(),
@@ -227,6 +277,7 @@ async fn policy_gate(
         bundle_scope: config.bundle_scope.as_deref(),
         long_poll: std::time::Duration::from_secs(config.policy_long_poll_s),
         bundle_token_file: config.bundle_token_file.as_deref(),
+        bundle_tls: Some(&bundle_tls),
         revision_floor: Some((&db, "audit")),
         decision_log: decision_log.as_ref(),
         instance_id: None,

@@ -95,6 +95,10 @@ pub struct AuditConfig {
     pub checkpoint_publish_dir: Option<PathBuf>,
     /// How long a row may wait for a published checkpoint before verification reports it.
     pub checkpoint_max_unpublished_ms: u64,
+    /// The archive of the trail, written by `blindledger audit archive` (`file:///dir` or
+    /// `s3://bucket/prefix`, credentials from `AWS_*`): verification checks its segments,
+    /// then the database's rows after it (the archived ones may have been pruned).
+    pub archive_url: Option<String>,
     /// How often the decision log, jobs and bundle activations are imported; 0 disables.
     pub import_interval_ms: u64,
     /// How far behind the clock sources are imported; unset: the engine's default.
@@ -117,6 +121,30 @@ pub struct AuditConfig {
     pub oidc_redirect_url: Option<String>,
     /// Scopes asked for (`openid` is always added).
     pub oidc_scopes: String,
+    /// Certificate chain (PEM file) of this service's HTTPS listener; with `tls_key`,
+    /// HTTPS only. Unset: plain HTTP (behind a TLS-terminating proxy only).
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM file).
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM file): every client must present a certificate chaining to
+    /// them (mTLS); needs `tls_cert`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// How long a stopping service (SIGTERM, Ctrl-C) lets open requests finish before it
+    /// closes their connections and exits. Keep it under the orchestrator's own grace
+    /// period (Kubernetes: 30 s).
+    pub shutdown_grace_ms: u64,
+    /// A second, plain-HTTP listener serving only `/metrics` and the health check, for
+    /// Prometheus and an orchestrator's probes when the main port requires client
+    /// certificates (`tls_client_ca`); port 0 picks a free port. Unset: none.
+    pub metrics_addr: Option<SocketAddr>,
+    /// CA certificates (PEM file) an HTTPS bundle server's certificate must chain to;
+    /// unset: the system's roots.
+    pub bundle_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM file) presented to a bundle server that requires one
+    /// (mTLS); with `bundle_tls_key`.
+    pub bundle_tls_cert: Option<PathBuf>,
+    /// The private key of `bundle_tls_cert` (PEM file).
+    pub bundle_tls_key: Option<PathBuf>,
 }
 
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -157,6 +185,7 @@ impl Default for AuditConfig {
             checkpoint_interval_ms: 60_000,
             checkpoint_publish_dir: None,
             checkpoint_max_unpublished_ms: 600_000,
+            archive_url: None,
             import_interval_ms: 1_000,
             import_settle_ms: None,
             live_poll_ms: 250,
@@ -166,6 +195,14 @@ impl Default for AuditConfig {
             oidc_client_secret_file: None,
             oidc_redirect_url: None,
             oidc_scopes: "openid profile email".into(),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            shutdown_grace_ms: 20_000,
+            metrics_addr: None,
+            bundle_tls_ca: None,
+            bundle_tls_cert: None,
+            bundle_tls_key: None,
         }
     }
 }
@@ -205,6 +242,7 @@ impl AuditConfig {
         "checkpoint_interval_ms",
         "checkpoint_publish_dir",
         "checkpoint_max_unpublished_ms",
+        "archive_url",
         "import_interval_ms",
         "import_settle_ms",
         "live_poll_ms",
@@ -214,6 +252,14 @@ impl AuditConfig {
         "oidc_client_secret_file",
         "oidc_redirect_url",
         "oidc_scopes",
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "shutdown_grace_ms",
+        "metrics_addr",
+        "bundle_tls_ca",
+        "bundle_tls_cert",
+        "bundle_tls_key",
     ];
 
     /// Loads defaults, then `file` when given, then `BLINDLEDGER_AUDIT_*` variables.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use blindledger_audit::admin::AdminCommands;
-use blindledger_audit::{AuditLog, CheckpointKeys, PublishedCheckpoints};
+use blindledger_audit::{Archive, AuditLog, CheckpointKeys, PublishedCheckpoints};
 use blindledger_gate::{PolicyGate, TokenVerifier};
 use tokio::sync::{broadcast, watch};
 
@@ -25,6 +25,9 @@ pub struct AppState {
     /// Where checkpoints are published outside the database, and how long a row may wait
     /// for one (ms).
     pub published: Option<(PublishedCheckpoints, i64)>,
+    /// The archive of the trail (`blindledger audit archive`): rows up to its end may have
+    /// been pruned from the database; verification checks it first.
+    pub archive: Option<Archive>,
     /// New decisions, for Server-Sent Events.
     pub live: broadcast::Sender<Arc<LiveDecision>>,
     /// Whether the session cookie is marked `Secure`.

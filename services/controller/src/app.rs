@@ -28,6 +28,9 @@ pub struct Application {
     delivery: Option<AlertDelivery>,
     cycle_interval: Option<Duration>,
     admin_interval: Option<Duration>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    grace: Duration,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Application {
@@ -49,6 +52,14 @@ impl Application {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tokens = token_verifier(&config)?;
+        let tls = blindledger_telemetry::TlsFiles {
+            cert: config.tls_cert.as_deref(),
+            key: config.tls_key.as_deref(),
+            client_ca: config.tls_client_ca.as_deref(),
+        }
+        .server_config()
+        .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+        let grace = Duration::from_millis(config.shutdown_grace_ms);
         // Installed before anything is recorded, so `/metrics` misses nothing.
         blindledger_telemetry::prometheus();
         let repo = Repo::connect(&url, config.max_connections, config.migrate)
@@ -61,12 +72,24 @@ impl Application {
         let admin_interval =
             (config.admin_sync_ms > 0).then(|| Duration::from_millis(config.admin_sync_ms));
         let listen_addr = config.listen_addr;
+        let config_metrics_addr = config.metrics_addr;
         let controller = Arc::new(Controller::new(config, repo, outbox).await?);
         let listener = TcpListener::bind(listen_addr)
             .await
             .with_context(|| format!("binding {listen_addr}"))?;
         let addr = listener.local_addr()?;
         let router = http::router(controller.clone(), tokens);
+        let metrics_addr = match config_metrics_addr {
+            Some(addr) => {
+                let health = Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+                Some(
+                    blindledger_telemetry::serve_operations(addr, health)
+                        .await
+                        .with_context(|| format!("binding the metrics listener {addr}"))?,
+                )
+            }
+            None => None,
+        };
         Ok(Application {
             listener,
             addr,
@@ -75,6 +98,9 @@ impl Application {
             delivery,
             cycle_interval,
             admin_interval,
+            tls,
+            grace,
+            metrics_addr,
         })
     }
 
@@ -83,9 +109,15 @@ impl Application {
         self.addr
     }
 
-    /// The base URL of the HTTP server (`http://127.0.0.1:PORT`).
+    /// The bound address of the plain-HTTP metrics and health listener, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The base URL of the server (`http://127.0.0.1:PORT`, `https://` with TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The controller behind the server, e.g. to run a cycle at a chosen time.
@@ -123,16 +155,22 @@ impl Application {
                 let _ = stop.changed().await;
             })));
         }
-        tracing::info!(addr = %self.addr, "controller serving");
+        tracing::info!(addr = %self.addr, tls = self.tls.is_some(), "controller serving");
         let controller = self.controller.clone();
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
+        blindledger_telemetry::serve_http(
+            self.listener,
+            self.router,
+            self.tls,
+            async move {
                 shutdown.await;
+                tracing::info!("draining");
                 // Long polls would hold the graceful shutdown for their whole wait.
                 controller.served().close();
-            })
-            .await
-            .context("serving HTTP")?;
+            },
+            self.grace,
+        )
+        .await
+        .context("serving HTTP")?;
         let _ = stop_tx.send(true);
         for task in tasks {
             let _ = task.await;

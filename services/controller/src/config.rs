@@ -107,6 +107,22 @@ pub struct ControllerConfig {
     /// Default refusal threshold of a push: most decisions allowed to change (none: report
     /// only). A push may tighten it with `?max_changed=`, never loosen it.
     pub impact_max_changed: Option<u64>,
+    /// Certificate chain (PEM file) of this service's HTTPS listener; with `tls_key`,
+    /// HTTPS only. Unset: plain HTTP (behind a TLS-terminating proxy only).
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM file).
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM file): every client must present a certificate chaining to
+    /// them (mTLS); needs `tls_cert`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// How long a stopping service (SIGTERM, Ctrl-C) lets open requests finish before it
+    /// closes their connections and exits. Keep it under the orchestrator's own grace
+    /// period (Kubernetes: 30 s).
+    pub shutdown_grace_ms: u64,
+    /// A second, plain-HTTP listener serving only `/metrics` and the health check, for
+    /// Prometheus and an orchestrator's probes when the main port requires client
+    /// certificates (`tls_client_ca`); port 0 picks a free port. Unset: none.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -163,6 +179,11 @@ impl Default for ControllerConfig {
             alert_backoff_max_ms: 300_000,
             impact_replay: 1_000,
             impact_max_changed: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            shutdown_grace_ms: 20_000,
+            metrics_addr: None,
         }
     }
 }
@@ -208,6 +229,11 @@ impl ControllerConfig {
         "alert_backoff_max_ms",
         "impact_replay",
         "impact_max_changed",
+        "tls_cert",
+        "tls_key",
+        "tls_client_ca",
+        "shutdown_grace_ms",
+        "metrics_addr",
     ];
 
     /// Loads defaults, then `file` when given, then `BLINDLEDGER_*` variables, and checks

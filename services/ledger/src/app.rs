@@ -68,8 +68,11 @@ impl Application {
         if let Err(err) = bundles.reload().await {
             tracing::error!(error = %err, "no policy active at start-up");
         }
-        let blobs =
-            KeyBlobStore::local(&config.object_store_dir).context("opening the object store")?;
+        let blobs = match &config.object_store_url {
+            Some(url) => KeyBlobStore::from_url(url),
+            None => KeyBlobStore::local(&config.object_store_dir),
+        }
+        .context("opening the object store")?;
         let fhe = Arc::new(FheExecutor::new(
             config.fhe_threads,
             config.cached_server_keys,
@@ -134,14 +137,30 @@ impl Application {
         self.ledger.clone()
     }
 
-    /// Serves gRPC and runs the job workers until `shutdown` completes; then stops taking
-    /// requests, lets workers finish their current job, and returns.
+    /// Serves gRPC and runs the job workers until `shutdown` completes; then drains: health
+    /// turns NOT_SERVING, new connections and calls are refused, workers take no new job and
+    /// finish the one they compute. Whatever still runs when `shutdown_grace_ms` is over is
+    /// cut: open calls end, running jobs are released for another instance. Then it returns.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let workers = self.spawn_workers(&stop_rx);
+        let (abandon_tx, abandon_rx) = watch::channel(false);
+        let grace = std::time::Duration::from_millis(self.config.shutdown_grace_ms);
+        let stopping = self.ledger.clone();
+        let drain = tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(grace_ms = grace.as_millis() as u64, "draining");
+            // Streams would hold the graceful shutdown open until their jobs end.
+            stopping.begin_shutdown();
+            let _ = stop_tx.send(true);
+            tokio::time::sleep(grace).await;
+            let _ = abandon_tx.send(true);
+            // Held until the drain is over, so the receivers never see a closed channel.
+            std::future::pending::<()>().await;
+        });
+        let workers = self.spawn_workers(&stop_rx, &abandon_rx);
         let depth = tokio::spawn(report_queue_depth(self.ledger.clone(), stop_rx.clone()));
         let feed = tokio::spawn(crate::feed::run(
             self.ledger.clone(),
@@ -176,12 +195,11 @@ impl Application {
             .max_encoding_message_size(max);
         tracing::info!(addr = %self.grpc_addr, owner = %self.owner, "ledger serving");
         let mut stop_signal = stop_rx.clone();
-        let stopping = self.ledger.clone();
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = self.tls.clone() {
             server = server.tls_config(tls).context("setting up TLS")?;
         }
-        server
+        let serving = server
             // Outermost: every RPC counted and timed, including rejected ones.
             .layer(GrpcMetricsLayer::new(served_methods()?))
             // Then authentication: no ledger method runs for an unauthenticated caller.
@@ -198,18 +216,24 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), async move {
-                tokio::select! {
-                    _ = shutdown => {}
-                    _ = stop_signal.changed() => {}
+                let _ = stop_signal.wait_for(|stop| *stop).await;
+            });
+        let mut cut = abandon_rx.clone();
+        tokio::select! {
+            served = serving => {
+                if let Err(err) = served {
+                    drain.abort();
+                    return Err(err.into());
                 }
-                // Streams would hold the graceful shutdown open until their jobs end.
-                stopping.begin_shutdown();
-            })
-            .await?;
-        let _ = stop_tx.send(true);
+            }
+            _ = async { drop(cut.wait_for(|cut| *cut).await) } => {
+                tracing::warn!("grace period over: open calls cut")
+            }
+        }
         for worker in workers {
             let _ = worker.await;
         }
+        drain.abort();
         let _ = depth.await;
         let _ = feed.await;
         let _ = loader.await;
@@ -219,7 +243,11 @@ impl Application {
         Ok(())
     }
 
-    fn spawn_workers(&self, stop: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    fn spawn_workers(
+        &self,
+        stop: &watch::Receiver<bool>,
+        abandon: &watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         let settings = WorkerSettings {
             owner: self.owner.clone(),
             lease_ms: self.config.lease_ms as i64,
@@ -231,6 +259,7 @@ impl Application {
                     self.ledger.clone(),
                     settings.clone(),
                     stop.clone(),
+                    abandon.clone(),
                 ))
             })
             .collect()

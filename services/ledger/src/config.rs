@@ -27,6 +27,10 @@ pub struct LedgerConfig {
     pub max_connections: u32,
     /// Directory of the local object store holding server keys.
     pub object_store_dir: PathBuf,
+    /// The object store holding server keys, instead of `object_store_dir`: `file:///dir`,
+    /// or `s3://bucket/prefix` for S3 or an S3-compatible server (credentials, region and
+    /// endpoint from the standard `AWS_*` variables), so that every instance shares them.
+    pub object_store_url: Option<String>,
     /// Region this instance runs in (data residency).
     pub region: String,
     /// Concurrent job workers (database I/O overlaps; FHE work is serialised on the pool).
@@ -41,6 +45,10 @@ pub struct LedgerConfig {
     pub lease_ms: u64,
     /// Times a job is claimed before it is failed.
     pub max_attempts: i64,
+    /// How long a stopping instance (SIGTERM, Ctrl-C) waits for its calls and running jobs
+    /// to finish; jobs still computing then are released for another instance and the
+    /// process exits. Keep it under the orchestrator's own grace period (Kubernetes: 30 s).
+    pub shutdown_grace_ms: u64,
     /// Jobs one tenant may have queued or running at once; more are refused with
     /// RESOURCE_EXHAUSTED, so one tenant cannot fill the queue for all.
     pub max_open_jobs_per_tenant: u64,
@@ -119,6 +127,14 @@ pub struct LedgerConfig {
     /// Client certificate identities allowed to call without a token, with the roles and
     /// tenants each is granted (needs `tls_client_ca`).
     pub peer_grants: BTreeMap<String, PeerGrant>,
+    /// CA certificates (PEM file) an HTTPS bundle server's certificate must chain to;
+    /// unset: the system's roots.
+    pub bundle_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM file) presented to a bundle server that requires one
+    /// (mTLS); with `bundle_tls_key`.
+    pub bundle_tls_cert: Option<PathBuf>,
+    /// The private key of `bundle_tls_cert` (PEM file).
+    pub bundle_tls_key: Option<PathBuf>,
 }
 
 fn expose<S: serde::Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -134,6 +150,7 @@ impl Default for LedgerConfig {
             database_url: SecretString::from("sqlite://data/ledger.db?mode=rwc"),
             max_connections: 16,
             object_store_dir: PathBuf::from("data/objects"),
+            object_store_url: None,
             region: "local".into(),
             workers: 4,
             max_open_jobs_per_tenant: 1_000,
@@ -143,6 +160,7 @@ impl Default for LedgerConfig {
             cached_server_keys: 2,
             lease_ms: 30_000,
             max_attempts: 5,
+            shutdown_grace_ms: 20_000,
             max_message_bytes: 8 * 1024 * 1024,
             instance_id: None,
             migrate: true,
@@ -168,6 +186,9 @@ impl Default for LedgerConfig {
             tls_key: None,
             tls_client_ca: None,
             peer_grants: BTreeMap::new(),
+            bundle_tls_ca: None,
+            bundle_tls_cert: None,
+            bundle_tls_key: None,
         }
     }
 }
@@ -181,12 +202,14 @@ impl LedgerConfig {
         "database_url",
         "max_connections",
         "object_store_dir",
+        "object_store_url",
         "region",
         "workers",
         "fhe_threads",
         "cached_server_keys",
         "lease_ms",
         "max_attempts",
+        "shutdown_grace_ms",
         "max_open_jobs_per_tenant",
         "max_watches_per_tenant",
         "watch_poll_ms",
@@ -215,6 +238,9 @@ impl LedgerConfig {
         "tls_key",
         "tls_client_ca",
         "peer_grants",
+        "bundle_tls_ca",
+        "bundle_tls_cert",
+        "bundle_tls_key",
     ];
 
     /// Loads defaults, then `file` when given, then `BLINDLEDGER_*` variables.

@@ -53,6 +53,7 @@ impl From<StoreError> for LedgerError {
         match err {
             StoreError::Unavailable(_) | StoreError::Conflict(_) => Self::Unavailable(err),
             StoreError::NotFound => Self::NotFound("record".into()),
+            StoreError::Pruned(why) => Self::FailedPrecondition(why.into()),
             other => Self::Internal(other.into()),
         }
     }

@@ -45,6 +45,11 @@ pub fn policy_gate(
         config.decision_log_file.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
+    let bundle_tls = blindledger_gate::ClientTls {
+        ca: config.bundle_tls_ca.clone(),
+        cert: config.bundle_tls_cert.clone(),
+        key: config.bundle_tls_key.clone(),
+    };
     let settings = PolicySettings {
         region: &config.region,
         policy_bundle: config.policy_bundle.as_ref(),
@@ -56,6 +61,7 @@ pub fn policy_gate(
         bundle_scope: config.bundle_scope.as_deref(),
         long_poll: std::time::Duration::from_secs(config.policy_long_poll_s),
         bundle_token_file: config.bundle_token_file.as_deref(),
+        bundle_tls: Some(&bundle_tls),
         revision_floor: Some((&db, "ledger")),
         decision_log: decision_log.as_ref(),
         instance_id: config.instance_id.as_deref(),

@@ -38,11 +38,14 @@ const BACKOFF: Duration = Duration::from_millis(500);
 /// Recomputations allowed when a balance changed under a job.
 const STALE_RETRIES: usize = 3;
 
-/// Runs one worker until `shutdown` turns true.
+/// Runs one worker until `shutdown` turns true; the job it is computing then still
+/// finishes, unless `abandon` turns true first: then its lease is released at once, so
+/// another instance takes the job without waiting for the lease to expire.
 pub async fn run_worker(
     ledger: Arc<Ledger>,
     settings: WorkerSettings,
     mut shutdown: watch::Receiver<bool>,
+    abandon: watch::Receiver<bool>,
 ) {
     loop {
         if *shutdown.borrow() {
@@ -65,7 +68,9 @@ pub async fn run_worker(
                         &span,
                         job.trace_parent.as_deref(),
                     );
-                    process(&ledger, &settings, job).instrument(span).await;
+                    process(&ledger, &settings, job, abandon.clone())
+                        .instrument(span)
+                        .await;
                 }
                 continue;
             }
@@ -83,7 +88,12 @@ pub async fn run_worker(
     }
 }
 
-async fn process(ledger: &Ledger, settings: &WorkerSettings, job: JobRow) {
+async fn process(
+    ledger: &Ledger,
+    settings: &WorkerSettings,
+    job: JobRow,
+    mut abandon: watch::Receiver<bool>,
+) {
     let _ = ledger.job_events.send(job.id.clone());
     let since_submit = || (now_ms() - job.created_at).max(0) as f64 / 1000.0;
     if job.attempts <= 1 {
@@ -94,6 +104,19 @@ async fn process(ledger: &Ledger, settings: &WorkerSettings, job: JobRow) {
     let outcome = tokio::select! {
         outcome = run_with_retries(ledger, settings, &job) => outcome,
         _ = renewal => Ok(CommitOutcome::LeaseLost),
+        _ = async { drop(abandon.wait_for(|abandon| *abandon).await) } => {
+            // Stopped mid-computation (or mid-commit: the commit checks the lease, and a
+            // committed job is no longer RUNNING, so the release below leaves it alone).
+            metrics::counter!("blindledger_jobs_released_total", "reason" => "shutdown")
+                .increment(1);
+            if let Err(err) = ledger.db.release_job(job.seq, &settings.owner).await {
+                tracing::warn!(error = %err, "releasing job at shutdown failed; its lease will expire");
+            } else {
+                tracing::warn!("job released: shutdown grace period over");
+            }
+            let _ = ledger.job_events.send(job.id.clone());
+            return;
+        }
     };
     let kind = job.kind.clone();
     match outcome {

@@ -226,6 +226,10 @@ pub struct VerifyOptions {
     /// With external checkpoints: how long a row may wait for a published checkpoint to
     /// cover it (milliseconds) before [`Problem::Unpublished`] is reported.
     pub max_unpublished_ms: Option<i64>,
+    /// The last checkpoint of a verified archive ([`crate::Archive::verify`]): rows up to
+    /// it may have left the database (pruned after archiving); verification starts after
+    /// it, from its head hash, and a row still stored at its boundary must match it.
+    pub archived_through: Option<Checkpoint>,
 }
 
 /// The outcome of a verification.

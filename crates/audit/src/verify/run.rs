@@ -31,7 +31,12 @@ impl AuditLog {
         let mut all = stored.clone();
         all.extend(options.external_checkpoints.iter().cloned());
         let (valid, signature_findings) = authentic(keys, all);
-        let mut checker = self.start(options.from_checkpoint, &valid).await?;
+        let mut checker = match &options.archived_through {
+            Some(archived) if options.from_checkpoint.is_none() => {
+                self.start_after_archive(keys, archived).await?
+            }
+            _ => self.start(options.from_checkpoint, &valid).await?,
+        };
         checker.findings.extend(signature_findings);
         let (published, _) = authentic(keys, options.external_checkpoints.clone());
         checker.findings.extend(
@@ -196,6 +201,32 @@ impl AuditLog {
             match row.first() {
                 Some(row) if row.hash == Some(hash) => {}
                 _ => checker.at_checkpoint(checkpoint.id, checkpoint.size, ""),
+            }
+        }
+        Ok(checker)
+    }
+
+    /// A checker starting after an archive's last checkpoint: the rows it covers are in the
+    /// archive; the row at its boundary, if still stored, must be the archive's.
+    async fn start_after_archive(
+        &self,
+        keys: &CheckpointKeys,
+        archived: &Checkpoint,
+    ) -> Result<ChainChecker> {
+        keys.verify(archived).map_err(|problem| {
+            AuditError::Corrupt(format!(
+                "the archive's checkpoint is not authentic: {problem}"
+            ))
+        })?;
+        let hash = parse_hash(&archived.head_hash)
+            .ok_or_else(|| AuditError::Corrupt("checkpoint hash is not hex".into()))?;
+        let mut checker = ChainChecker::starting_after(archived.size, hash);
+        if archived.size > 0 {
+            let row = self.reader().page(archived.size - 1, archived.size).await?;
+            if let Some(row) = row.first() {
+                if row.hash != Some(hash) {
+                    checker.at_checkpoint(archived.id, archived.size, "");
+                }
             }
         }
         Ok(checker)

@@ -9,4 +9,5 @@ mod append;
 mod helpers;
 mod import;
 mod perf;
+mod retention;
 mod tamper;

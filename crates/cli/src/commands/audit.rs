@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use blindledger_audit::admin::{sign_command, Command, CommandPayload};
-use blindledger_audit::{AuditLog, CheckpointKeys, PublishedCheckpoints, VerifyOptions};
+use blindledger_audit::{Archive, AuditLog, CheckpointKeys, PublishedCheckpoints, VerifyOptions};
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -51,8 +51,35 @@ pub enum AuditCommand {
         /// With --published: report rows no published checkpoint covers after this long
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
         max_unpublished: std::time::Duration,
+        /// With --database-url: the archive of the trail (`audit archive`), as an object
+        /// store URL (file:///dir or s3://bucket/prefix): its segments are verified, and the
+        /// database's rows after it, which may have been pruned up to it
+        #[arg(long, value_name = "URL", requires = "database_url")]
+        archive: Option<String>,
         #[command(flatten)]
         api: AuditApi,
+    },
+    /// Exports the rows after the archive's end, up to the latest checkpoint, as one
+    /// verifiable segment (rows and the signed checkpoint) to object storage; with --prune,
+    /// then deletes the archived rows from the database (an administrator's operation)
+    Archive {
+        /// The database, as a user that may read the trail (and delete from it, with --prune)
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "BLINDLEDGER_ADMIN_DATABASE_URL",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// Where segments go: file:///dir, or s3://bucket/prefix (credentials from AWS_*)
+        #[arg(long, value_name = "URL")]
+        archive: String,
+        /// The audit service's checkpoint public key, as KID=FILE (repeatable)
+        #[arg(long = "checkpoint-key", value_name = "KID=FILE", value_parser = kid_file, required = true)]
+        checkpoint_keys: Vec<(String, PathBuf)>,
+        /// Delete the archived rows from the database once the archive verifies
+        #[arg(long)]
+        prune: bool,
     },
     /// Writes the audit events of a time range as CSV (no amounts: ciphertext sizes only)
     Export {
@@ -127,12 +154,26 @@ pub async fn audit(ctx: &Context, command: AuditCommand) -> anyhow::Result<()> {
             checkpoint_keys,
             published,
             max_unpublished,
+            archive,
             ..
         } => {
             let published = published.map(|dir| (dir, max_unpublished));
-            let report = verify_locally(&url, &checkpoint_keys, from_checkpoint, published).await?;
+            let report = verify_locally(
+                &url,
+                &checkpoint_keys,
+                from_checkpoint,
+                published,
+                archive.as_deref(),
+            )
+            .await?;
             print_verify(&report)
         }
+        AuditCommand::Archive {
+            database_url,
+            archive,
+            checkpoint_keys,
+            prune,
+        } => archive_trail(&database_url, &checkpoint_keys, &archive, prune).await,
         AuditCommand::Verify {
             from_checkpoint,
             api,
@@ -295,16 +336,25 @@ async fn verify_locally(
     keys: &[(String, PathBuf)],
     from_checkpoint: Option<i64>,
     published: Option<(PathBuf, std::time::Duration)>,
+    archive: Option<&str>,
 ) -> anyhow::Result<Value> {
-    let pems: BTreeMap<String, String> = keys
-        .iter()
-        .map(|(kid, path)| {
-            let pem = std::fs::read_to_string(path)
-                .with_context(|| format!("reading checkpoint key {kid} from {}", path.display()))?;
-            Ok((kid.clone(), pem))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let keys = CheckpointKeys::from_pems(&pems).context("loading the checkpoint keys")?;
+    let keys = checkpoint_keys(keys)?;
+    let archived_through = match archive {
+        Some(url) => {
+            let report = open_archive(url)?
+                .verify(&keys)
+                .await
+                .context("verifying the archive")?;
+            if !crate::output::json() {
+                eprintln!(
+                    "archive: {} segments, rows 1 to {} verified",
+                    report.segments, report.rows
+                );
+            }
+            report.through
+        }
+        None => None,
+    };
     let log = AuditLog::connect(url, 2, false)
         .await
         .with_context(|| format!("connecting to {}", blindledger_telemetry::redact_url(url)))?;
@@ -330,10 +380,81 @@ async fn verify_locally(
         from_checkpoint,
         external_checkpoints,
         max_unpublished_ms,
+        archived_through,
     };
     let report = log.verify(&keys, &options).await.context("verifying")?;
     log.close().await;
     Ok(serde_json::to_value(report)?)
+}
+
+/// Reads `KID=FILE` checkpoint public keys.
+fn checkpoint_keys(keys: &[(String, PathBuf)]) -> anyhow::Result<CheckpointKeys> {
+    let pems: BTreeMap<String, String> = keys
+        .iter()
+        .map(|(kid, path)| {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("reading checkpoint key {kid} from {}", path.display()))?;
+            Ok((kid.clone(), pem))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    CheckpointKeys::from_pems(&pems).context("loading the checkpoint keys")
+}
+
+fn open_archive(url: &str) -> anyhow::Result<Archive> {
+    let store = blindledger_store::open_object_store(url).context("opening the archive")?;
+    Ok(Archive::new(store))
+}
+
+/// `audit archive`: one more segment, up to the latest checkpoint; then, with `prune`, the
+/// archived rows leave the database.
+async fn archive_trail(
+    url: &str,
+    keys: &[(String, PathBuf)],
+    archive_url: &str,
+    prune: bool,
+) -> anyhow::Result<()> {
+    let keys = checkpoint_keys(keys)?;
+    let archive = open_archive(archive_url)?;
+    let log = AuditLog::connect(url, 2, false)
+        .await
+        .with_context(|| format!("connecting to {}", blindledger_telemetry::redact_url(url)))?;
+    let result = async {
+        let latest = log
+            .latest_checkpoint()
+            .await?
+            .context("no checkpoint yet: the audit service signs them (checkpoint_key)")?;
+        let segment = archive
+            .append(&log, &latest, &keys)
+            .await
+            .context("archiving")?;
+        let pruned = if prune {
+            Some(
+                log.prune_archived(&archive, &keys)
+                    .await
+                    .context("pruning")?,
+            )
+        } else {
+            None
+        };
+        anyhow::Ok((segment, pruned))
+    }
+    .await;
+    log.close().await;
+    let (segment, pruned) = result?;
+    let value = json!({ "segment": segment, "rows_pruned": pruned });
+    crate::output::emit(value, || {
+        match &segment {
+            Some(s) => println!(
+                "archived rows {} to {} as {} ({} bytes)",
+                s.first_seq, s.last_seq, s.object, s.bytes
+            ),
+            None => println!("the archive already reaches the latest checkpoint"),
+        }
+        if let Some(rows) = pruned {
+            println!("{rows} archived rows deleted from the database");
+        }
+    });
+    Ok(())
 }
 
 /// What the CLI reads of a verification report (the library's `VerifyReport`, as JSON).

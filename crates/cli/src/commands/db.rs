@@ -1,9 +1,10 @@
-//! `blindledger db migrate|grants`: the database administrator's verbs. The schema is
+//! `blindledger db migrate|grants|prune`: the database administrator's verbs. The schema is
 //! migrated once, by an account allowed to change it; each service then connects as its own
 //! MariaDB user holding only the privileges `db grants` prints (the list, and why each
 //! privilege is needed, is `crates/store/src/grants.rs`).
 
 use anyhow::Context as _;
+use blindledger_audit::retention::Retention;
 use blindledger_store::grants::{self, DbUser, Service, DEFAULT_DATABASE};
 use blindledger_store::Db;
 
@@ -21,6 +22,30 @@ pub enum DbCommand {
             hide_env_values = true
         )]
         database_url: String,
+    },
+    /// Deletes what the audit trail was built from once it is older than its retention
+    /// and the trail holds its event: decision-log rows, the ciphertexts of finished jobs,
+    /// finished jobs. An administrator's operation (no service's user may delete); run it
+    /// daily (cron, a Kubernetes CronJob). Retentions are at least 24h.
+    Prune {
+        /// The database, as an administrator
+        #[arg(
+            long,
+            env = "BLINDLEDGER_ADMIN_DATABASE_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        database_url: String,
+        /// Keep decision-log rows this long (e.g. 90d) [default: forever]
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        decision_log: Option<std::time::Duration>,
+        /// Keep the encrypted payload and results of finished jobs this long; aggregates
+        /// cannot reach back further [default: forever]
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        job_ciphertexts: Option<std::time::Duration>,
+        /// Keep finished jobs (and so their idempotency keys) this long [default: forever]
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        jobs: Option<std::time::Duration>,
     },
     /// Prints the GRANT statements that give each service's MariaDB user the privileges it
     /// needs and no more, table by table, for the `mariadb` client
@@ -71,6 +96,19 @@ fn database_name(name: &str) -> Result<String, String> {
 pub async fn run(command: DbCommand) -> anyhow::Result<()> {
     match command {
         DbCommand::Migrate { database_url } => migrate(&database_url).await,
+        DbCommand::Prune {
+            database_url,
+            decision_log,
+            job_ciphertexts,
+            jobs,
+        } => {
+            let retention = Retention {
+                decision_log,
+                job_ciphertexts,
+                jobs,
+            };
+            prune(&database_url, &retention).await
+        }
         DbCommand::Grants {
             service,
             database,
@@ -96,6 +134,27 @@ async fn migrate(url: &str) -> anyhow::Result<()> {
         serde_json::json!({ "migrated": true, "database": shown }),
         || println!("schema up to date: {shown}"),
     );
+    Ok(())
+}
+
+/// Connects as the administrator and prunes what `retention` lets go.
+async fn prune(url: &str, retention: &Retention) -> anyhow::Result<()> {
+    retention.validate().context("retention")?;
+    let shown = blindledger_telemetry::redact_url(url);
+    let log = blindledger_audit::AuditLog::connect(url, 2, false)
+        .await
+        .with_context(|| format!("connecting to {shown}"))?;
+    let report = log
+        .prune_sources(retention, blindledger_audit::now_ms())
+        .await;
+    log.close().await;
+    let report = report.with_context(|| format!("pruning {shown}"))?;
+    crate::output::emit(serde_json::to_value(report)?, || {
+        println!(
+            "{} decision-log rows deleted, {} jobs' ciphertexts cleared, {} jobs deleted",
+            report.decisions_deleted, report.job_ciphertexts_cleared, report.jobs_deleted
+        )
+    });
     Ok(())
 }
 

@@ -105,6 +105,16 @@ pub(crate) fn decision_id_header(headers: &reqwest::header::HeaderMap) -> Option
         .map(|id| id.chars().take(64).collect())
 }
 
+/// `--tls-ca`, `--tls-cert` and `--tls-key`, for the HTTPS services (the controller, the
+/// audit service) as for the ledger: set once, before any command runs, so every command
+/// that calls one of them uses them without passing them through each verb.
+static HTTP_TLS: std::sync::OnceLock<TlsFiles> = std::sync::OnceLock::new();
+
+/// Makes `tls` the TLS files of every HTTPS call this process makes.
+pub fn set_http_tls(tls: TlsFiles) {
+    let _ = HTTP_TLS.set(tls);
+}
+
 /// Sends one request to an HTTP service (`name`, at `url`) with the command's trace context
 /// and a bearer `token` when given;
 /// the response is returned whatever its status, for the caller to read its own error shape.
@@ -115,7 +125,16 @@ pub(crate) async fn send_http(
     request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
 ) -> anyhow::Result<reqwest::Response> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::new();
+    let tls = HTTP_TLS.get().cloned().unwrap_or_default();
+    let client = blindledger_gate::ClientTls {
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+    }
+    .apply(reqwest::Client::builder())
+    .map_err(anyhow::Error::msg)?
+    .build()
+    .context("building the HTTP client")?;
     let base = url.trim_end_matches('/');
     // The command's trace continues at the service.
     let mut traced = reqwest::header::HeaderMap::new();

@@ -99,15 +99,23 @@ pub(super) struct Fetcher {
 }
 
 impl Fetcher {
-    /// Creates a fetcher refusing archives over `max_bytes`.
-    pub(super) fn new(max_bytes: u64, timeout: Duration) -> Result<Self, GateError> {
+    /// Creates a fetcher refusing archives over `max_bytes`, connecting to HTTPS servers
+    /// with `tls`.
+    pub(super) fn new(
+        max_bytes: u64,
+        timeout: Duration,
+        tls: &crate::ClientTls,
+    ) -> Result<Self, GateError> {
         // reqwest is built without a default crypto provider so that TLS uses ring, as the
         // rest of the workspace does, instead of compiling aws-lc. A provider installed
         // earlier in the process is just as good, so the error is ignored.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("blindledger/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
+            .timeout(timeout);
+        let http = tls
+            .apply(builder)
+            .map_err(|e| GateError::Internal(format!("bundle client TLS: {e}")))?
             .build()
             .map_err(|e| GateError::Internal(format!("HTTP client: {e}")))?;
         Ok(Fetcher {

@@ -1,6 +1,7 @@
 //! `spawn_app` and friends.
 
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use blindledger_ledger::{Application, LedgerConfig};
 use blindledger_proto::ledger::v1 as pb;
 use blindledger_test_support::{TestDatabase, TestKeys};
 use secrecy::SecretString;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
 /// Width of the test ledgers: 32 bits halves FHE time and nothing here needs 64.
@@ -247,4 +250,49 @@ pub fn code<T: std::fmt::Debug>(result: Result<T, blindledger_client::ClientErro
         Err(blindledger_client::ClientError::Status(status)) => status.code(),
         other => panic!("expected a gRPC status, got {other:?}"),
     }
+}
+
+/// Starts `blindledger-ledger` as a process and returns it once it listens.
+pub async fn start_process(env: &TestEnv) -> (Child, LedgerClient) {
+    start_process_with(env, &[]).await
+}
+
+/// Starts `blindledger-ledger` with further environment variables (`BLINDLEDGER_*` settings,
+/// `AWS_*` object store credentials).
+pub async fn start_process_with(env: &TestEnv, settings: &[(&str, &str)]) -> (Child, LedgerClient) {
+    // Keys and bundle paths come from a config file, the rest from the environment.
+    let config_file = env.objects.path().join("ledger.toml");
+    std::fs::write(&config_file, toml::to_string(&env.config()).unwrap()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blindledger-ledger"))
+        .arg("--config")
+        .arg(&config_file)
+        .env("BLINDLEDGER_LISTEN_ADDR", "127.0.0.1:0")
+        .env("BLINDLEDGER_METRICS_ADDR", "127.0.0.1:0")
+        .env("BLINDLEDGER_DATABASE_URL", env.db.url())
+        .env("BLINDLEDGER_OBJECT_STORE_DIR", env.objects.path())
+        .env("BLINDLEDGER_LEASE_MS", "2000")
+        .env("RUST_LOG", "warn")
+        .envs(settings.iter().copied())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ledger binary starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("stdout readable")
+            .expect("ledger printed its address");
+        if let Some(addr) = line.strip_prefix("listening ") {
+            break addr.to_string();
+        }
+    };
+    let client = LedgerClient::connect(&format!("http://{addr}"))
+        .await
+        .expect("client connects")
+        .with_token(&env.admin_token())
+        .unwrap();
+    (child, client)
 }

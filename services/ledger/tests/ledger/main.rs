@@ -16,6 +16,7 @@ mod least_privilege;
 mod limits;
 mod metrics;
 mod mtls;
+mod object_store;
 mod pinning;
 mod quotas;
 mod reflection;

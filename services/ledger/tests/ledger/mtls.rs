@@ -4,14 +4,11 @@
 //! certificate from the configured CA gets no answer at all.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use blindledger_client::{LedgerClient, TlsSettings};
 use blindledger_gate::PeerGrant;
 use blindledger_ledger::Application;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType,
-};
+use blindledger_test_support::Pki;
 use tonic::Code;
 
 use crate::helpers::*;
@@ -21,69 +18,23 @@ const BATCH: &str = "spiffe://blindledger.test/treasury-batch";
 /// A workload with a certificate but no grant: it still needs a token.
 const TELLER_APP: &str = "spiffe://blindledger.test/teller-app";
 
-/// A throwaway certificate authority, its files under a temporary directory.
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: rcgen::Certificate,
-    ca_key: KeyPair,
-}
-
-impl Pki {
-    fn new() -> Self {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "BlindLedger test CA");
-        let ca = params.self_signed(&ca_key).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        Pki { dir, ca, ca_key }
-    }
-
-    fn ca_path(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// Issues `name`'s certificate for `san` and writes it and its key.
-    fn issue(
-        &self,
-        name: &str,
-        san: SanType,
-        usage: ExtendedKeyUsagePurpose,
-    ) -> (Vec<u8>, Vec<u8>) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::default();
-        params.subject_alt_names = vec![san];
-        params.extended_key_usages = vec![usage];
-        params.distinguished_name.push(DnType::CommonName, name);
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        let (cert, key) = (cert.pem(), key.serialize_pem());
-        std::fs::write(self.dir.path().join(format!("{name}.pem")), &cert).unwrap();
-        std::fs::write(self.dir.path().join(format!("{name}.key")), &key).unwrap();
-        (cert.into_bytes(), key.into_bytes())
-    }
-
-    fn client(&self, name: &str, uri: &str) -> TlsSettings {
-        let san = SanType::URI(uri.try_into().unwrap());
-        let identity = self.issue(name, san, ExtendedKeyUsagePurpose::ClientAuth);
-        TlsSettings {
-            ca: self.ca.pem().into_bytes(),
-            identity: Some(identity),
-        }
+/// The client settings of workload `uri`, with a certificate from `pki`.
+fn client(pki: &Pki, name: &str, uri: &str) -> TlsSettings {
+    let (cert, key) = pki.client(name, uri);
+    TlsSettings {
+        ca: pki.ca_pem().into_bytes(),
+        identity: Some((std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())),
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_certificates_identify_workloads() {
     let env = TestEnv::new(Backend::Sqlite).await;
-    let pki = Pki::new();
-    let localhost = SanType::IpAddress([127, 0, 0, 1].into());
-    pki.issue("server", localhost, ExtendedKeyUsagePurpose::ServerAuth);
+    let pki = Pki::new("BlindLedger test CA");
+    let (server_cert, server_key) = pki.server("server");
     let mut config = env.config();
-    config.tls_cert = Some(pki.dir.path().join("server.pem"));
-    config.tls_key = Some(pki.dir.path().join("server.key"));
+    config.tls_cert = Some(server_cert);
+    config.tls_key = Some(server_key);
     config.tls_client_ca = Some(pki.ca_path());
     let admin = PeerGrant {
         roles: vec!["admin".into()],
@@ -93,14 +44,15 @@ async fn client_certificates_identify_workloads() {
     let app = Application::build(config).await.unwrap();
 
     // The batch workload: its certificate alone authenticates it, with the granted role.
-    let batch = spawn_app_over(app, Some(pki.client("batch", BATCH)), None).await;
+    let batch = spawn_app_over(app, Some(client(&pki, "batch", BATCH)), None).await;
     tenant_with_accounts(&batch, &env.keys, "acme", &["alice"]).await;
     let endpoint = format!("https://{}", batch.addr);
 
     // Another workload needs a token; with one, the policy sees both.
-    let teller_app = LedgerClient::connect_with(&endpoint, Some(pki.client("teller", TELLER_APP)))
-        .await
-        .unwrap();
+    let teller_app =
+        LedgerClient::connect_with(&endpoint, Some(client(&pki, "teller", TELLER_APP)))
+            .await
+            .unwrap();
     assert_eq!(
         code(teller_app.balance("acme", "alice").await),
         Code::Unauthenticated
@@ -114,7 +66,7 @@ async fn client_certificates_identify_workloads() {
     // client learns it only once the server's alert arrives, usually after the call went
     // out on the closed connection: still `UNAVAILABLE`, never `CANCELLED`.
     let bare = TlsSettings {
-        ca: pki.ca.pem().into_bytes(),
+        ca: pki.ca_pem().into_bytes(),
         identity: None,
     };
     if let Ok(client) = LedgerClient::connect_with(&endpoint, Some(bare)).await {

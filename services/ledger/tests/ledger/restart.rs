@@ -1,52 +1,11 @@
 //! A job in flight when the ledger process is killed completes after a restart, once.
 
-use std::process::Stdio;
-
 use blindledger_client::LedgerClient;
 use blindledger_proto::ledger::v1 as pb;
 use futures::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::*;
-
-/// Starts `blindledger-ledger` as a process and returns it once it listens.
-async fn start_process(env: &TestEnv) -> (Child, LedgerClient) {
-    // Keys and bundle paths come from a config file, the rest from the environment.
-    let config_file = env.objects.path().join("ledger.toml");
-    std::fs::write(&config_file, toml::to_string(&env.config()).unwrap()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_blindledger-ledger"))
-        .arg("--config")
-        .arg(&config_file)
-        .env("BLINDLEDGER_LISTEN_ADDR", "127.0.0.1:0")
-        .env("BLINDLEDGER_METRICS_ADDR", "127.0.0.1:0")
-        .env("BLINDLEDGER_DATABASE_URL", env.db.url())
-        .env("BLINDLEDGER_OBJECT_STORE_DIR", env.objects.path())
-        .env("BLINDLEDGER_LEASE_MS", "2000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ledger binary starts");
-    let stdout = child.stdout.take().expect("stdout piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next_line()
-            .await
-            .expect("stdout readable")
-            .expect("ledger printed its address");
-        if let Some(addr) = line.strip_prefix("listening ") {
-            break addr.to_string();
-        }
-    };
-    let client = LedgerClient::connect(&format!("http://{addr}"))
-        .await
-        .expect("client connects")
-        .with_token(&env.admin_token())
-        .unwrap();
-    (child, client)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn job_in_flight_survives_a_kill() {
@@ -130,6 +89,121 @@ async fn sigterm_stops_the_process_gracefully() {
     println!("stopped {:?} after SIGTERM", started.elapsed());
     // The port is closed: the next call cannot reach it.
     assert!(client.tenant("acme").await.is_err());
+}
+
+/// Opens alice (100 deposited) and bob, submits a transfer of 30 and returns once a worker
+/// computes it.
+async fn transfer_running(env: &TestEnv, client: &LedgerClient) -> String {
+    client
+        .register_keys("acme", "local", WIDTH, &env.keys, |_, _| {})
+        .await
+        .unwrap();
+    for account in ["alice", "bob"] {
+        client.open_account("acme", account, None).await.unwrap();
+    }
+    let deposit = client
+        .deposit("acme", "alice", encrypt(&env.keys, 100), &key())
+        .await
+        .unwrap();
+    assert_eq!(
+        client.wait_job(&deposit.id).await.unwrap().state(),
+        pb::JobState::Committed
+    );
+    let transfer = client
+        .transfer("acme", "alice", "bob", encrypt(&env.keys, 30), &key())
+        .await
+        .unwrap();
+    let mut states = Box::pin(client.watch_job(&transfer.id).await.unwrap());
+    while let Some(job) = states.next().await {
+        if job.unwrap().state() == pb::JobState::Running {
+            break;
+        }
+    }
+    transfer.id
+}
+
+/// Sends SIGTERM and waits for a clean exit; returns how long the process took to drain.
+async fn terminate(child: &mut Child) -> std::time::Duration {
+    let pid = child.id().expect("running").to_string();
+    let started = std::time::Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    started.elapsed()
+}
+
+/// Asserts alice holds 70 and bob 30: the transfer applied exactly once.
+async fn assert_transferred_once(env: &TestEnv, client: &LedgerClient) {
+    let ck = &env.keys.client_key;
+    let (width, alice, _) = client.balance("acme", "alice").await.unwrap();
+    let (_, bob, _) = client.balance("acme", "bob").await.unwrap();
+    assert_eq!(
+        blindledger_keyholder::decrypt_value(ck, width, &alice).unwrap(),
+        70
+    );
+    assert_eq!(
+        blindledger_keyholder::decrypt_value(ck, width, &bob).unwrap(),
+        30,
+        "applied exactly once"
+    );
+}
+
+/// SIGTERM while a transfer computes: the instance takes no new work but finishes the job
+/// it holds within its grace period, then exits 0; the transfer is committed once, by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_the_running_job_finish() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let (mut first, client) = start_process(&env).await;
+    let transfer = transfer_running(&env, &client).await;
+    let drained = terminate(&mut first).await;
+    println!("drained in {drained:?} with a transfer running");
+
+    // Another instance finds the job already committed, on its first claim.
+    let (mut second, client) = start_process_with(&env, &[("BLINDLEDGER_WORKERS", "0")]).await;
+    let done = client.job(&transfer, false).await.unwrap();
+    assert_eq!(
+        done.state(),
+        pb::JobState::Committed,
+        "finished before exiting"
+    );
+    assert_eq!(done.attempts, 1, "by the instance that was stopped");
+    assert_transferred_once(&env, &client).await;
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+}
+
+/// SIGTERM with a grace period shorter than the job: the job is released at once, so the
+/// next instance computes it without waiting out the lease (ten minutes here), once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_past_the_grace_period_releases_the_running_job() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let long_lease = [
+        ("BLINDLEDGER_LEASE_MS", "600000"),
+        ("BLINDLEDGER_SHUTDOWN_GRACE_MS", "0"),
+    ];
+    let (mut first, client) = start_process_with(&env, &long_lease).await;
+    let transfer = transfer_running(&env, &client).await;
+    let drained = terminate(&mut first).await;
+    println!("stopped in {drained:?} past a zero grace period");
+
+    let (mut second, client) = start_process_with(&env, &long_lease).await;
+    let done = client.wait_job(&transfer).await.unwrap();
+    assert_eq!(done.state(), pb::JobState::Committed);
+    assert_eq!(
+        done.attempts, 2,
+        "released by the first, claimed again by the second"
+    );
+    assert_transferred_once(&env, &client).await;
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
 }
 
 #[test]
