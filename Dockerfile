@@ -6,9 +6,14 @@
 #
 # Entry points (the orchestrator picks one with its `command`; the default is the ledger):
 #   blindledger-ledger     --config /etc/blindledger/ledger.toml      gRPC 50051, metrics 9464
-#   blindledger-controller --config /etc/blindledger/controller.toml  HTTP 8181 (bundles, API, /metrics)
-#   blindledger-audit      --config /etc/blindledger/audit.toml       HTTP 8088 (dashboard, API, /metrics)
-#   blindledger            db migrate | policy build | token issue ...  (one-shot jobs, operators)
+#   blindledger-controller --config /etc/blindledger/controller.toml  HTTP(S) 8181 (bundles, API), metrics 9465
+#   blindledger-audit      --config /etc/blindledger/audit.toml       HTTP(S) 8088 (dashboard, API), metrics 9466
+#   blindledger            db migrate | db prune | audit archive | policy build | token issue ...
+#                                                                      (one-shot jobs, CronJobs, operators)
+# The ports are those of deploy/: each service serves TLS when its configuration has
+# tls_cert (client certificates required with tls_client_ca), and its metrics port
+# (metrics_addr) is plain HTTP with /metrics and the health route only, for Prometheus
+# and probes that have no client certificate.
 #
 # Every service reads its configuration from the TOML file given with --config, then from
 # BLINDLEDGER_* variables (BLINDLEDGER_AUDIT_* for the audit service); `<binary> --help`
@@ -16,9 +21,9 @@
 #
 # No HEALTHCHECK: the ledger speaks gRPC, and checking grpc.health.v1 needs a gRPC client
 # this image does not carry; the orchestrator probes instead (Kubernetes `grpc:` probes,
-# HTTP probes for the controller's /health and the audit service's /healthz; see
-# deploy/k8s/ and deploy/compose/). One image-level check could not fit three entry
-# points anyway.
+# HTTP probes for the controller's /health and the audit service's /healthz on their
+# metrics ports; see deploy/k8s/ and deploy/compose/). One image-level check could not fit
+# three entry points anyway.
 
 # The toolchain is pinned by the image tag; keep it equal to rust-toolchain.toml's
 # `channel` (scripts/validate-deploy.sh checks it). rust-toolchain.toml itself stays out
@@ -96,9 +101,10 @@ COPY policies/ /usr/share/blindledger/policies/
 USER 10001:10001
 WORKDIR /var/lib/blindledger
 
-# ledger gRPC, ledger metrics, controller HTTP, audit HTTP (the services' defaults bind
-# 127.0.0.1: the mounted configuration sets listen_addr = "0.0.0.0:<port>").
-EXPOSE 50051 9464 8181 8088
+# ledger gRPC and metrics, controller HTTP(S) and metrics, audit HTTP(S) and metrics (the
+# services' defaults bind 127.0.0.1 or nothing: the mounted configuration sets
+# listen_addr and metrics_addr = "0.0.0.0:<port>").
+EXPOSE 50051 9464 8181 9465 8088 9466
 
 STOPSIGNAL SIGTERM
 CMD ["blindledger-ledger", "--config", "/etc/blindledger/ledger.toml"]

@@ -540,6 +540,8 @@ main() {
   bash "$REPO_ROOT/scripts/validate-deploy.sh"
   header "[deploy] scripts/backup-test.sh: mariabackup full + incremental, restore, verify"
   bash "$REPO_ROOT/scripts/backup-test.sh"
+  header "[deploy] scripts/local-deploy-test.sh: three services with mTLS on Galera, a ledger killed mid-job"
+  bash "$REPO_ROOT/scripts/local-deploy-test.sh"
   # ---- deploy (end) ----------------------------------------------------------------------
 
   # ---- clients (begin) -------------------------------------------------------------------

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Generates the compose stack's secrets into deploy/compose/secrets/ (git-ignored):
 # database and Grafana passwords, Ed25519 keys (token issuer, CI bundle signing,
-# controller risk-bundle signing, officer, audit checkpoints), a CA with the ledger's TLS
-# certificate and an operator's client certificate (mTLS), and two tokens (the services'
-# bundle_reader token, an administrator token for the CLI).
+# controller risk-bundle signing, officer, audit checkpoints), a private CA with one
+# certificate per workload (ledger, controller, audit: each valid for TLS server and
+# client authentication, since every service serves TLS with client certificates and the
+# ledger and the audit service present theirs to the controller's bundle server), an
+# operator's client certificate (PEM, and PKCS#12 for a browser), and two tokens (the
+# services' bundle_reader token, an administrator token for the CLI).
 #
 #   deploy/compose/gen-secrets.sh           # creates what is missing, keeps what exists
 #   deploy/compose/gen-secrets.sh --force   # replaces everything (rotation: restart the stack)
 #   deploy/compose/gen-secrets.sh --list    # prints the files it writes, one per line
+#
+# A kept certificate is issued again when it no longer chains to ca.crt, lacks a usage or
+# a name this script gives it now, or expires within 30 days.
 #
 # Needs openssl, and the blindledger CLI for the tokens: $BLINDLEDGER_CLI, else
 # `blindledger` on PATH, else target/release/blindledger, else the image
@@ -24,7 +30,18 @@ OUT="$HERE/secrets"
 
 PASSWORDS=(mariadb-root-password db-password-ledger db-password-controller db-password-audit grafana-admin-password)
 ED25519_KEYS=(token-issuer ci-bundle controller-risk officer-1 audit-checkpoint)
-TLS_FILES=(ca.crt ca.key ledger-tls.crt ledger-tls.key client.crt client.key)
+# One certificate per workload: its compose service names (the ledger's two instances
+# share one), localhost and 127.0.0.1 (the ports published on this host).
+WORKLOADS=(ledger controller audit)
+workload_names() {
+  case "$1" in
+    ledger) echo "ledger-1 ledger-2" ;;
+    *) echo "$1" ;;
+  esac
+}
+TLS_FILES=(ca.crt ca.key)
+for workload in "${WORKLOADS[@]}"; do TLS_FILES+=("$workload-tls.crt" "$workload-tls.key"); done
+TLS_FILES+=(client.crt client.key client.p12 client-p12-password)
 TOKENS=(bundle-token admin-token)
 
 files() {
@@ -43,7 +60,7 @@ case "${1:-}" in
   --force) FORCE=1 ;;
   "") ;;
   -h | --help)
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -83,9 +100,10 @@ for name in "${ED25519_KEYS[@]}"; do
   fi
 done
 
-# TLS: a private CA (ECDSA P-256), the ledger's server certificate (every name a client
-# may use to reach it), and a client certificate for an operator's CLI (the ledger
-# requires one: tls_client_ca).
+# TLS: a private CA (ECDSA P-256), one certificate per workload (every name a client may
+# use to reach it; serverAuth for its own port, clientAuth for the controller's bundle
+# server, which requires client certificates), and a client certificate for an operator's
+# CLI and browser (every service requires one: tls_client_ca).
 if wanted ca.crt || wanted ca.key; then
   openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$OUT/ca.key" -out "$OUT/ca.crt" -days 825 -subj "/CN=BlindLedger compose CA" \
@@ -109,17 +127,53 @@ issue() {
   log "wrote $name.crt, $name.key"
 }
 
-if [[ -n ${FORCE_LEAVES:-} ]] || wanted ledger-tls.crt || wanted ledger-tls.key; then
-  issue ledger-tls ledger "basicConstraints=critical,CA:FALSE
+# Whether the certificate $1.crt (and its key) must be issued (again): missing, --force or
+# a new CA, or it does not verify for the purposes $2 (comma-separated: sslserver,
+# sslclient) against ca.crt, lacks one of the host names $3, or expires within 30 days.
+reissue() {
+  local name="$1" purposes="$2" hosts="$3" purpose host
+  [[ -n ${FORCE_LEAVES:-} ]] && return 0
+  wanted "$name.crt" && return 0
+  wanted "$name.key" && return 0
+  openssl x509 -in "$OUT/$name.crt" -noout -checkend 2592000 >/dev/null 2>&1 || return 0
+  for purpose in ${purposes//,/ }; do
+    openssl verify -CAfile "$OUT/ca.crt" -purpose "$purpose" "$OUT/$name.crt" >/dev/null 2>&1 || return 0
+  done
+  for host in $hosts; do
+    if [[ $host =~ ^[0-9.]+$ ]]; then
+      openssl x509 -in "$OUT/$name.crt" -noout -checkip "$host" 2>/dev/null | grep -q ' does match' || return 0
+    else
+      openssl x509 -in "$OUT/$name.crt" -noout -checkhost "$host" 2>/dev/null | grep -q ' does match' || return 0
+    fi
+  done
+  return 1
+}
+
+for workload in "${WORKLOADS[@]}"; do
+  hosts="$(workload_names "$workload") localhost 127.0.0.1"
+  if reissue "$workload-tls" sslserver,sslclient "$hosts"; then
+    san=""
+    for host in $(workload_names "$workload") localhost; do san+="DNS:$host,"; done
+    issue "$workload-tls" "$workload" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
-subjectAltName=DNS:ledger-1,DNS:ledger-2,DNS:localhost,IP:127.0.0.1"
-fi
-if [[ -n ${FORCE_LEAVES:-} ]] || wanted client.crt || wanted client.key; then
+extendedKeyUsage=serverAuth,clientAuth
+subjectAltName=${san}IP:127.0.0.1,URI:spiffe://blindledger.compose/$workload"
+  fi
+done
+if reissue client sslclient ""; then
   issue client operator "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth
 subjectAltName=URI:spiffe://blindledger.compose/operator"
+  REEXPORT_P12=1
+fi
+# The operator's certificate for a browser (the audit dashboard requires it), with a
+# password: some key stores refuse a PKCS#12 file without one.
+if [[ -n ${REEXPORT_P12:-} ]] || wanted client.p12 || wanted client-p12-password; then
+  openssl rand -hex 16 | tr -d '\n' >"$OUT/client-p12-password"
+  openssl pkcs12 -export -in "$OUT/client.crt" -inkey "$OUT/client.key" -certfile "$OUT/ca.crt" \
+    -name "BlindLedger compose operator" -passout "file:$OUT/client-p12-password" -out "$OUT/client.p12"
+  log "wrote client.p12 (password in client-p12-password)"
 fi
 
 # Tokens need the CLI (it signs them as the services verify them).

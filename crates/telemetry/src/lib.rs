@@ -63,6 +63,17 @@ impl ServiceArgs {
     /// does), whose configuration `keys` are listed in `--help`; exits on `--help`,
     /// `--version` or a usage error, as command lines do.
     pub fn parse(name: &'static str, about: &'static str, keys: &[&str]) -> ServiceArgs {
+        Self::parse_with_prefix(name, about, "BLINDLEDGER_", keys)
+    }
+
+    /// [`ServiceArgs::parse`] for a service whose environment variables start with
+    /// `env_prefix` (`BLINDLEDGER_AUDIT_`).
+    pub fn parse_with_prefix(
+        name: &'static str,
+        about: &'static str,
+        env_prefix: &str,
+        keys: &[&str],
+    ) -> ServiceArgs {
         let matches = clap::Command::new(name)
             .version(env!("CARGO_PKG_VERSION"))
             .about(about)
@@ -75,9 +86,9 @@ impl ServiceArgs {
             )
             .after_help(format!(
                 "Configuration: defaults, then --config FILE, then environment variables \
-                 BLINDLEDGER_<KEY> (upper case). Keys: {}.\n\nSIGTERM or SIGINT (Ctrl-C) \
-                 stops it gracefully: new calls are refused, running work finishes or is \
-                 released, then it exits 0.",
+                 {env_prefix}<KEY> (upper case). Keys: {}.\n\nSIGTERM or SIGINT (Ctrl-C) \
+                 stops it gracefully: new calls are refused, running work finishes (for at \
+                 most shutdown_grace_ms) or is released, then it exits 0.",
                 keys.join(", ")
             ))
             .get_matches();

@@ -53,6 +53,9 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Loads keys, connects to storage (migrating when configured) and binds the port.
     pub async fn build(config: AuditConfig) -> anyhow::Result<Self> {
+        // Installed before anything is recorded (the first bundle's gauges among them), so
+        // `/metrics` misses nothing.
+        blindledger_telemetry::prometheus();
         let tokens = blindledger_gate::TokenSettings {
             keys: &config.token_keys,
             jwks_url: config.token_jwks_url.as_deref(),

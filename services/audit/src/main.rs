@@ -10,9 +10,10 @@ use blindledger_audit_service::{Application, AuditConfig};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     blindledger_telemetry::service_main("blindledger-audit", async {
-        let args = blindledger_telemetry::ServiceArgs::parse(
+        let args = blindledger_telemetry::ServiceArgs::parse_with_prefix(
             "blindledger-audit",
             "The BlindLedger audit service: the compliance dashboard, audit API and audit trail.",
+            "BLINDLEDGER_AUDIT_",
             AuditConfig::KEYS,
         );
         let config_file = args.config;

@@ -49,6 +49,9 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Connects to storage, migrates, and binds the gRPC and metrics ports.
     pub async fn build(config: LedgerConfig) -> anyhow::Result<Self> {
+        // Installed before anything is recorded (the first bundle's gauges among them), so
+        // `/metrics` misses nothing.
+        blindledger_telemetry::prometheus();
         let url = config.database_url.expose_secret().to_string();
         if let Some(path) = blindledger_store::sqlite_dir(&url) {
             std::fs::create_dir_all(&path)

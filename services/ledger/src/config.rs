@@ -43,7 +43,8 @@ pub struct LedgerConfig {
     /// How long a claimed job is reserved for its worker before another may take it;
     /// renewed every third of it while the worker computes.
     pub lease_ms: u64,
-    /// Times a job is claimed before it is failed.
+    /// Times a job may be claimed: a job released after storage failures this often, or
+    /// claimed again after this many workers stopped while computing it, is failed.
     pub max_attempts: i64,
     /// How long a stopping instance (SIGTERM, Ctrl-C) waits for its calls and running jobs
     /// to finish; jobs still computing then are released for another instance and the

@@ -95,6 +95,20 @@ async fn process(
     mut abandon: watch::Receiver<bool>,
 ) {
     let _ = ledger.job_events.send(job.id.clone());
+    if job.attempts > settings.max_attempts {
+        // Claimed more often than allowed without ever finishing: each worker holding it
+        // died (a crash, an out-of-memory kill) or lost it. Computing it again would only
+        // take the next instance down with it.
+        fail(
+            ledger,
+            settings,
+            &job,
+            "claimed more times than max_attempts without finishing: the instances computing it stopped",
+        )
+        .await;
+        let _ = ledger.job_events.send(job.id.clone());
+        return;
+    }
     let since_submit = || (now_ms() - job.created_at).max(0) as f64 / 1000.0;
     if job.attempts <= 1 {
         metrics::histogram!("blindledger_job_queue_wait_seconds", "kind" => job.kind.clone())

@@ -260,6 +260,16 @@ pub async fn start_process(env: &TestEnv) -> (Child, LedgerClient) {
 /// Starts `blindledger-ledger` with further environment variables (`BLINDLEDGER_*` settings,
 /// `AWS_*` object store credentials).
 pub async fn start_process_with(env: &TestEnv, settings: &[(&str, &str)]) -> (Child, LedgerClient) {
+    let (child, client, _) = start_process_metered(env, settings).await;
+    (child, client)
+}
+
+/// Starts `blindledger-ledger` as [`start_process_with`] does; also returns the address of
+/// its `/metrics` listener.
+pub async fn start_process_metered(
+    env: &TestEnv,
+    settings: &[(&str, &str)],
+) -> (Child, LedgerClient, String) {
     // Keys and bundle paths come from a config file, the rest from the environment.
     let config_file = env.objects.path().join("ledger.toml");
     std::fs::write(&config_file, toml::to_string(&env.config()).unwrap()).unwrap();
@@ -279,12 +289,16 @@ pub async fn start_process_with(env: &TestEnv, settings: &[(&str, &str)]) -> (Ch
         .expect("ledger binary starts");
     let stdout = child.stdout.take().expect("stdout piped");
     let mut lines = BufReader::new(stdout).lines();
+    let mut metrics = String::new();
     let addr = loop {
         let line = lines
             .next_line()
             .await
             .expect("stdout readable")
             .expect("ledger printed its address");
+        if let Some(addr) = line.strip_prefix("metrics ") {
+            metrics = addr.to_string();
+        }
         if let Some(addr) = line.strip_prefix("listening ") {
             break addr.to_string();
         }
@@ -294,5 +308,5 @@ pub async fn start_process_with(env: &TestEnv, settings: &[(&str, &str)]) -> (Ch
         .expect("client connects")
         .with_token(&env.admin_token())
         .unwrap();
-    (child, client)
+    (child, client, metrics)
 }

@@ -91,6 +91,41 @@ async fn sigterm_stops_the_process_gracefully() {
     assert!(client.tenant("acme").await.is_err());
 }
 
+/// A job whose computation takes its instance down every time (killed here) is failed
+/// once it was claimed more than `max_attempts` times, instead of taking down every next
+/// instance; the balances are untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_kills_every_worker_is_failed_after_max_attempts() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let one_attempt = [("BLINDLEDGER_MAX_ATTEMPTS", "1")];
+    let (mut first, client) = start_process_with(&env, &one_attempt).await;
+    let transfer = transfer_running(&env, &client).await;
+    first.start_kill().expect("SIGKILL delivered");
+    first.wait().await.expect("killed process reaped");
+
+    let (mut second, client) = start_process_with(&env, &one_attempt).await;
+    let done = client.wait_job(&transfer).await.unwrap();
+    assert_eq!(done.state(), pb::JobState::Failed);
+    assert!(
+        done.failure_reason.contains("max_attempts"),
+        "{}",
+        done.failure_reason
+    );
+    let ck = &env.keys.client_key;
+    let (width, alice, _) = client.balance("acme", "alice").await.unwrap();
+    let (_, bob, _) = client.balance("acme", "bob").await.unwrap();
+    assert_eq!(
+        blindledger_keyholder::decrypt_value(ck, width, &alice).unwrap(),
+        100
+    );
+    assert_eq!(
+        blindledger_keyholder::decrypt_value(ck, width, &bob).unwrap(),
+        0
+    );
+    second.start_kill().unwrap();
+    second.wait().await.unwrap();
+}
+
 /// Opens alice (100 deposited) and bob, submits a transfer of 30 and returns once a worker
 /// computes it.
 async fn transfer_running(env: &TestEnv, client: &LedgerClient) -> String {
@@ -204,6 +239,34 @@ async fn sigterm_past_the_grace_period_releases_the_running_job() {
     assert_transferred_once(&env, &client).await;
     second.start_kill().unwrap();
     second.wait().await.unwrap();
+}
+
+/// The bundles loaded at start-up are on `/metrics` from the first scrape: the gauge the
+/// "risk bundle missing" alert reads is recorded after the exporter is installed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_bundles_are_on_metrics_from_the_start() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let (mut child, _client, metrics) = start_process_metered(&env, &[]).await;
+    let scraped = http_get(&format!("http://{metrics}/metrics")).await;
+    assert!(
+        scraped.contains("blindledger_policy_bundle_info{bundle=\"blindledger\""),
+        "{scraped}"
+    );
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+/// A plain HTTP GET's body.
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = url.trim_start_matches("http://");
+    let (host, path) = address.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
 }
 
 #[test]
