@@ -11,54 +11,18 @@ use crate::helpers::*;
 async fn job_in_flight_survives_a_kill() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let (mut first, client) = start_process(&env).await;
-    client
-        .register_keys("acme", "local", WIDTH, &env.keys, |_, _| {})
-        .await
-        .unwrap();
-    for account in ["alice", "bob"] {
-        client.open_account("acme", account, None).await.unwrap();
-    }
-    let deposit = client
-        .deposit("acme", "alice", encrypt(&env.keys, 100), &key())
-        .await
-        .unwrap();
-    assert_eq!(
-        client.wait_job(&deposit.id).await.unwrap().state(),
-        pb::JobState::Committed
-    );
-
-    let transfer = client
-        .transfer("acme", "alice", "bob", encrypt(&env.keys, 30), &key())
-        .await
-        .unwrap();
-    let mut states = Box::pin(client.watch_job(&transfer.id).await.unwrap());
-    while let Some(job) = states.next().await {
-        if job.unwrap().state() == pb::JobState::Running {
-            break;
-        }
-    }
+    let transfer = transfer_running(&env, &client).await;
     first.start_kill().expect("SIGKILL delivered");
     first.wait().await.expect("killed process reaped");
 
     let (mut second, client) = start_process(&env).await;
-    let done = client.wait_job(&transfer.id).await.unwrap();
+    let done = client.wait_job(&transfer).await.unwrap();
     assert_eq!(done.state(), pb::JobState::Committed);
     assert_eq!(
         done.attempts, 2,
         "claimed once before the kill and once after"
     );
-    let (width, alice, _) = client.balance("acme", "alice").await.unwrap();
-    let (_, bob, _) = client.balance("acme", "bob").await.unwrap();
-    let ck = &env.keys.client_key;
-    assert_eq!(
-        blindledger_keyholder::decrypt_value(ck, width, &alice).unwrap(),
-        70
-    );
-    assert_eq!(
-        blindledger_keyholder::decrypt_value(ck, width, &bob).unwrap(),
-        30,
-        "applied exactly once"
-    );
+    assert_transferred_once(&env, &client).await;
     second.start_kill().unwrap();
     second.wait().await.unwrap();
 }
