@@ -75,17 +75,7 @@ async fn a_job_that_kills_every_worker_is_failed_after_max_attempts() {
         "{}",
         done.failure_reason
     );
-    let ck = &env.keys.client_key;
-    let (width, alice, _) = client.balance("acme", "alice").await.unwrap();
-    let (_, bob, _) = client.balance("acme", "bob").await.unwrap();
-    assert_eq!(
-        blindledger_keyholder::decrypt_value(ck, width, &alice).unwrap(),
-        100
-    );
-    assert_eq!(
-        blindledger_keyholder::decrypt_value(ck, width, &bob).unwrap(),
-        0
-    );
+    assert_balances(&env, &client, 100, 0).await;
     second.start_kill().unwrap();
     second.wait().await.unwrap();
 }
@@ -141,17 +131,20 @@ async fn terminate(child: &mut Child) -> std::time::Duration {
 
 /// Asserts alice holds 70 and bob 30: the transfer applied exactly once.
 async fn assert_transferred_once(env: &TestEnv, client: &LedgerClient) {
+    assert_balances(env, client, 70, 30).await;
+}
+
+/// Asserts alice's and bob's balances, decrypted.
+async fn assert_balances(env: &TestEnv, client: &LedgerClient, alice: u64, bob: u64) {
     let ck = &env.keys.client_key;
-    let (width, alice, _) = client.balance("acme", "alice").await.unwrap();
-    let (_, bob, _) = client.balance("acme", "bob").await.unwrap();
+    let (width, alice_ct, _) = client.balance("acme", "alice").await.unwrap();
+    let (_, bob_ct, _) = client.balance("acme", "bob").await.unwrap();
+    let decrypt = |ct| blindledger_keyholder::decrypt_value(ck, width, ct).unwrap();
+    assert_eq!(decrypt(&alice_ct), alice, "alice");
     assert_eq!(
-        blindledger_keyholder::decrypt_value(ck, width, &alice).unwrap(),
-        70
-    );
-    assert_eq!(
-        blindledger_keyholder::decrypt_value(ck, width, &bob).unwrap(),
-        30,
-        "applied exactly once"
+        decrypt(&bob_ct),
+        bob,
+        "bob: applied exactly once, or not at all"
     );
 }
 
