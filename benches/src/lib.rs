@@ -39,3 +39,30 @@ pub fn count_pbs<R>(work: impl FnOnce() -> R) -> (R, u64) {
     let result = work();
     (result, tfhe::get_pbs_count())
 }
+
+/// The window check the ledger ran before it kept allowances: the outflow so far `spent`
+/// plus the amount must not exceed the limit (the sum's overflow refused), then the
+/// outflow grows by the amount moved. 64-bit counters throughout. Kept to compare.
+pub fn outflow_window_transfer(
+    from: &FheUint64,
+    to: &FheUint64,
+    amount: &FheUint64,
+    max: u64,
+    limit: u64,
+    spent: &FheUint64,
+) -> (FheUint64, FheUint64, FheUint64, FheBool) {
+    let (covered, within) = rayon::join(
+        || from.ge(amount),
+        || {
+            let (total, overflowed) = spent.overflowing_add(amount);
+            amount.le(max) & total.le(limit) & !overflowed
+        },
+    );
+    let ok = covered & within;
+    let moved = ok.if_then_zero(amount);
+    let ((f, t), s) = rayon::join(
+        || rayon::join(|| from - &moved, || to + &moved),
+        || spent + &moved,
+    );
+    (f, t, s, ok)
+}

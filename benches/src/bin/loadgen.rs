@@ -1,15 +1,25 @@
 //! End-to-end load generator: runs a ledger in-process (SQLite by default, or the database
 //! given with `--database-url`, which may list the nodes of a Galera cluster), registers a
-//! tenant, and sends confidential transfers through gRPC and the database: one after the
-//! other, or from `--concurrency` clients at once, each on its own pair of accounts. Reports transfers per second, p50/p99 job
-//! latency, and the ratio of end-to-end time to the raw FHE compute of the same
-//! operations (expand the amount, decompress two balances, transfer, compress results),
-//! measured on the same machine in the same run.
+//! tenant, and sends confidential transfers through gRPC, the job queue and the database
+//! from `--accounts` clients at once, each on its own pair of accounts and each waiting for
+//! its transfer to commit before sending the next.
+//!
+//! In the same run it measures what the machine can do at most: its rate of independent
+//! single-block programmable bootstraps (PBS) with every core busy, and the PBS and the raw
+//! time of one transfer job called directly (expand, decompressions, operation,
+//! compression). It prints transfers per second, p50/p99 job latency, PBS per transfer job,
+//! end-to-end time over raw time, and the throughput ratio
+//! `transfers/s ÷ (machine PBS/s ÷ PBS per transfer job)`: 1.0 is a ledger that does
+//! nothing but the bootstraps its jobs need.
+//!
+//! `--baseline` runs the same load a second time on a ledger without the decompressed
+//! balance cache and with one job at a time, as the ledger ran before both existed.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use blindledger_client::LedgerClient;
+use blindledger_benches::count_pbs;
+use blindledger_client::{LedgerClient, TransferLimits as PbLimits};
 use blindledger_fhe::ops::{self, TransferLimits, Value};
 use blindledger_fhe::wire::encrypt_amount;
 use blindledger_fhe::{wire, LedgerWidth};
@@ -17,12 +27,14 @@ use blindledger_keyholder::TenantKeys;
 use blindledger_ledger::dev::DevCredentials;
 use blindledger_ledger::{Application, LedgerConfig};
 use clap::Parser;
+use rayon::prelude::*;
 use secrecy::SecretString;
+use tfhe::prelude::*;
 
 #[derive(Parser, Debug)]
 #[command(about = "BlindLedger end-to-end load generator")]
 struct Args {
-    /// Sequential transfers to send.
+    /// Transfers to send, all clients together.
     #[arg(long, default_value_t = 10)]
     transfers: usize,
     /// Ledger width in bits (32 or 64).
@@ -31,9 +43,32 @@ struct Args {
     /// Database URL; a temporary SQLite file when unset.
     #[arg(long)]
     database_url: Option<String>,
-    /// Clients sending at once, each waiting for its transfer before sending the next.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-    concurrency: u32,
+    /// Independent account pairs, each with its own client sending one transfer at a time.
+    #[arg(long, alias = "concurrency", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    accounts: u32,
+    /// Open the accounts with a max amount and a daily outflow limit.
+    #[arg(long)]
+    limits: bool,
+    /// Jobs computed at once by the ledger (`fhe_parallel_jobs`; 0: the ledger's default).
+    #[arg(long, default_value_t = 0)]
+    parallel_jobs: usize,
+    /// Also run the same load without the balance cache and one job at a time.
+    #[arg(long)]
+    baseline: bool,
+}
+
+/// Max amount and window limit of accounts opened with `--limits`: the window limit fits
+/// 32 bits, so its allowance is counted on 32 bits.
+const MAX_AMOUNT: u64 = 1_000;
+const WINDOW_LIMIT: u64 = 1_000_000;
+
+/// What one run of the load measured.
+struct Phase {
+    name: &'static str,
+    latencies: Vec<Duration>,
+    wall: Duration,
+    pbs: u64,
+    lanes: usize,
 }
 
 #[tokio::main]
@@ -43,6 +78,41 @@ async fn main() -> anyhow::Result<()> {
     let keys = std::sync::Arc::new(
         tokio::task::spawn_blocking(blindledger_test_support::TestKeys::load_or_generate).await??,
     );
+    let machine = {
+        let keys = keys.clone();
+        tokio::task::spawn_blocking(move || bootstrap_rate(&keys)).await?
+    };
+    let mut phases = vec![
+        run_phase(
+            &args,
+            &keys,
+            width,
+            "cached, parallel",
+            256,
+            args.parallel_jobs,
+        )
+        .await?,
+    ];
+    if args.baseline {
+        phases.push(run_phase(&args, &keys, width, "no cache, one job at a time", 0, 1).await?);
+    }
+    let raw = {
+        let keys = keys.clone();
+        let limits = args.limits;
+        tokio::task::spawn_blocking(move || raw_job(&keys, width, limits)).await??
+    };
+    report(&args, machine, &raw, &mut phases);
+    Ok(())
+}
+
+async fn run_phase(
+    args: &Args,
+    keys: &std::sync::Arc<TenantKeys>,
+    width: LedgerWidth,
+    name: &'static str,
+    cache_mib: usize,
+    parallel_jobs: usize,
+) -> anyhow::Result<Phase> {
     let dir = tempfile::tempdir()?;
     let url = args
         .database_url
@@ -53,6 +123,8 @@ async fn main() -> anyhow::Result<()> {
         metrics_addr: None,
         database_url: SecretString::from(url),
         object_store_dir: dir.path().join("objects"),
+        balance_cache_mib: cache_mib,
+        fhe_parallel_jobs: parallel_jobs,
         ..LedgerConfig::default()
     };
     // The real gate: signed tokens and the shipped policy, so its cost is in the figures.
@@ -61,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
     credentials.configure(&mut config);
     let token = credentials.token("loadgen", &["admin"], &[], Duration::from_secs(86_400))?;
     let app = Application::build(config).await?;
+    let lanes = app.ledger().fhe_lanes();
     let client = LedgerClient::connect(&format!("http://{}", app.grpc_addr()))
         .await?
         .with_token(&token)?;
@@ -68,24 +141,30 @@ async fn main() -> anyhow::Result<()> {
 
     let tenant = format!("load-{}", uuid::Uuid::new_v4().simple());
     client
-        .register_keys(&tenant, "local", width, &keys, |_, _| {})
+        .register_keys(&tenant, "local", width, keys, |_, _| {})
         .await?;
-    let clients = args.concurrency as usize;
+    let clients = args.accounts as usize;
+    let limits = args.limits.then_some(PbLimits {
+        max_amount: MAX_AMOUNT,
+        window_limit: WINDOW_LIMIT,
+        window_seconds: 86_400,
+    });
     for c in 0..clients {
         for account in [format!("a{c}"), format!("b{c}")] {
-            client.open_account(&tenant, &account, None).await?;
+            client.open_account(&tenant, &account, limits).await?;
         }
         let deposit = client
             .deposit(
                 &tenant,
                 &format!("a{c}"),
-                encrypt_amount(&keys.public_key, width, 1_000_000)?,
+                encrypt_amount(&keys.public_key, width, 100_000)?,
                 &new_key(),
             )
             .await?;
         client.wait_finished(&deposit.id).await?;
     }
 
+    blindledger_fhe::reset_pbs_count();
     let started = Instant::now();
     let mut senders = Vec::new();
     for c in 0..clients {
@@ -117,71 +196,201 @@ async fn main() -> anyhow::Result<()> {
     for sender in senders {
         latencies.extend(sender.await??);
     }
-    let total = started.elapsed();
-    let raw = raw_compute(&keys, width, args.transfers.min(5))?;
-    report(&args, &mut latencies, total, raw);
+    let wall = started.elapsed();
+    let pbs = blindledger_fhe::pbs_count();
     server.abort();
-    Ok(())
+    Ok(Phase {
+        name,
+        latencies,
+        wall,
+        pbs,
+        lanes,
+    })
 }
 
-/// Mean time of the same FHE operations a transfer job runs, called directly.
-fn raw_compute(keys: &TenantKeys, width: LedgerWidth, runs: usize) -> anyhow::Result<Duration> {
+/// The machine's bootstrap rate: independent single-block bootstraps (one-block boolean
+/// ANDs) spread over every core, as many as take a few seconds.
+fn bootstrap_rate(keys: &TenantKeys) -> f64 {
     let server_key = keys.server_key.decompress();
     rayon::broadcast(|_| tfhe::set_server_key(server_key.clone()));
     tfhe::set_server_key(server_key);
-    let from = Value::zero(width).compress()?;
-    let to = Value::zero(width).compress()?;
-    let mut total = Duration::ZERO;
-    for _ in 0..runs.max(1) {
+    let bits: Vec<tfhe::FheBool> = (0..64)
+        .map(|i| tfhe::FheBool::encrypt(i % 3 == 0, &keys.client_key))
+        .collect();
+    let rounds = 8 * rayon::current_num_threads().max(1);
+    let (elapsed, pbs) = count_pbs(|| {
+        let t0 = Instant::now();
+        (0..rounds).into_par_iter().for_each(|round| {
+            for pair in bits.chunks(2) {
+                let _ = std::hint::black_box(&pair[0] & &pair[(round + 1) % 2]);
+            }
+        });
+        t0.elapsed()
+    });
+    pbs as f64 / elapsed.as_secs_f64()
+}
+
+/// One transfer job called directly: what each part costs in bootstraps and time.
+struct RawJob {
+    expand: (u64, Duration),
+    decompress: (u64, Duration),
+    operation: (u64, Duration),
+    compress: Duration,
+}
+
+impl RawJob {
+    /// A job whose balances are cached: no decompression.
+    fn cached(&self) -> (u64, Duration) {
+        (
+            self.expand.0 + self.operation.0,
+            self.expand.1 + self.operation.1 + self.compress,
+        )
+    }
+
+    fn uncached(&self) -> (u64, Duration) {
+        let (pbs, time) = self.cached();
+        (pbs + self.decompress.0, time + self.decompress.1)
+    }
+}
+
+/// Runs a transfer job's FHE work directly, three times, on balances that are real
+/// encryptions (not the trivial zero of a new account), and keeps the mean.
+fn raw_job(keys: &TenantKeys, width: LedgerWidth, limits: bool) -> anyhow::Result<RawJob> {
+    let server_key = keys.server_key.decompress();
+    rayon::broadcast(|_| tfhe::set_server_key(server_key.clone()));
+    tfhe::set_server_key(server_key);
+    let expand = |clear: u64| -> anyhow::Result<Value> {
+        let wire = encrypt_amount(&keys.public_key, width, clear)?;
+        Ok(Value::expand(&wire::decode_amount(&wire, width)?, width)?)
+    };
+    let from = expand(100_000)?.compress()?;
+    let to = expand(0)?.compress()?;
+    let transfer_limits = TransferLimits {
+        max_amount: limits.then_some(MAX_AMOUNT),
+        window_limit: limits.then_some(WINDOW_LIMIT),
+    };
+    let allowance = limits
+        .then(|| ops::fresh_allowance(width, WINDOW_LIMIT).compress())
+        .transpose()?;
+    const RUNS: u32 = 3;
+    let mut job = RawJob {
+        expand: (0, Duration::ZERO),
+        decompress: (0, Duration::ZERO),
+        operation: (0, Duration::ZERO),
+        compress: Duration::ZERO,
+    };
+    let timed = |slot: &mut (u64, Duration), pbs: u64, t: Duration| {
+        slot.0 = pbs;
+        slot.1 += t / RUNS;
+    };
+    for _ in 0..RUNS {
         let amount = encrypt_amount(&keys.public_key, width, 10)?;
         let t0 = Instant::now();
-        let list = wire::decode_amount(&amount, width)?;
-        let amount = Value::expand(&list, width)?;
-        let (f, t) = (
-            Value::decompress(&from, width)?,
-            Value::decompress(&to, width)?,
-        );
-        let m = ops::movement(&f, Some(&t), &amount, TransferLimits::default(), None)?;
-        m.from.compress()?;
-        m.to.as_ref().map(Value::compress).transpose()?;
-        m.moved.compress()?;
-        ops::compress_flag(&m.ok)?;
-        total += t0.elapsed();
+        let (amount, pbs) =
+            count_pbs(|| Value::expand(&wire::decode_amount(&amount, width)?, width));
+        timed(&mut job.expand, pbs, t0.elapsed());
+        let t0 = Instant::now();
+        let (values, pbs) = count_pbs(|| -> anyhow::Result<_> {
+            let remaining = allowance
+                .as_ref()
+                .map(|a| Value::decompress(a, ops::allowance_width(width, WINDOW_LIMIT)))
+                .transpose()?;
+            Ok((
+                Value::decompress(&from, width)?,
+                Value::decompress(&to, width)?,
+                remaining,
+            ))
+        });
+        let (f, t, remaining) = values?;
+        timed(&mut job.decompress, pbs, t0.elapsed());
+        let t0 = Instant::now();
+        let (moved, pbs) = count_pbs(|| {
+            ops::movement(&f, Some(&t), &amount?, transfer_limits, remaining.as_ref())
+        });
+        let moved = moved?;
+        timed(&mut job.operation, pbs, t0.elapsed());
+        let t0 = Instant::now();
+        moved.from.compress()?;
+        moved.to.as_ref().map(Value::compress).transpose()?;
+        moved.moved.compress()?;
+        moved
+            .window_remaining
+            .as_ref()
+            .map(Value::compress)
+            .transpose()?;
+        ops::compress_flag(&moved.ok)?;
+        job.compress += t0.elapsed() / RUNS;
     }
-    Ok(total / runs.max(1) as u32)
+    Ok(job)
 }
 
 fn new_key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn report(args: &Args, latencies: &mut [Duration], total: Duration, raw: Duration) {
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
-    let mean = latencies.iter().sum::<Duration>() / latencies.len() as u32;
+fn report(args: &Args, machine_pbs: f64, raw: &RawJob, phases: &mut [Phase]) {
     println!(
-        "transfers: {} (u{}, {} client(s), each sequential)",
-        latencies.len(),
+        "load: {} transfers, u{}, {} account pair(s), {}",
+        args.transfers,
         args.width,
-        args.concurrency
+        args.accounts,
+        if args.limits {
+            "max amount and window limit"
+        } else {
+            "no limits"
+        }
     );
     println!(
-        "transfers/s: {:.3} (wall time {:.1} s)",
-        latencies.len() as f64 / total.as_secs_f64(),
-        total.as_secs_f64()
+        "machine: {} cores, {machine_pbs:.1} independent bootstraps/s",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "job latency p50: {:.3} s, p99: {:.3} s, mean: {:.3} s",
-        pct(0.5).as_secs_f64(),
-        pct(0.99).as_secs_f64(),
-        mean.as_secs_f64()
+        "raw transfer job: expand {} PBS {:.3} s, decompress {} PBS {:.3} s, operation {} PBS {:.3} s, compress {:.3} s",
+        raw.expand.0,
+        raw.expand.1.as_secs_f64(),
+        raw.decompress.0,
+        raw.decompress.1.as_secs_f64(),
+        raw.operation.0,
+        raw.operation.1.as_secs_f64(),
+        raw.compress.as_secs_f64()
     );
-    println!(
-        "raw FHE compute per transfer (expand, 2 decompress, transfer, 4 compress): {:.3} s",
-        raw.as_secs_f64()
-    );
-    println!(
-        "end-to-end / raw compute: {:.3}",
-        mean.as_secs_f64() / raw.as_secs_f64()
-    );
+    for phase in phases.iter_mut() {
+        let latencies = &mut phase.latencies;
+        latencies.sort();
+        let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+        let mean = latencies.iter().sum::<Duration>() / latencies.len().max(1) as u32;
+        let per_second = latencies.len() as f64 / phase.wall.as_secs_f64();
+        let pbs_per_job = phase.pbs as f64 / latencies.len().max(1) as f64;
+        // The raw job of the same kind: without decompression where the balances are
+        // cached (every job after an account's first).
+        let raw = if phase.name.starts_with("cached") {
+            raw.cached()
+        } else {
+            raw.uncached()
+        };
+        println!("-- {} ({} job(s) at once)", phase.name, phase.lanes);
+        println!(
+            "transfers/s: {per_second:.3} (wall time {:.1} s)",
+            phase.wall.as_secs_f64()
+        );
+        println!(
+            "job latency p50: {:.3} s, p99: {:.3} s, mean: {:.3} s",
+            pct(0.5).as_secs_f64(),
+            pct(0.99).as_secs_f64(),
+            mean.as_secs_f64()
+        );
+        println!(
+            "PBS per transfer job: {pbs_per_job:.1} measured (raw job of this kind: {} PBS, {:.3} s)",
+            raw.0,
+            raw.1.as_secs_f64()
+        );
+        println!(
+            "end-to-end / raw: {:.3}",
+            mean.as_secs_f64() / raw.1.as_secs_f64()
+        );
+        println!(
+            "throughput ratio: {:.3} (transfers/s / (machine PBS/s / PBS per job))",
+            per_second / (machine_pbs / pbs_per_job)
+        );
+    }
 }

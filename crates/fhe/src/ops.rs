@@ -6,9 +6,10 @@
 //! The transfer is the cheapest correct sequence measured for BlindLedger (see
 //! `benches/README.md`): one comparison, `if_then_zero` on the amount, then the debit and
 //! the credit in parallel — 207 programmable bootstraps on 64 bits, against 239 for
-//! ERC-7984's whitepaper sequence (comparison, select, add, sub). Limits add one scalar
-//! comparison (max amount) or an overflow-checked addition and a scalar comparison
-//! (window), and a one-block AND each.
+//! ERC-7984's whitepaper sequence (comparison, select, add, sub). A max amount adds one
+//! scalar comparison and a one-block AND. A window limit keeps the window's remaining
+//! allowance rather than its outflow: one comparison against the amount and one
+//! subtraction of the amount moved, on 32 bits whenever the limit fits them.
 
 use tfhe::prelude::*;
 use tfhe::{
@@ -16,7 +17,7 @@ use tfhe::{
     CompressedCiphertextListBuilder, FheBool, FheUint32, FheUint64,
 };
 
-use crate::params::LedgerWidth;
+use crate::params::{LedgerWidth, COMPUTE_PARAMS};
 use crate::wire::{decode_stored, encode_stored, WireError};
 
 /// Errors of a homomorphic operation.
@@ -31,6 +32,9 @@ pub enum OpError {
     /// Stored bytes no longer decode.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// The operation was called with arguments that do not fit together.
+    #[error("invalid operation: {0}")]
+    Invalid(&'static str),
 }
 
 impl From<tfhe::Error> for OpError {
@@ -44,7 +48,8 @@ impl From<tfhe::Error> for OpError {
 pub struct TransferLimits {
     /// Largest amount one transfer may move.
     pub max_amount: Option<u64>,
-    /// Largest total moved out per window; needs the window's encrypted outflow so far.
+    /// Largest total moved out per window; needs the window's encrypted remaining
+    /// allowance (see [`fresh_allowance`]).
     pub window_limit: Option<u64>,
 }
 
@@ -73,8 +78,9 @@ pub struct Movement {
     pub moved: Value,
     /// Whether every check passed.
     pub ok: FheBool,
-    /// New outflow of the debited account in its window, when a window limit applies.
-    pub window_spent: Option<Value>,
+    /// New remaining allowance of the debited account in its window, when a window limit
+    /// applies: the allowance less the amount moved.
+    pub window_remaining: Option<Value>,
 }
 
 impl std::fmt::Debug for Movement {
@@ -99,7 +105,7 @@ pub struct Aggregate {
 /// Generates the operations of one width; tfhe's scalar operations are typed by the
 /// clear integer type, so each width gets its own copy.
 macro_rules! width_ops {
-    ($module:ident, $ct:ty, $clear:ty) => {
+    ($module:ident, $ct:ty, $clear:ty, $variant:ident) => {
         mod $module {
             use super::*;
 
@@ -107,44 +113,45 @@ macro_rules! width_ops {
                 limit.and_then(|l| <$clear>::try_from(l).ok())
             }
 
+            /// `ok = from >= amount && amount <= max && window.remaining >= amount`, then
+            /// `moved = ok ? amount : 0`, debit, credit and allowance update in parallel.
+            ///
+            /// The caller guarantees that an allowance narrower than the ledger comes with
+            /// a `max` no larger than the allowance's limit, so an amount that passes both
+            /// checks fits the narrower width and truncating it loses nothing.
             pub(super) fn movement(
                 from: &$ct,
                 to: Option<&$ct>,
                 amount: &$ct,
-                limits: TransferLimits,
-                spent: Option<&$ct>,
-            ) -> ($ct, Option<$ct>, $ct, FheBool, Option<$ct>) {
-                let max = clamp(limits.max_amount);
-                let window = clamp(limits.window_limit).zip(spent);
+                max: Option<u64>,
+                remaining: Option<&Value>,
+            ) -> Result<($ct, Option<$ct>, $ct, FheBool, Option<Value>), OpError> {
+                let max = clamp(max);
+                let window_amount =
+                    remaining.map(|r| Value::$variant(amount.clone()).cast_to(r.width()));
                 let (covered, within) = rayon::join(
                     || from.ge(amount),
                     || {
-                        let under_max = max.map(|max| amount.le(max));
-                        // `spent + amount <= limit`, with the sum's overflow refused. Not
-                        // `amount <= limit - spent`: the limit is the current risk tier's,
-                        // and a tier escalation may lower it below what the account has
-                        // already moved out, where the subtraction would wrap and let
-                        // every amount through.
-                        let under_window = window.map(|(limit, spent)| {
-                            let (total, overflowed) = spent.overflowing_add(amount);
-                            total.le(limit) & !overflowed
-                        });
-                        match (under_max, under_window) {
-                            (Some(a), Some(b)) => Some(a & b),
-                            (a, b) => a.or(b),
+                        let (under_max, under_window) = rayon::join(
+                            || max.map(|max| amount.le(max)),
+                            || remaining.zip(window_amount.as_ref()).map(|(r, a)| r.ge(a)),
+                        );
+                        match (under_max, under_window.transpose()?) {
+                            (Some(a), Some(b)) => Ok(Some(a & b)),
+                            (a, b) => Ok::<_, OpError>(a.or(b)),
                         }
                     },
                 );
-                let ok = match within {
+                let ok = match within? {
                     Some(within) => covered & within,
                     None => covered,
                 };
                 let moved = ok.if_then_zero(amount);
-                let ((new_from, new_to), new_spent) = rayon::join(
+                let ((new_from, new_to), new_remaining) = rayon::join(
                     || rayon::join(|| from - &moved, || to.map(|to| to + &moved)),
-                    || window.map(|(_, spent)| spent + &moved),
+                    || remaining.map(|r| r.sub(&Value::$variant(moved.clone()).cast_to(r.width()))),
                 );
-                (new_from, new_to, moved, ok, new_spent)
+                Ok((new_from, new_to, moved, ok, new_remaining.transpose()?))
             }
 
             pub(super) fn count_above(values: &[&$ct], threshold: u64) -> $ct {
@@ -169,8 +176,8 @@ macro_rules! width_ops {
     };
 }
 
-width_ops!(u32_ops, FheUint32, u32);
-width_ops!(u64_ops, FheUint64, u64);
+width_ops!(u32_ops, FheUint32, u32, U32);
+width_ops!(u64_ops, FheUint64, u64, U64);
 
 impl Value {
     /// Width of this value.
@@ -178,6 +185,49 @@ impl Value {
         match self {
             Self::U32(_) => LedgerWidth::U32,
             Self::U64(_) => LedgerWidth::U64,
+        }
+    }
+
+    /// This value in another width: truncated to the low 32 bits or extended with zeros.
+    /// Neither costs a bootstrap.
+    pub fn cast_to(&self, width: LedgerWidth) -> Self {
+        match (self, width) {
+            (Self::U32(v), LedgerWidth::U32) => Self::U32(v.clone()),
+            (Self::U64(v), LedgerWidth::U64) => Self::U64(v.clone()),
+            (Self::U32(v), LedgerWidth::U64) => Self::U64(FheUint64::cast_from(v.clone())),
+            (Self::U64(v), LedgerWidth::U32) => Self::U32(FheUint32::cast_from(v.clone())),
+        }
+    }
+
+    /// Whether a key holder would accept this value as it is: its blocks' degrees and noise
+    /// levels are those of a value fresh from a bootstrap or a decompression (tfhe's
+    /// conformance check, which clients run). Results of some operations (a multi-operand
+    /// sum's last additions, for one) are correct but not conformant until they are
+    /// compressed and decompressed again.
+    pub fn is_conformant(&self) -> bool {
+        use tfhe::conformance::ParameterSetConformant;
+        use tfhe::{FheUint32ConformanceParams, FheUint64ConformanceParams};
+        match self {
+            Self::U32(v) => v.is_conformant(&FheUint32ConformanceParams::from(COMPUTE_PARAMS)),
+            Self::U64(v) => v.is_conformant(&FheUint64ConformanceParams::from(COMPUTE_PARAMS)),
+        }
+    }
+
+    /// `self >= other`, both of one width.
+    fn ge(&self, other: &Self) -> Result<FheBool, OpError> {
+        match (self, other) {
+            (Self::U32(a), Self::U32(b)) => Ok(a.ge(b)),
+            (Self::U64(a), Self::U64(b)) => Ok(a.ge(b)),
+            _ => Err(OpError::WidthMismatch(self.width())),
+        }
+    }
+
+    /// `self - other`, both of one width (wrapping: callers check first).
+    fn sub(&self, other: &Self) -> Result<Self, OpError> {
+        match (self, other) {
+            (Self::U32(a), Self::U32(b)) => Ok(Self::U32(a - b)),
+            (Self::U64(a), Self::U64(b)) => Ok(Self::U64(a - b)),
+            _ => Err(OpError::WidthMismatch(self.width())),
         }
     }
 
@@ -299,45 +349,133 @@ pub fn deposit(balance: &Value, amount: &Value) -> Result<Value, OpError> {
 /// Moves `amount` from `from` to `to` (or out of the ledger when `to` is `None`) when the
 /// balance covers it and the limits allow it; moves zero otherwise. Nobody without the
 /// key can tell which happened.
+///
+/// A window limit needs the window's `remaining` allowance for that limit (from
+/// [`fresh_allowance`] or [`rebase_allowance`]); the amount must not exceed it, and the
+/// allowance drops by the amount moved. Nothing wraps: the comparison comes before the
+/// subtraction, and an allowance never holds more than its limit.
 pub fn movement(
     from: &Value,
     to: Option<&Value>,
     amount: &Value,
     limits: TransferLimits,
-    window_spent: Option<&Value>,
+    remaining: Option<&Value>,
 ) -> Result<Movement, OpError> {
     let mismatch = || OpError::WidthMismatch(from.width());
+    let mut max = limits.max_amount;
+    if let Some(remaining) = remaining {
+        let limit = limits
+            .window_limit
+            .ok_or(OpError::Invalid("an allowance needs its window limit"))?;
+        if remaining.width() != allowance_width(from.width(), limit) {
+            return Err(OpError::WidthMismatch(remaining.width()));
+        }
+        if remaining.width() != from.width() {
+            // The allowance counts in fewer bits than the ledger: an amount above the
+            // limit could pass its comparison on the truncated bits. Such an amount cannot
+            // pass anyway, so checking `amount <= limit` with the scalar comparison costs
+            // nothing in meaning and makes the truncation exact.
+            max = Some(max.map_or(limit, |max| max.min(limit)));
+        }
+    }
     match (from, amount) {
         (Value::U32(f), Value::U32(a)) => {
             let to = to.map(|t| as_u32(t).ok_or_else(mismatch)).transpose()?;
-            let spent = window_spent
-                .map(|s| as_u32(s).ok_or_else(mismatch))
-                .transpose()?;
-            let (f, t, m, ok, s) = u32_ops::movement(f, to, a, limits, spent);
-            Ok(Movement {
-                from: Value::U32(f),
-                to: t.map(Value::U32),
-                moved: Value::U32(m),
-                ok,
-                window_spent: s.map(Value::U32),
-            })
+            let result = u32_ops::movement(f, to, a, max, remaining)?;
+            Ok(moved_with(result, Value::U32))
         }
         (Value::U64(f), Value::U64(a)) => {
             let to = to.map(|t| as_u64(t).ok_or_else(mismatch)).transpose()?;
-            let spent = window_spent
-                .map(|s| as_u64(s).ok_or_else(mismatch))
-                .transpose()?;
-            let (f, t, m, ok, s) = u64_ops::movement(f, to, a, limits, spent);
-            Ok(Movement {
-                from: Value::U64(f),
-                to: t.map(Value::U64),
-                moved: Value::U64(m),
-                ok,
-                window_spent: s.map(Value::U64),
-            })
+            let result = u64_ops::movement(f, to, a, max, remaining)?;
+            Ok(moved_with(result, Value::U64))
         }
         _ => Err(mismatch()),
     }
+}
+
+/// Wraps one width's movement parts into a [`Movement`].
+fn moved_with<T>(
+    (from, to, moved, ok, remaining): (T, Option<T>, T, FheBool, Option<Value>),
+    wrap: fn(T) -> Value,
+) -> Movement {
+    Movement {
+        from: wrap(from),
+        to: to.map(wrap),
+        moved: wrap(moved),
+        ok,
+        window_remaining: remaining,
+    }
+}
+
+/// Width of the encrypted allowance of a window `limit` on a ledger of width `ledger`:
+/// 32 bits whenever the limit fits them, which halves the window's bootstraps on a 64-bit
+/// ledger (its comparison and its update run on 16 blocks instead of 32).
+pub fn allowance_width(ledger: LedgerWidth, limit: u64) -> LedgerWidth {
+    if limit <= u64::from(u32::MAX) {
+        LedgerWidth::U32
+    } else {
+        ledger
+    }
+}
+
+/// The allowance of a window that starts now: its whole `limit`. A trivial encryption,
+/// which hides nothing and needs to hide nothing: limits are plaintext.
+pub fn fresh_allowance(ledger: LedgerWidth, limit: u64) -> Value {
+    let limit = limit.min(ledger.max_value());
+    match allowance_width(ledger, limit) {
+        LedgerWidth::U32 => Value::U32(FheUint32::encrypt_trivial(limit as u32)),
+        LedgerWidth::U64 => Value::U64(FheUint64::encrypt_trivial(limit)),
+    }
+}
+
+/// Carries a window's allowance from the limit it was counted against (`from_limit`) to
+/// the limit in force now (`to_limit`), as when a risk tier changes mid-window: what the
+/// window already moved out stays moved out. A higher limit adds the difference; a lower
+/// one removes it, down to zero and never below: a limit lowered past what the window
+/// already moved leaves nothing to move, where a wrapping subtraction would let every
+/// amount through.
+pub fn rebase_allowance(
+    remaining: &Value,
+    ledger: LedgerWidth,
+    from_limit: u64,
+    to_limit: u64,
+) -> Value {
+    let cap = ledger.max_value();
+    let (from_limit, to_limit) = (from_limit.min(cap), to_limit.min(cap));
+    let target = allowance_width(ledger, to_limit);
+    if from_limit == to_limit {
+        return remaining.cast_to(target);
+    }
+    let Value::U64(wide) = remaining.cast_to(LedgerWidth::U64) else {
+        unreachable!("cast to 64 bits")
+    };
+    let rebased = if to_limit > from_limit {
+        // At most `from_limit + (to_limit - from_limit)`: no overflow.
+        &wide + (to_limit - from_limit)
+    } else {
+        let (lowered, below_zero) = wide.overflowing_sub(from_limit - to_limit);
+        (!below_zero).if_then_zero(&lowered)
+    };
+    Value::U64(rebased).cast_to(target)
+}
+
+/// The allowance left of `limit` after an outflow `spent` (of the ledger's width), zero
+/// when the outflow already reached the limit. Reads windows stored by earlier versions,
+/// which counted the outflow instead of the allowance.
+pub fn allowance_from_outflow(
+    spent: &Value,
+    ledger: LedgerWidth,
+    limit: u64,
+) -> Result<Value, OpError> {
+    if spent.width() != ledger {
+        return Err(OpError::WidthMismatch(ledger));
+    }
+    let limit = limit.min(ledger.max_value());
+    let Value::U64(spent) = spent.cast_to(LedgerWidth::U64) else {
+        unreachable!("cast to 64 bits")
+    };
+    let (left, below_zero) = FheUint64::encrypt_trivial(limit).overflowing_sub(&spent);
+    Ok(Value::U64((!below_zero).if_then_zero(&left)).cast_to(allowance_width(ledger, limit)))
 }
 
 /// Sums the amounts moved out and in, and counts outgoing amounts above `threshold`.

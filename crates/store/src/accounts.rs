@@ -25,8 +25,13 @@ pub struct AccountRow {
     pub window_seconds: i64,
     /// Start of the current window (Unix ms).
     pub window_start: Option<i64>,
-    /// Compressed encrypted outflow in the current window.
+    /// Compressed encrypted outflow in the current window, as windows written before
+    /// allowances were kept it; cleared by the next window write.
     pub window_spent: Option<Vec<u8>>,
+    /// Compressed encrypted allowance left in the current window.
+    pub window_remaining: Option<Vec<u8>>,
+    /// The window limit `window_remaining` was counted against (plaintext, as limits are).
+    pub window_base: Option<i64>,
     /// Creation time (Unix ms).
     pub created_at: i64,
 }
@@ -40,12 +45,23 @@ pub struct BalanceWrite {
     pub expected_version: i64,
     /// New compressed balance.
     pub balance: Vec<u8>,
-    /// New window start and compressed outflow, when the account has a window limit.
-    pub window: Option<(i64, Vec<u8>)>,
+    /// The account's new window state, when it has a window limit.
+    pub window: Option<WindowWrite>,
+}
+
+/// A new outflow window state.
+#[derive(Debug, Clone)]
+pub struct WindowWrite {
+    /// Window start (Unix ms).
+    pub start: i64,
+    /// Compressed encrypted allowance left in the window.
+    pub remaining: Vec<u8>,
+    /// The limit the allowance is counted against.
+    pub base: i64,
 }
 
 const COLUMNS: &str = "tenant, name, balance, version, max_amount, window_limit, window_seconds, \
-                       window_start, window_spent, created_at";
+                       window_start, window_spent, created_at, window_remaining, window_base";
 
 fn from_row(row: AnyRow) -> Result<AccountRow, StoreError> {
     Ok(AccountRow {
@@ -59,6 +75,8 @@ fn from_row(row: AnyRow) -> Result<AccountRow, StoreError> {
         window_start: row.try_get(7)?,
         window_spent: row.try_get(8)?,
         created_at: row.try_get(9)?,
+        window_remaining: row.try_get(10)?,
+        window_base: row.try_get(11)?,
     })
 }
 
@@ -107,18 +125,21 @@ pub(crate) async fn compare_and_set(
     tenant: &str,
     write: &BalanceWrite,
 ) -> Result<bool, StoreError> {
-    let (window_start, window_spent) = match &write.window {
-        Some((start, spent)) => (Some(*start), Some(spent.as_slice())),
-        None => (None, None),
-    };
+    let window = write.window.as_ref();
+    // A window write replaces the whole window state, a former outflow included.
     let result = sqlx::query(
         "UPDATE accounts SET balance = ?, version = version + 1, \
-         window_start = COALESCE(?, window_start), window_spent = COALESCE(?, window_spent), \
+         window_start = COALESCE(?, window_start), \
+         window_remaining = COALESCE(?, window_remaining), \
+         window_base = COALESCE(?, window_base), \
+         window_spent = CASE WHEN ? IS NULL THEN window_spent ELSE NULL END, \
          updated_at = ? WHERE tenant = ? AND name = ? AND version = ?",
     )
     .bind(write.balance.as_slice())
-    .bind(window_start)
-    .bind(window_spent)
+    .bind(window.map(|w| w.start))
+    .bind(window.map(|w| w.remaining.as_slice()))
+    .bind(window.map(|w| w.base))
+    .bind(window.map(|w| w.start))
     .bind(now_ms())
     .bind(tenant)
     .bind(&write.account)

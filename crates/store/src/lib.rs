@@ -19,7 +19,7 @@ mod revisions;
 mod tenants;
 mod url;
 
-pub use accounts::{AccountRow, BalanceWrite};
+pub use accounts::{AccountRow, BalanceWrite, WindowWrite};
 pub use blobs::{open_object_store, KeyBlobStore};
 pub use db::{Backend, Db};
 pub use decisions::DecisionRecord;

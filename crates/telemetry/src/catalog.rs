@@ -139,7 +139,19 @@ pub const METRICS: &[(&str, &str)] = &[
     ),
     (
         "blindledger_fhe_bootstraps_total",
-        "Programmable bootstraps (tfhe's PBS counter) spent on jobs, by operation.",
+        "Programmable bootstraps (tfhe's PBS counter) spent on jobs, by operation; exact with one job at a time (fhe_parallel_jobs = 1), overlapping jobs' otherwise.",
+    ),
+    (
+        "blindledger_value_cache_total",
+        "Lookups of decompressed balances, allowances and results, by result (hit: held in memory; miss: decompressed, 32 bootstraps for 64 bits).",
+    ),
+    (
+        "blindledger_value_cache_bytes",
+        "Memory held by decompressed values (bounded by balance_cache_mib).",
+    ),
+    (
+        "blindledger_value_cache_skipped_total",
+        "Fresh job results not kept in memory because a key holder would not accept them as they are (read from storage instead).",
     ),
     (
         "blindledger_quota_refusals_total",

@@ -76,7 +76,8 @@ impl Application {
             None => KeyBlobStore::local(&config.object_store_dir),
         }
         .context("opening the object store")?;
-        let fhe = Arc::new(FheExecutor::new(
+        let fhe = Arc::new(FheExecutor::with_lanes(
+            config.fhe_parallel_jobs,
             config.fhe_threads,
             config.cached_server_keys,
         )?);
@@ -100,7 +101,11 @@ impl Application {
             config.max_open_jobs_per_tenant,
             config.max_watches_per_tenant,
         );
-        let ledger = Arc::new(Ledger::new(db, blobs, fhe).with_quotas(quotas));
+        let ledger = Arc::new(
+            Ledger::new(db, blobs, fhe)
+                .with_quotas(quotas)
+                .with_value_cache(config.balance_cache_mib.saturating_mul(1 << 20)),
+        );
         Ok(Self {
             config,
             ledger,

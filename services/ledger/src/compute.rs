@@ -3,12 +3,14 @@
 //! Inputs are what the worker read from storage; the output is a [`JobCommit`] of
 //! compressed ciphertexts to write. Nothing here touches storage or learns a value.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use blindledger_fhe::ops::{self, OpError, TransferLimits, Value};
 use blindledger_fhe::{wire, LedgerWidth};
-use blindledger_store::{AccountRow, BalanceWrite, JobCommit};
+use blindledger_store::{AccountRow, BalanceWrite, JobCommit, WindowWrite};
 
+use crate::cache::ValueCache;
 use crate::jobs::{JobKind, JobParams};
 
 /// Everything a job's computation needs, read before it starts.
@@ -30,13 +32,45 @@ pub struct JobInputs {
     pub moved: (Vec<Vec<u8>>, Vec<Vec<u8>>),
     /// Current time (Unix ms), for the outflow window.
     pub now_ms: i64,
+    /// The job's tenant.
+    pub tenant: String,
+    /// Decompressed values already in memory.
+    pub cache: Arc<ValueCache>,
+}
+
+/// What a job computed: the writes of its commit, and the values they compress.
+pub struct Computed {
+    /// The commit to write.
+    pub commit: JobCommit,
+    /// Each written ciphertext's stored bytes with the value it compresses, for the
+    /// cache once the commit succeeded: the next job on these accounts, and the reads of
+    /// this job's results, then decompress nothing.
+    pub fresh: Vec<(Vec<u8>, Value)>,
+}
+
+impl std::fmt::Debug for Computed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Computed")
+            .field("commit", &self.commit)
+            .field("fresh", &self.fresh.len())
+            .finish()
+    }
+}
+
+impl Computed {
+    fn compress(&mut self, value: Value) -> Result<Vec<u8>, OpError> {
+        let stored = value.compress()?;
+        self.fresh.push((stored.clone(), value));
+        Ok(stored)
+    }
 }
 
 /// Runs the job's homomorphic computation.
 ///
-/// Its programmable bootstraps are counted with tfhe's PBS counter (process-wide): exact
-/// because the executor runs one job's FHE work at a time.
-pub fn compute(inputs: &JobInputs) -> Result<JobCommit, OpError> {
+/// Its programmable bootstraps are counted with tfhe's PBS counter, which is process-wide:
+/// exact when the executor runs one job at a time (`fhe_parallel_jobs = 1`), the sum of
+/// the jobs that overlapped it otherwise.
+pub fn compute(inputs: &JobInputs) -> Result<Computed, OpError> {
     let span = tracing::info_span!(
         "fhe.compute",
         op = inputs.kind.as_str(),
@@ -68,85 +102,114 @@ fn amount(inputs: &JobInputs) -> Result<Value, OpError> {
     Value::expand(&list, inputs.width)
 }
 
-fn balance(row: &AccountRow, width: LedgerWidth) -> Result<Value, OpError> {
+fn balance(inputs: &JobInputs, row: &AccountRow) -> Result<Arc<Value>, OpError> {
     match &row.balance {
-        Some(bytes) => Value::decompress(bytes, width),
-        None => Ok(Value::zero(width)),
+        Some(bytes) => inputs.cache.decompress(&inputs.tenant, bytes, inputs.width),
+        None => Ok(Arc::new(Value::zero(inputs.width))),
     }
 }
 
-fn deposit(inputs: &JobInputs) -> Result<JobCommit, OpError> {
+fn deposit(inputs: &JobInputs) -> Result<Computed, OpError> {
     let account = &inputs.account_a;
-    let new = ops::deposit(&balance(account, inputs.width)?, &amount(inputs)?)?;
-    Ok(JobCommit {
-        writes: vec![BalanceWrite {
-            account: account.name.clone(),
-            expected_version: account.version,
-            balance: new.compress()?,
-            window: None,
-        }],
-        ..JobCommit::default()
-    })
+    let new = ops::deposit(&*balance(inputs, account)?, &amount(inputs)?)?;
+    let mut computed = Computed {
+        commit: JobCommit::default(),
+        fresh: Vec::new(),
+    };
+    let balance = computed.compress(new)?;
+    computed.commit.writes.push(BalanceWrite {
+        account: account.name.clone(),
+        expected_version: account.version,
+        balance,
+        window: None,
+    });
+    Ok(computed)
 }
 
-/// The outflow window an account is in now: its start, and the encrypted outflow so far
-/// (zero when a new window begins).
-fn window(inputs: &JobInputs) -> Result<Option<(i64, Value)>, OpError> {
-    let Some(window_seconds) = inputs.params.window_limit.and(inputs.params.window_seconds) else {
+/// The outflow window an account is in now: its start, its limit, and its encrypted
+/// remaining allowance (the whole limit when a new window begins).
+fn window(inputs: &JobInputs) -> Result<Option<(i64, u64, Value)>, OpError> {
+    let (Some(limit), Some(window_seconds)) =
+        (inputs.params.window_limit, inputs.params.window_seconds)
+    else {
         return Ok(None);
     };
+    // Stored as a signed 64-bit column; a larger limit binds nothing anyway.
+    let limit = limit.min(i64::MAX as u64);
+    let width = inputs.width;
     let length = (window_seconds.max(1) as i64).saturating_mul(1000);
     let start = inputs.now_ms - inputs.now_ms.rem_euclid(length);
     let row = &inputs.account_a;
-    let spent = match (&row.window_spent, row.window_start) {
-        (Some(bytes), Some(current)) if current == start => Value::decompress(bytes, inputs.width)?,
-        _ => Value::zero(inputs.width),
+    let current = row.window_start == Some(start);
+    let remaining = match (&row.window_remaining, row.window_base, &row.window_spent) {
+        (Some(bytes), Some(base), _) if current => {
+            let base = u64::try_from(base)
+                .map_err(|_| OpError::Invalid("stored window limit is negative"))?;
+            let stored_width = ops::allowance_width(width, base);
+            let remaining = inputs
+                .cache
+                .decompress(&inputs.tenant, bytes, stored_width)?;
+            ops::rebase_allowance(&remaining, width, base, limit)
+        }
+        // A window written before allowances: its outflow so far.
+        (None, _, Some(spent)) if current => {
+            let spent = inputs.cache.decompress(&inputs.tenant, spent, width)?;
+            ops::allowance_from_outflow(&spent, width, limit)?
+        }
+        _ => ops::fresh_allowance(width, limit),
     };
-    Ok(Some((start, spent)))
+    Ok(Some((start, limit, remaining)))
 }
 
-fn movement(inputs: &JobInputs) -> Result<JobCommit, OpError> {
+fn movement(inputs: &JobInputs) -> Result<Computed, OpError> {
     let from_row = &inputs.account_a;
-    let from = balance(from_row, inputs.width)?;
+    let from = balance(inputs, from_row)?;
     let to = inputs
         .account_b
         .as_ref()
-        .map(|row| balance(row, inputs.width))
+        .map(|row| balance(inputs, row))
         .transpose()?;
     let window = window(inputs)?;
     let limits = TransferLimits {
         max_amount: inputs.params.max_amount,
-        window_limit: window.as_ref().and(inputs.params.window_limit),
+        window_limit: window.as_ref().map(|(_, limit, _)| *limit),
     };
-    let spent = window.as_ref().map(|(_, spent)| spent);
-    let result = ops::movement(&from, to.as_ref(), &amount(inputs)?, limits, spent)?;
-    let window_write = match (window, &result.window_spent) {
-        (Some((start, _)), Some(spent)) => Some((start, spent.compress()?)),
+    let remaining = window.as_ref().map(|(_, _, remaining)| remaining);
+    let result = ops::movement(&from, to.as_deref(), &amount(inputs)?, limits, remaining)?;
+    let mut computed = Computed {
+        commit: JobCommit::default(),
+        fresh: Vec::new(),
+    };
+    let window_write = match (window, result.window_remaining) {
+        (Some((start, limit, _)), Some(remaining)) => Some(WindowWrite {
+            start,
+            remaining: computed.compress(remaining)?,
+            base: limit as i64,
+        }),
         _ => None,
     };
-    let mut writes = vec![BalanceWrite {
+    let balance = computed.compress(result.from)?;
+    computed.commit.writes.push(BalanceWrite {
         account: from_row.name.clone(),
         expected_version: from_row.version,
-        balance: result.from.compress()?,
+        balance,
         window: window_write,
-    }];
-    if let (Some(row), Some(new_to)) = (&inputs.account_b, &result.to) {
-        writes.push(BalanceWrite {
+    });
+    if let (Some(row), Some(new_to)) = (&inputs.account_b, result.to) {
+        let balance = computed.compress(new_to)?;
+        computed.commit.writes.push(BalanceWrite {
             account: row.name.clone(),
             expected_version: row.version,
-            balance: new_to.compress()?,
+            balance,
             window: None,
         });
     }
-    Ok(JobCommit {
-        writes,
-        moved: Some(result.moved.compress()?),
-        ok: Some(ops::compress_flag(&result.ok)?),
-        ..JobCommit::default()
-    })
+    computed.commit.moved = Some(computed.compress(result.moved)?);
+    computed.commit.ok = Some(ops::compress_flag(&result.ok)?);
+    Ok(computed)
 }
 
-fn aggregate(inputs: &JobInputs) -> Result<JobCommit, OpError> {
+fn aggregate(inputs: &JobInputs) -> Result<Computed, OpError> {
     let width = inputs.width;
     let load = |list: &[Vec<u8>]| -> Result<Vec<Value>, OpError> {
         list.iter()
@@ -157,13 +220,16 @@ fn aggregate(inputs: &JobInputs) -> Result<JobCommit, OpError> {
     let incoming = load(&inputs.moved.1)?;
     let threshold = inputs.params.threshold.unwrap_or(0);
     let result = ops::aggregate(width, &outgoing, &incoming, threshold)?;
-    Ok(JobCommit {
-        sums: Some((
-            result.sum_out.compress()?,
-            result.sum_in.compress()?,
-            result.count_above.compress()?,
-        )),
-        transfers: Some((outgoing.len() + incoming.len()) as i64),
-        ..JobCommit::default()
-    })
+    let mut computed = Computed {
+        commit: JobCommit::default(),
+        fresh: Vec::new(),
+    };
+    let sums = (
+        computed.compress(result.sum_out)?,
+        computed.compress(result.sum_in)?,
+        computed.compress(result.count_above)?,
+    );
+    computed.commit.sums = Some(sums);
+    computed.commit.transfers = Some((outgoing.len() + incoming.len()) as i64);
+    Ok(computed)
 }

@@ -36,8 +36,17 @@ pub struct LedgerConfig {
     /// Concurrent job workers (database I/O overlaps; FHE work is serialised on the pool).
     /// 0: this instance serves the API only and other instances run the jobs.
     pub workers: usize,
-    /// FHE threads; 0 means one per core.
+    /// FHE threads of each parallel job; 0 means the machine's cores shared out among
+    /// `fhe_parallel_jobs`.
     pub fhe_threads: usize,
+    /// Jobs computed at once, each on its own threads with its own tenant's key; jobs on
+    /// one account still run in submission order. 0: one per 8 cores, at least one (one
+    /// 64-bit transfer keeps about 8 cores busy).
+    pub fhe_parallel_jobs: usize,
+    /// Memory for decompressed balances, window allowances and job results, in MiB (an
+    /// FheUint64 takes about 0.5 MiB): a job on accounts whose balances are held, and a
+    /// read of a held balance, decompress nothing. 0 keeps none.
+    pub balance_cache_mib: usize,
     /// Decompressed server keys kept in memory (300+ MiB each).
     pub cached_server_keys: usize,
     /// How long a claimed job is reserved for its worker before another may take it;
@@ -158,6 +167,8 @@ impl Default for LedgerConfig {
             max_watches_per_tenant: 64,
             watch_poll_ms: 500,
             fhe_threads: 0,
+            fhe_parallel_jobs: 0,
+            balance_cache_mib: 256,
             cached_server_keys: 2,
             lease_ms: 30_000,
             max_attempts: 5,
@@ -207,6 +218,8 @@ impl LedgerConfig {
         "region",
         "workers",
         "fhe_threads",
+        "fhe_parallel_jobs",
+        "balance_cache_mib",
         "cached_server_keys",
         "lease_ms",
         "max_attempts",

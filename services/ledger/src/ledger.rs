@@ -8,8 +8,13 @@ use blindledger_fhe::ops::{self, Value};
 use blindledger_fhe::{CompactPublicKey, FheExecutor, LedgerWidth, ServerKeyHandle};
 use blindledger_store::{AccountRow, Db, JobRow, KeyBlobStore, TenantRow};
 
+use crate::cache::{CacheStats, ValueCache};
 use crate::error::LedgerError;
 use crate::names::{validate_name, AccountRef};
+
+/// Memory for decompressed values when the configuration does not say: about 500
+/// 64-bit balances.
+pub const DEFAULT_VALUE_CACHE_BYTES: usize = 256 << 20;
 
 /// Limits an account's outgoing transfers must respect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,6 +53,8 @@ pub struct Ledger {
     pub(crate) db: Db,
     pub(crate) blobs: KeyBlobStore,
     pub(crate) fhe: Arc<FheExecutor>,
+    /// Decompressed balances, allowances and results, by stored bytes.
+    pub(crate) values: Arc<ValueCache>,
     /// Woken when a job is queued, so idle workers look at once.
     pub(crate) job_added: Notify,
     /// Ids of jobs whose state changed in this process.
@@ -128,6 +135,7 @@ impl Ledger {
             db,
             blobs,
             fhe,
+            values: Arc::new(ValueCache::new(DEFAULT_VALUE_CACHE_BYTES)),
             job_added: Notify::new(),
             job_events: broadcast::channel(1024).0,
             quotas: TenantQuotas::default(),
@@ -145,6 +153,22 @@ impl Ledger {
     pub async fn shutting_down(&self) {
         let mut stopping = self.stopping.subscribe();
         let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
+    /// The same ledger keeping at most `bytes` of decompressed values in memory.
+    pub fn with_value_cache(mut self, bytes: usize) -> Self {
+        self.values = Arc::new(ValueCache::new(bytes));
+        self
+    }
+
+    /// What this instance's cache of decompressed values holds and how often it answered.
+    pub fn value_cache(&self) -> CacheStats {
+        self.values.stats()
+    }
+
+    /// Jobs this instance computes at once.
+    pub fn fhe_lanes(&self) -> usize {
+        self.fhe.lanes()
     }
 
     /// The same ledger with other per-tenant quotas.
@@ -305,11 +329,12 @@ impl Ledger {
         let row = self.account_row(account).await?;
         let stored = row.balance.clone();
         let public_key = Self::public_key(&tenant)?;
+        let (values, name) = (self.values.clone(), account.tenant.clone());
         let wire = self
             .run_fhe(&tenant, move || {
                 let value = match stored {
-                    Some(bytes) => Value::decompress(&bytes, width)?,
-                    None => Value::zero(width),
+                    Some(bytes) => values.decompress(&name, &bytes, width)?,
+                    None => Arc::new(Value::zero(width)),
                 };
                 value.to_wire(&public_key)
             })
@@ -334,8 +359,13 @@ impl Ledger {
         let width = Self::width(&tenant)?;
         let job = job.clone();
         let public_key = Self::public_key(&tenant)?;
+        let values = self.values.clone();
         self.run_fhe(&tenant, move || {
-            let value = |b: &[u8]| Value::decompress(b, width).and_then(|v| v.to_wire(&public_key));
+            let value = |b: &[u8]| {
+                values
+                    .decompress(&job.tenant, b, width)
+                    .and_then(|v| v.to_wire(&public_key))
+            };
             if let (Some(moved), Some(ok)) = (&job.result_moved, &job.result_ok) {
                 return Ok(Some(JobResults::Movement {
                     moved: value(moved)?,

@@ -5,6 +5,7 @@
 //! [`Ledger`] is the transport-agnostic core the gRPC adapter calls.
 
 mod app;
+mod cache;
 mod compute;
 mod config;
 mod convert;
@@ -20,6 +21,7 @@ mod policy;
 mod worker;
 
 pub use app::Application;
+pub use cache::CacheStats;
 pub use config::LedgerConfig;
 pub use error::LedgerError;
 pub use jobs::{JobKind, JobParams, JobRequest, PolicyLimits};

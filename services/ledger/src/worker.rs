@@ -197,8 +197,8 @@ async fn run_with_retries(
     for _ in 0..STALE_RETRIES {
         let inputs = read_inputs(ledger, job).await?;
         let tenant = ledger.tenant_row(&job.tenant).await?;
-        let commit = ledger.run_fhe(&tenant, move || compute(&inputs)).await??;
-        let committing = ledger.db.commit_job(job, &settings.owner, &commit);
+        let computed = ledger.run_fhe(&tenant, move || compute(&inputs)).await??;
+        let committing = ledger.db.commit_job(job, &settings.owner, &computed.commit);
         match committing
             .instrument(tracing::info_span!("job.commit"))
             .await?
@@ -206,6 +206,12 @@ async fn run_with_retries(
             CommitOutcome::StaleBalance => {
                 tracing::info!("balance changed under the job; recomputing");
                 continue;
+            }
+            CommitOutcome::Committed => {
+                for (stored, value) in computed.fresh {
+                    ledger.values.insert(&job.tenant, &stored, value);
+                }
+                return Ok(CommitOutcome::Committed);
             }
             other => return Ok(other),
         }
@@ -256,5 +262,7 @@ async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<JobInputs, LedgerE
         account_b,
         moved,
         now_ms: now_ms(),
+        tenant: job.tenant.clone(),
+        cache: ledger.values.clone(),
     })
 }

@@ -1,5 +1,7 @@
-//! Conservation: random deposits and interleaved transfers, including overdrafts; every
-//! decrypted balance matches a plaintext model and the total is conserved.
+//! Conservation: random deposits and interleaved transfers, including overdrafts, sent to
+//! two instances on one database (one computing two jobs at once), with their balance
+//! caches on; every decrypted balance matches a plaintext model and the total is
+//! conserved.
 
 use std::collections::BTreeMap;
 
@@ -32,13 +34,25 @@ struct Expected {
 async fn conservation(backend: Backend, seed: u64) {
     let env = TestEnv::new(backend).await;
     let app = env.spawn().await;
+    let second = spawn_with(
+        blindledger_ledger::LedgerConfig {
+            fhe_parallel_jobs: 2,
+            ..env.config()
+        },
+        &env.admin_token(),
+    )
+    .await;
+    let instances = [&app, &second];
     tenant_with_accounts(&app, &env.keys, TENANT, &ACCOUNTS).await;
     let mut rng = StdRng::seed_from_u64(seed);
     let mut model: BTreeMap<&str, u64> = ACCOUNTS.iter().map(|a| (*a, 0)).collect();
     let mut jobs = Vec::new();
 
-    for (account, amount) in [("alice", 500), ("bob", rng.random_range(100..300))] {
-        let job = app
+    for (i, (account, amount)) in [("alice", 500), ("bob", rng.random_range(100..300))]
+        .into_iter()
+        .enumerate()
+    {
+        let job = instances[i % 2]
             .client
             .deposit(TENANT, account, encrypt(&env.keys, amount), &key())
             .await
@@ -59,8 +73,8 @@ async fn conservation(backend: Backend, seed: u64) {
             .unwrap();
         plan.push((from, to, rng.random_range(1..400)));
     }
-    for (from, to, amount) in plan {
-        let job = app
+    for (i, (from, to, amount)) in plan.into_iter().enumerate() {
+        let job = instances[i % 2]
             .client
             .transfer(TENANT, from, to, encrypt(&env.keys, amount), &key())
             .await
@@ -70,7 +84,7 @@ async fn conservation(backend: Backend, seed: u64) {
         *model.get_mut(to).unwrap() += moved;
         jobs.push(Expected { job, moved });
     }
-    let withdrawal = app
+    let withdrawal = second
         .client
         .withdraw(TENANT, "bob", encrypt(&env.keys, 60), &key())
         .await
@@ -112,6 +126,7 @@ async fn conservation(backend: Backend, seed: u64) {
 
     check_aggregate(&app, &env, &jobs).await;
     app.stop().await;
+    second.stop().await;
 }
 
 /// Aggregates over alice's transfers: sums in and out, and the count above a threshold.

@@ -32,6 +32,8 @@ pub enum Backend {
 pub struct TestApp {
     pub client: LedgerClient,
     pub addr: std::net::SocketAddr,
+    /// The instance's ledger, for what only the process sees (its caches).
+    pub ledger: Arc<blindledger_ledger::Ledger>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -158,6 +160,7 @@ pub async fn spawn_app_over(
     token: Option<&str>,
 ) -> TestApp {
     let addr = app.grpc_addr();
+    let ledger = app.ledger();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -172,6 +175,7 @@ pub async fn spawn_app_over(
     TestApp {
         client,
         addr,
+        ledger,
         stop: Some(stop),
         task: Some(task),
     }
