@@ -11,6 +11,7 @@
 //! allowance rather than its outflow: one comparison against the amount and one
 //! subtraction of the amount moved, on 32 bits whenever the limit fits them.
 
+use rayon::prelude::*;
 use tfhe::prelude::*;
 use tfhe::{
     CompactCiphertextList, CompactPublicKey, CompressedCiphertextList,
@@ -155,13 +156,18 @@ macro_rules! width_ops {
             }
 
             pub(super) fn count_above(values: &[&$ct], threshold: u64) -> $ct {
+                let flags = flags_above(values, threshold);
+                sum(&flags.iter().collect::<Vec<_>>())
+            }
+
+            /// One per value: 1 when it is above `threshold`, 0 otherwise.
+            pub(super) fn flags_above(values: &[&$ct], threshold: u64) -> Vec<$ct> {
                 // A threshold past the width's maximum counts nothing, as does the maximum itself.
                 let threshold = threshold.min(<$clear>::MAX as u64) as $clear;
-                let flags: Vec<$ct> = values
-                    .iter()
+                values
+                    .par_iter()
                     .map(|v| <$ct>::cast_from(v.gt(threshold)))
-                    .collect();
-                sum(&flags.iter().collect::<Vec<_>>())
+                    .collect()
             }
 
             /// Multi-operand sum: one carry propagation for the whole list.
@@ -529,6 +535,75 @@ pub fn aggregate(
                 count_above: Value::U64(count),
             })
         }
+    }
+}
+
+/// The sum of `values` (zero for none), with one carry propagation for the whole list.
+pub fn sum(width: LedgerWidth, values: &[Value]) -> Result<Value, OpError> {
+    let mismatch = || OpError::WidthMismatch(width);
+    match width {
+        LedgerWidth::U32 => {
+            let values: Vec<_> = values
+                .iter()
+                .map(as_u32)
+                .collect::<Option<_>>()
+                .ok_or_else(mismatch)?;
+            Ok(Value::U32(u32_ops::sum(&values)))
+        }
+        LedgerWidth::U64 => {
+            let values: Vec<_> = values
+                .iter()
+                .map(as_u64)
+                .collect::<Option<_>>()
+                .ok_or_else(mismatch)?;
+            Ok(Value::U64(u64_ops::sum(&values)))
+        }
+    }
+}
+
+/// One value per amount: an encrypted 1 when the amount is above `threshold`, 0
+/// otherwise; their sum counts them.
+pub fn flags_above<V: AsRef<Value> + Sync>(
+    width: LedgerWidth,
+    amounts: &[V],
+    threshold: u64,
+) -> Result<Vec<Value>, OpError> {
+    let mismatch = || OpError::WidthMismatch(width);
+    match width {
+        LedgerWidth::U32 => {
+            let values: Vec<_> = amounts
+                .iter()
+                .map(|a| as_u32(a.as_ref()))
+                .collect::<Option<_>>()
+                .ok_or_else(mismatch)?;
+            Ok(u32_ops::flags_above(&values, threshold)
+                .into_iter()
+                .map(Value::U32)
+                .collect())
+        }
+        LedgerWidth::U64 => {
+            let values: Vec<_> = amounts
+                .iter()
+                .map(|a| as_u64(a.as_ref()))
+                .collect::<Option<_>>()
+                .ok_or_else(mismatch)?;
+            Ok(u64_ops::flags_above(&values, threshold)
+                .into_iter()
+                .map(Value::U64)
+                .collect())
+        }
+    }
+}
+
+/// `total - earlier`, wrapping: the difference of two running totals is the sum of what
+/// came between them, modulo 2^width, exactly as that sum itself would be.
+pub fn difference(total: &Value, earlier: &Value) -> Result<Value, OpError> {
+    total.sub(earlier)
+}
+
+impl AsRef<Value> for Value {
+    fn as_ref(&self) -> &Value {
+        self
     }
 }
 

@@ -133,6 +133,12 @@ const LEDGER: &[TableGrant] = &[
               never deleted",
     },
     TableGrant {
+        table: "account_totals",
+        privileges: &[Select, Insert],
+        why: "aggregates read running totals through day boundaries and store those they \
+              fold; totals never change",
+    },
+    TableGrant {
         table: "decision_log",
         privileges: &[Insert],
         why: "the policy gate records each decision before it takes effect; append only: \

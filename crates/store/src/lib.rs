@@ -17,6 +17,7 @@ mod jobs;
 mod retry;
 mod revisions;
 mod tenants;
+mod totals;
 mod url;
 
 pub use accounts::{AccountRow, BalanceWrite, WindowWrite};
@@ -26,6 +27,7 @@ pub use decisions::DecisionRecord;
 pub use error::StoreError;
 pub use jobs::{CommitOutcome, JobCommit, JobRow, JobState, NewJob, SubmitOutcome};
 pub use tenants::TenantRow;
+pub use totals::TotalRow;
 pub use url::{sqlite_dir, sqlite_file};
 
 /// Current time in Unix milliseconds.

@@ -142,6 +142,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "Programmable bootstraps (tfhe's PBS counter) spent on jobs, by operation; exact with one job at a time (fhe_parallel_jobs = 1), overlapping jobs' otherwise.",
     ),
     (
+        "blindledger_totals_folded_total",
+        "Running totals of accounts' transfers through a midnight folded in the background.",
+    ),
+    (
         "blindledger_value_cache_total",
         "Lookups of decompressed balances, allowances and results, by result (hit: held in memory; miss: decompressed, 32 bootstraps for 64 bits).",
     ),

@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use blindledger_fhe::ops::{self, OpError, TransferLimits, Value};
 use blindledger_fhe::{wire, LedgerWidth};
-use blindledger_store::{AccountRow, BalanceWrite, JobCommit, WindowWrite};
+use blindledger_store::{AccountRow, BalanceWrite, JobCommit, TotalRow, WindowWrite};
 
 use crate::cache::ValueCache;
 use crate::jobs::{JobKind, JobParams};
+use crate::totals::{fold, AggregateInputs, Series};
 
 /// Everything a job's computation needs, read before it starts.
 #[derive(Debug)]
@@ -28,8 +29,8 @@ pub struct JobInputs {
     pub account_a: AccountRow,
     /// The credited account of a transfer.
     pub account_b: Option<AccountRow>,
-    /// Compressed amounts moved out of and into the account (aggregate).
-    pub moved: (Vec<Vec<u8>>, Vec<Vec<u8>>),
+    /// Running totals and amounts an aggregate reads.
+    pub aggregate: AggregateInputs,
     /// Current time (Unix ms), for the outflow window.
     pub now_ms: i64,
     /// The job's tenant.
@@ -46,6 +47,8 @@ pub struct Computed {
     /// cache once the commit succeeded: the next job on these accounts, and the reads of
     /// this job's results, then decompress nothing.
     pub fresh: Vec<(Vec<u8>, Value)>,
+    /// Running totals an aggregate folded, to store once it committed.
+    pub totals: Vec<(Series, TotalRow)>,
 }
 
 impl std::fmt::Debug for Computed {
@@ -53,11 +56,20 @@ impl std::fmt::Debug for Computed {
         f.debug_struct("Computed")
             .field("commit", &self.commit)
             .field("fresh", &self.fresh.len())
+            .field("totals", &self.totals.len())
             .finish()
     }
 }
 
 impl Computed {
+    fn new() -> Self {
+        Self {
+            commit: JobCommit::default(),
+            fresh: Vec::new(),
+            totals: Vec::new(),
+        }
+    }
+
     fn compress(&mut self, value: Value) -> Result<Vec<u8>, OpError> {
         let stored = value.compress()?;
         self.fresh.push((stored.clone(), value));
@@ -112,10 +124,7 @@ fn balance(inputs: &JobInputs, row: &AccountRow) -> Result<Arc<Value>, OpError> 
 fn deposit(inputs: &JobInputs) -> Result<Computed, OpError> {
     let account = &inputs.account_a;
     let new = ops::deposit(&*balance(inputs, account)?, &amount(inputs)?)?;
-    let mut computed = Computed {
-        commit: JobCommit::default(),
-        fresh: Vec::new(),
-    };
+    let mut computed = Computed::new();
     let balance = computed.compress(new)?;
     computed.commit.writes.push(BalanceWrite {
         account: account.name.clone(),
@@ -176,10 +185,7 @@ fn movement(inputs: &JobInputs) -> Result<Computed, OpError> {
     };
     let remaining = window.as_ref().map(|(_, _, remaining)| remaining);
     let result = ops::movement(&from, to.as_deref(), &amount(inputs)?, limits, remaining)?;
-    let mut computed = Computed {
-        commit: JobCommit::default(),
-        fresh: Vec::new(),
-    };
+    let mut computed = Computed::new();
     let window_write = match (window, result.window_remaining) {
         (Some((start, limit, _)), Some(remaining)) => Some(WindowWrite {
             start,
@@ -209,27 +215,66 @@ fn movement(inputs: &JobInputs) -> Result<Computed, OpError> {
     Ok(computed)
 }
 
+/// Sums in and out and the count above the threshold over the period: from running
+/// totals at its midnights where it spans whole days (see [`crate::totals`]), plus the
+/// transfers at its edges.
 fn aggregate(inputs: &JobInputs) -> Result<Computed, OpError> {
-    let width = inputs.width;
-    let load = |list: &[Vec<u8>]| -> Result<Vec<Value>, OpError> {
+    let (width, cache, tenant) = (inputs.width, &inputs.cache, inputs.tenant.as_str());
+    let threshold = inputs.params.threshold.unwrap_or(0);
+    let plan = &inputs.aggregate;
+    let load = |list: &[Vec<u8>]| -> Result<Vec<_>, OpError> {
         list.iter()
-            .map(|bytes| Value::decompress(bytes, width))
+            .map(|bytes| cache.decompress(tenant, bytes, width))
             .collect()
     };
-    let outgoing = load(&inputs.moved.0)?;
-    let incoming = load(&inputs.moved.1)?;
-    let threshold = inputs.params.threshold.unwrap_or(0);
-    let result = ops::aggregate(width, &outgoing, &incoming, threshold)?;
-    let mut computed = Computed {
-        commit: JobCommit::default(),
-        fresh: Vec::new(),
+    let (edge_out, edge_in) = (load(&plan.edge_out)?, load(&plan.edge_in)?);
+    let owned = |values: &[std::sync::Arc<Value>]| values.iter().map(|v| (**v).clone()).collect();
+    // Per figure (out, in, above): what adds up, and the total before the period.
+    let mut parts: [Vec<Value>; 3] = [
+        owned(&edge_out),
+        owned(&edge_in),
+        ops::flags_above(width, &edge_out, threshold)?,
+    ];
+    let mut before: [Option<Value>; 3] = [None, None, None];
+    let mut transfers = (edge_out.len() + edge_in.len()) as i64;
+    let mut computed = Computed::new();
+    for (i, (series, start, end)) in plan.totals.iter().flatten().enumerate() {
+        let end_value = fold(cache, tenant, width, *series, end)?;
+        let empty = start.stored.is_none() && start.raw.is_empty();
+        let start_value = (!empty)
+            .then(|| fold(cache, tenant, width, *series, start))
+            .transpose()?;
+        for (total, value) in [(end, Some(&end_value)), (start, start_value.as_ref())] {
+            if let (false, Some(value)) = (total.is_stored(), value) {
+                let row = TotalRow {
+                    through_ms: total.through_ms,
+                    total: computed.compress(value.clone())?,
+                    transfers: total.transfers(),
+                };
+                computed.totals.push((*series, row));
+            }
+        }
+        if *series != Series::Above(threshold) {
+            transfers += end.transfers() - start.transfers();
+        }
+        parts[i].push(end_value);
+        before[i] = start_value;
+    }
+    let figure = |i: usize| -> Result<Value, OpError> {
+        let sum = ops::sum(width, &parts[i])?;
+        match &before[i] {
+            Some(earlier) => ops::difference(&sum, earlier),
+            None => Ok(sum),
+        }
     };
+    let ((sum_out, sum_in), count_above) =
+        rayon::join(|| rayon::join(|| figure(0), || figure(1)), || figure(2));
     let sums = (
-        computed.compress(result.sum_out)?,
-        computed.compress(result.sum_in)?,
-        computed.compress(result.count_above)?,
+        computed.compress(sum_out?)?,
+        computed.compress(sum_in?)?,
+        computed.compress(count_above?)?,
     );
     computed.commit.sums = Some(sums);
-    computed.commit.transfers = Some((outgoing.len() + incoming.len()) as i64);
+    computed.commit.transfers = Some(transfers);
     Ok(computed)
 }

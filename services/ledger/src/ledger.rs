@@ -55,6 +55,8 @@ pub struct Ledger {
     pub(crate) fhe: Arc<FheExecutor>,
     /// Decompressed balances, allowances and results, by stored bytes.
     pub(crate) values: Arc<ValueCache>,
+    /// When an idle worker last started folding running totals (Unix ms).
+    pub(crate) last_fold_ms: std::sync::atomic::AtomicI64,
     /// Woken when a job is queued, so idle workers look at once.
     pub(crate) job_added: Notify,
     /// Ids of jobs whose state changed in this process.
@@ -136,6 +138,7 @@ impl Ledger {
             blobs,
             fhe,
             values: Arc::new(ValueCache::new(DEFAULT_VALUE_CACHE_BYTES)),
+            last_fold_ms: std::sync::atomic::AtomicI64::new(0),
             job_added: Notify::new(),
             job_events: broadcast::channel(1024).0,
             quotas: TenantQuotas::default(),

@@ -18,6 +18,7 @@ mod keys;
 mod ledger;
 mod names;
 mod policy;
+mod totals;
 mod worker;
 
 pub use app::Application;

@@ -74,7 +74,10 @@ pub async fn run_worker(
                 }
                 continue;
             }
-            Ok(_) => IDLE_POLL,
+            Ok(_) => {
+                fold_when_due(&ledger).await;
+                IDLE_POLL
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "claiming jobs failed");
                 BACKOFF
@@ -85,6 +88,34 @@ pub async fn run_worker(
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => {}
         }
+    }
+}
+
+/// How often an idle instance folds running totals (one worker at a time).
+const FOLD_INTERVAL_MS: i64 = 60_000;
+
+/// Lets one idle worker of the instance fold running totals, once per
+/// [`FOLD_INTERVAL_MS`].
+async fn fold_when_due(ledger: &Ledger) {
+    use std::sync::atomic::Ordering;
+    let now = now_ms();
+    let last = ledger.last_fold_ms.load(Ordering::Relaxed);
+    if now - last < FOLD_INTERVAL_MS
+        || ledger
+            .last_fold_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    match ledger
+        .fold_totals()
+        .instrument(tracing::info_span!("fold_totals"))
+        .await
+    {
+        Ok(0) => {}
+        Ok(stored) => tracing::info!(totals = stored, "running totals folded"),
+        Err(err) => tracing::warn!(error = %err, "folding running totals failed"),
     }
 }
 
@@ -211,6 +242,16 @@ async fn run_with_retries(
                 for (stored, value) in computed.fresh {
                     ledger.values.insert(&job.tenant, &stored, value);
                 }
+                // Derived data: a total not stored now is folded again when next needed.
+                for (series, total) in &computed.totals {
+                    let stored = ledger
+                        .db
+                        .insert_total(&job.tenant, &job.account_a, &series.name(), total)
+                        .await;
+                    if let Err(err) = stored {
+                        tracing::warn!(error = %err, "storing a running total failed");
+                    }
+                }
                 return Ok(CommitOutcome::Committed);
             }
             other => return Ok(other),
@@ -236,20 +277,15 @@ async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<JobInputs, LedgerE
         ),
         None => None,
     };
-    let moved = if kind == JobKind::Aggregate {
-        let (from, to) = (
+    let aggregate = if kind == JobKind::Aggregate {
+        let period = (
             params.from_ms.unwrap_or(0),
             params.to_ms.unwrap_or(i64::MAX),
         );
-        let out = ledger
-            .db
-            .moved_amounts(&job.tenant, &job.account_a, true, from, to)
-            .await?;
-        let inc = ledger
-            .db
-            .moved_amounts(&job.tenant, &job.account_a, false, from, to)
-            .await?;
-        (out, inc)
+        let threshold = params.threshold.unwrap_or(0);
+        ledger
+            .aggregate_inputs(&job.tenant, &job.account_a, period, threshold)
+            .await?
     } else {
         Default::default()
     };
@@ -260,7 +296,7 @@ async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<JobInputs, LedgerE
         params,
         account_a,
         account_b,
-        moved,
+        aggregate,
         now_ms: now_ms(),
         tenant: job.tenant.clone(),
         cache: ledger.values.clone(),

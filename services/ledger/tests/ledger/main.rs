@@ -4,6 +4,7 @@
 // Test helpers panic on unexpected results, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod aggregate;
 mod bad_input;
 mod cache;
 mod concurrency;
