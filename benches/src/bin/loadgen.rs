@@ -55,6 +55,11 @@ struct Args {
     /// Also run the same load without the balance cache and one job at a time.
     #[arg(long)]
     baseline: bool,
+    /// Then date the transfers back over this many days and ten more, and time aggregates
+    /// of one account over the last this many days: the first folds running totals, the
+    /// next ones read them.
+    #[arg(long)]
+    aggregate_days: Option<u32>,
 }
 
 /// Max amount and window limit of accounts opened with `--limits`: the window limit fits
@@ -198,6 +203,13 @@ async fn run_phase(
     }
     let wall = started.elapsed();
     let pbs = blindledger_fhe::pbs_count();
+    if let (Some(days), "cached, parallel") = (args.aggregate_days, name) {
+        let url = args
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/ledger.db?mode=rwc", dir.path().display()));
+        aggregates(&client, &tenant, &url, days).await?;
+    }
     server.abort();
     Ok(Phase {
         name,
@@ -206,6 +218,66 @@ async fn run_phase(
         pbs,
         lanes,
     })
+}
+
+/// Dates every committed transfer back, evenly over `days + 10` days, then times
+/// aggregates of `a0` over the last `days` days.
+async fn aggregates(
+    client: &LedgerClient,
+    tenant: &str,
+    url: &str,
+    days: u32,
+) -> anyhow::Result<()> {
+    const DAY_MS: i64 = 86_400_000;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await?;
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM jobs WHERE tenant = ? AND kind = 'transfer' AND state = 'COMMITTED' ORDER BY seq",
+    )
+    .bind(tenant)
+    .fetch_all(&pool)
+    .await?;
+    let now = blindledger_store::now_ms();
+    let span = i64::from(days + 10) * DAY_MS;
+    for (i, (id,)) in ids.iter().enumerate() {
+        let age = span - span * i as i64 / ids.len().max(1) as i64;
+        sqlx::query("UPDATE jobs SET committed_at = ? WHERE id = ?")
+            .bind(now - age)
+            .bind(id)
+            .execute(&pool)
+            .await?;
+    }
+    let in_period = ids.len() as i64 * i64::from(days) / i64::from(days + 10);
+    println!(
+        "aggregate of a0 over {days} days: {} transfers dated over {} days, about {in_period} of them in the period",
+        ids.len(),
+        days + 10
+    );
+    for run in [
+        "first (folds totals)",
+        "second (reads totals)",
+        "third (reads totals)",
+    ] {
+        let to = std::time::SystemTime::now() + Duration::from_secs(60);
+        let from = to - Duration::from_secs(u64::from(days) * 86_400 + 60);
+        blindledger_fhe::reset_pbs_count();
+        let t0 = Instant::now();
+        let job = client
+            .aggregate(tenant, "a0", from, to, 5, &new_key())
+            .await?;
+        let done = client.wait_finished(&job.id).await?;
+        anyhow::ensure!(
+            done.state() == blindledger_client::JobState::Committed,
+            "aggregate failed: {}",
+            done.failure_reason
+        );
+        println!(
+            "  {run}: {:.3} s, {} PBS",
+            t0.elapsed().as_secs_f64(),
+            blindledger_fhe::pbs_count()
+        );
+    }
+    Ok(())
 }
 
 /// The machine's bootstrap rate: independent single-block bootstraps (one-block boolean

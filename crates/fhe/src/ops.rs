@@ -283,11 +283,19 @@ impl Value {
     /// accept: clients check that a value carries the ledger's parameters, degree and noise
     /// level included (tfhe's conformance check, in Rust as in Zama's JavaScript package),
     /// and a trivial one fails it.
+    ///
+    /// A value a key holder would not accept as it is (see [`Value::is_conformant`]: a
+    /// count widened with zero blocks, for one) goes through storage's compression and
+    /// decompression first, which gives it a conformant form.
     pub fn to_wire(&self, public_key: &CompactPublicKey) -> Result<Vec<u8>, OpError> {
         let fresh;
         let value = match self.trivial_clear() {
             Some(clear) => {
                 fresh = Self::encrypt_public(public_key, self.width(), clear)?;
+                &fresh
+            }
+            None if !self.is_conformant() => {
+                fresh = Self::decompress(&self.compress()?, self.width())?;
                 &fresh
             }
             None => self,

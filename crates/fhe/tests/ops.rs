@@ -254,3 +254,22 @@ fn transfer_results_are_conformant_as_computed() {
         .unwrap();
     assert!(deposited.is_conformant());
 }
+
+/// Counts are kept on 32 bits and read in the ledger's width: the widened value (its high
+/// blocks trivial zeros) is read by a key holder, directly and after storage.
+#[test]
+fn a_count_kept_on_32_bits_reads_as_a_64_bit_value() {
+    let fhe = Fhe::new();
+    let narrow = fhe.encrypt_in(LedgerWidth::U32, 7);
+    let count = fhe
+        .executor
+        .run(&fhe.key, || narrow.cast_to(LedgerWidth::U64));
+    assert_eq!(count.width(), LedgerWidth::U64);
+    assert_eq!(fhe.decrypt(&count), 7);
+    let stored = fhe.executor.run(&fhe.key, || count.compress()).unwrap();
+    let back = fhe
+        .executor
+        .run(&fhe.key, || Value::decompress(&stored, LedgerWidth::U64))
+        .unwrap();
+    assert_eq!(fhe.decrypt(&back), 7);
+}

@@ -230,10 +230,12 @@ fn aggregate(inputs: &JobInputs) -> Result<Computed, OpError> {
     let (edge_out, edge_in) = (load(&plan.edge_out)?, load(&plan.edge_in)?);
     let owned = |values: &[std::sync::Arc<Value>]| values.iter().map(|v| (**v).clone()).collect();
     // Per figure (out, in, above): what adds up, and the total before the period.
+    let count_width = Series::Above(threshold).width(width);
+    let flags = ops::flags_above(width, &edge_out, threshold)?;
     let mut parts: [Vec<Value>; 3] = [
         owned(&edge_out),
         owned(&edge_in),
-        ops::flags_above(width, &edge_out, threshold)?,
+        flags.iter().map(|f| f.cast_to(count_width)).collect(),
     ];
     let mut before: [Option<Value>; 3] = [None, None, None];
     let mut transfers = (edge_out.len() + edge_in.len()) as i64;
@@ -260,12 +262,15 @@ fn aggregate(inputs: &JobInputs) -> Result<Computed, OpError> {
         parts[i].push(end_value);
         before[i] = start_value;
     }
+    let widths = [width, width, count_width];
     let figure = |i: usize| -> Result<Value, OpError> {
-        let sum = ops::sum(width, &parts[i])?;
-        match &before[i] {
-            Some(earlier) => ops::difference(&sum, earlier),
-            None => Ok(sum),
-        }
+        let sum = ops::sum(widths[i], &parts[i])?;
+        let figure = match &before[i] {
+            Some(earlier) => ops::difference(&sum, earlier)?,
+            None => sum,
+        };
+        // Results are read in the ledger's width.
+        Ok(figure.cast_to(width))
     };
     let ((sum_out, sum_in), count_above) =
         rayon::join(|| rayon::join(|| figure(0), || figure(1)), || figure(2));

@@ -57,6 +57,16 @@ impl Series {
     fn outgoing(self) -> bool {
         !matches!(self, Self::In)
     }
+
+    /// Width the series is counted in on a ledger of width `ledger`: counts take 32 bits
+    /// whatever the ledger's width (no account makes 2^32 transfers), which halves the
+    /// cost of a count on a 64-bit ledger.
+    pub fn width(self, ledger: LedgerWidth) -> LedgerWidth {
+        match self {
+            Self::Above(_) => LedgerWidth::U32,
+            Self::Out | Self::In => ledger,
+        }
+    }
 }
 
 /// A running total at a midnight: the latest stored total at or before it, plus the
@@ -250,7 +260,8 @@ pub fn fold(
 ) -> Result<Value, OpError> {
     let mut parts = Vec::with_capacity(total.raw.len() + 1);
     if let Some(stored) = &total.stored {
-        parts.push((*cache.decompress(tenant, &stored.total, width)?).clone());
+        let stored = cache.decompress(tenant, &stored.total, series.width(width))?;
+        parts.push((*stored).clone());
     }
     let amounts = total
         .raw
@@ -259,9 +270,10 @@ pub fn fold(
         .collect::<Result<Vec<_>, _>>()?;
     match series {
         Series::Above(threshold) => {
-            parts.extend(ops::flags_above(width, &amounts, threshold)?);
+            let flags = ops::flags_above(width, &amounts, threshold)?;
+            parts.extend(flags.iter().map(|f| f.cast_to(series.width(width))));
         }
         Series::Out | Series::In => parts.extend(amounts.iter().map(|a| (**a).clone())),
     }
-    ops::sum(width, &parts)
+    ops::sum(series.width(width), &parts)
 }
