@@ -87,6 +87,13 @@ async fn main() -> anyhow::Result<()> {
         let keys = keys.clone();
         tokio::task::spawn_blocking(move || bootstrap_rate(&keys)).await?
     };
+    // Measured before any ledger runs, on the otherwise idle machine.
+    let raw = {
+        let keys = keys.clone();
+        let limits = args.limits;
+        tokio::task::spawn_blocking(move || raw_job(&keys, width, limits)).await??
+    };
+
     let mut phases = vec![
         run_phase(
             &args,
@@ -101,11 +108,6 @@ async fn main() -> anyhow::Result<()> {
     if args.baseline {
         phases.push(run_phase(&args, &keys, width, "no cache, one job at a time", 0, 1).await?);
     }
-    let raw = {
-        let keys = keys.clone();
-        let limits = args.limits;
-        tokio::task::spawn_blocking(move || raw_job(&keys, width, limits)).await??
-    };
     report(&args, machine, &raw, &mut phases);
     Ok(())
 }
@@ -290,16 +292,21 @@ fn bootstrap_rate(keys: &TenantKeys) -> f64 {
         .map(|i| tfhe::FheBool::encrypt(i % 3 == 0, &keys.client_key))
         .collect();
     let rounds = 8 * rayon::current_num_threads().max(1);
-    let (elapsed, pbs) = count_pbs(|| {
-        let t0 = Instant::now();
-        (0..rounds).into_par_iter().for_each(|round| {
-            for pair in bits.chunks(2) {
-                let _ = std::hint::black_box(&pair[0] & &pair[(round + 1) % 2]);
-            }
-        });
-        t0.elapsed()
-    });
-    pbs as f64 / elapsed.as_secs_f64()
+    // The best of three samples: what the machine can do when nothing else runs.
+    (0..3)
+        .map(|_| {
+            let (elapsed, pbs) = count_pbs(|| {
+                let t0 = Instant::now();
+                (0..rounds).into_par_iter().for_each(|round| {
+                    for pair in bits.chunks(2) {
+                        let _ = std::hint::black_box(&pair[0] & &pair[(round + 1) % 2]);
+                    }
+                });
+                t0.elapsed()
+            });
+            pbs as f64 / elapsed.as_secs_f64()
+        })
+        .fold(0.0, f64::max)
 }
 
 /// One transfer job called directly: what each part costs in bootstraps and time.
@@ -345,6 +352,18 @@ fn raw_job(keys: &TenantKeys, width: LedgerWidth, limits: bool) -> anyhow::Resul
         .then(|| ops::fresh_allowance(width, WINDOW_LIMIT).compress())
         .transpose()?;
     const RUNS: u32 = 3;
+    // One run first to warm allocations and caches, not counted.
+    let amount = encrypt_amount(&keys.public_key, width, 10)?;
+    let warm = Value::expand(&wire::decode_amount(&amount, width)?, width)?;
+    let (f, t) = (
+        Value::decompress(&from, width)?,
+        Value::decompress(&to, width)?,
+    );
+    let remaining = allowance
+        .as_ref()
+        .map(|a| Value::decompress(a, ops::allowance_width(width, WINDOW_LIMIT)))
+        .transpose()?;
+    ops::movement(&f, Some(&t), &warm, transfer_limits, remaining.as_ref())?;
     let mut job = RawJob {
         expand: (0, Duration::ZERO),
         decompress: (0, Duration::ZERO),
