@@ -11,6 +11,8 @@ GRANT SELECT, INSERT, UPDATE ON `blindledger`.`tenants` TO 'blindledger_ledger'@
 GRANT SELECT, INSERT, UPDATE ON `blindledger`.`accounts` TO 'blindledger_ledger'@'%';
 -- jobs: the job queue: submit, claim and renew leases, release, fail, commit; jobs are never deleted
 GRANT SELECT, INSERT, UPDATE ON `blindledger`.`jobs` TO 'blindledger_ledger'@'%';
+-- account_totals: aggregates read running totals through day boundaries and store those they fold; totals never change
+GRANT SELECT, INSERT ON `blindledger`.`account_totals` TO 'blindledger_ledger'@'%';
 -- decision_log: the policy gate records each decision before it takes effect; append only: the ledger cannot read, change or delete what it logged
 GRANT INSERT ON `blindledger`.`decision_log` TO 'blindledger_ledger'@'%';
 -- gate_revision_floors: the highest risk-bundle revision the gate activated, read at start-up and raised on each activation

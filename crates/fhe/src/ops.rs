@@ -92,17 +92,6 @@ impl std::fmt::Debug for Movement {
     }
 }
 
-/// Encrypted results of an aggregate.
-#[derive(Debug)]
-pub struct Aggregate {
-    /// Sum of the amounts moved out.
-    pub sum_out: Value,
-    /// Sum of the amounts moved in.
-    pub sum_in: Value,
-    /// Number of outgoing movements above the threshold.
-    pub count_above: Value,
-}
-
 /// Generates the operations of one width; tfhe's scalar operations are typed by the
 /// clear integer type, so each width gets its own copy.
 macro_rules! width_ops {
@@ -153,11 +142,6 @@ macro_rules! width_ops {
                     || remaining.map(|r| r.sub(&Value::$variant(moved.clone()).cast_to(r.width()))),
                 );
                 Ok((new_from, new_to, moved, ok, new_remaining.transpose()?))
-            }
-
-            pub(super) fn count_above(values: &[&$ct], threshold: u64) -> $ct {
-                let flags = flags_above(values, threshold);
-                sum(&flags.iter().collect::<Vec<_>>())
             }
 
             /// One per value: 1 when it is above `threshold`, 0 otherwise.
@@ -492,115 +476,57 @@ pub fn allowance_from_outflow(
     Ok(Value::U64((!below_zero).if_then_zero(&left)).cast_to(allowance_width(ledger, limit)))
 }
 
-/// Sums the amounts moved out and in, and counts outgoing amounts above `threshold`.
-pub fn aggregate(
-    width: LedgerWidth,
-    outgoing: &[Value],
-    incoming: &[Value],
-    threshold: u64,
-) -> Result<Aggregate, OpError> {
+/// Values of one width, as tfhe's types.
+enum Typed<'a> {
+    U32(Vec<&'a FheUint32>),
+    U64(Vec<&'a FheUint64>),
+}
+
+/// Checks that every value has the width `width`.
+fn typed<V: AsRef<Value>>(width: LedgerWidth, values: &[V]) -> Result<Typed<'_>, OpError> {
     let mismatch = || OpError::WidthMismatch(width);
-    match width {
-        LedgerWidth::U32 => {
-            let out: Vec<_> = outgoing
-                .iter()
+    let values = values.iter().map(AsRef::as_ref);
+    Ok(match width {
+        LedgerWidth::U32 => Typed::U32(
+            values
                 .map(as_u32)
                 .collect::<Option<_>>()
-                .ok_or_else(mismatch)?;
-            let inc: Vec<_> = incoming
-                .iter()
-                .map(as_u32)
-                .collect::<Option<_>>()
-                .ok_or_else(mismatch)?;
-            let ((sum_out, sum_in), count) = rayon::join(
-                || rayon::join(|| u32_ops::sum(&out), || u32_ops::sum(&inc)),
-                || u32_ops::count_above(&out, threshold),
-            );
-            Ok(Aggregate {
-                sum_out: Value::U32(sum_out),
-                sum_in: Value::U32(sum_in),
-                count_above: Value::U32(count),
-            })
-        }
-        LedgerWidth::U64 => {
-            let out: Vec<_> = outgoing
-                .iter()
+                .ok_or_else(mismatch)?,
+        ),
+        LedgerWidth::U64 => Typed::U64(
+            values
                 .map(as_u64)
                 .collect::<Option<_>>()
-                .ok_or_else(mismatch)?;
-            let inc: Vec<_> = incoming
-                .iter()
-                .map(as_u64)
-                .collect::<Option<_>>()
-                .ok_or_else(mismatch)?;
-            let ((sum_out, sum_in), count) = rayon::join(
-                || rayon::join(|| u64_ops::sum(&out), || u64_ops::sum(&inc)),
-                || u64_ops::count_above(&out, threshold),
-            );
-            Ok(Aggregate {
-                sum_out: Value::U64(sum_out),
-                sum_in: Value::U64(sum_in),
-                count_above: Value::U64(count),
-            })
-        }
-    }
+                .ok_or_else(mismatch)?,
+        ),
+    })
 }
 
 /// The sum of `values` (zero for none), with one carry propagation for the whole list.
-pub fn sum(width: LedgerWidth, values: &[Value]) -> Result<Value, OpError> {
-    let mismatch = || OpError::WidthMismatch(width);
-    match width {
-        LedgerWidth::U32 => {
-            let values: Vec<_> = values
-                .iter()
-                .map(as_u32)
-                .collect::<Option<_>>()
-                .ok_or_else(mismatch)?;
-            Ok(Value::U32(u32_ops::sum(&values)))
-        }
-        LedgerWidth::U64 => {
-            let values: Vec<_> = values
-                .iter()
-                .map(as_u64)
-                .collect::<Option<_>>()
-                .ok_or_else(mismatch)?;
-            Ok(Value::U64(u64_ops::sum(&values)))
-        }
-    }
+pub fn sum<V: AsRef<Value>>(width: LedgerWidth, values: &[V]) -> Result<Value, OpError> {
+    Ok(match typed(width, values)? {
+        Typed::U32(values) => Value::U32(u32_ops::sum(&values)),
+        Typed::U64(values) => Value::U64(u64_ops::sum(&values)),
+    })
 }
 
 /// One value per amount: an encrypted 1 when the amount is above `threshold`, 0
 /// otherwise; their sum counts them.
-pub fn flags_above<V: AsRef<Value> + Sync>(
+pub fn flags_above<V: AsRef<Value>>(
     width: LedgerWidth,
     amounts: &[V],
     threshold: u64,
 ) -> Result<Vec<Value>, OpError> {
-    let mismatch = || OpError::WidthMismatch(width);
-    match width {
-        LedgerWidth::U32 => {
-            let values: Vec<_> = amounts
-                .iter()
-                .map(|a| as_u32(a.as_ref()))
-                .collect::<Option<_>>()
-                .ok_or_else(mismatch)?;
-            Ok(u32_ops::flags_above(&values, threshold)
-                .into_iter()
-                .map(Value::U32)
-                .collect())
-        }
-        LedgerWidth::U64 => {
-            let values: Vec<_> = amounts
-                .iter()
-                .map(|a| as_u64(a.as_ref()))
-                .collect::<Option<_>>()
-                .ok_or_else(mismatch)?;
-            Ok(u64_ops::flags_above(&values, threshold)
-                .into_iter()
-                .map(Value::U64)
-                .collect())
-        }
-    }
+    Ok(match typed(width, amounts)? {
+        Typed::U32(values) => u32_ops::flags_above(&values, threshold)
+            .into_iter()
+            .map(Value::U32)
+            .collect(),
+        Typed::U64(values) => u64_ops::flags_above(&values, threshold)
+            .into_iter()
+            .map(Value::U64)
+            .collect(),
+    })
 }
 
 /// `total - earlier`, wrapping: the difference of two running totals is the sum of what
