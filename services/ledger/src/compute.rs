@@ -70,6 +70,23 @@ impl Computed {
         }
     }
 
+    /// Compresses an account's new balance and adds its compare-and-set write.
+    fn write_balance(
+        &mut self,
+        row: &AccountRow,
+        value: Value,
+        window: Option<WindowWrite>,
+    ) -> Result<(), OpError> {
+        let balance = self.compress(value)?;
+        self.commit.writes.push(BalanceWrite {
+            account: row.name.clone(),
+            expected_version: row.version,
+            balance,
+            window,
+        });
+        Ok(())
+    }
+
     fn compress(&mut self, value: Value) -> Result<Vec<u8>, OpError> {
         let stored = value.compress()?;
         self.fresh.push((stored.clone(), value));
@@ -125,13 +142,7 @@ fn deposit(inputs: &JobInputs) -> Result<Computed, OpError> {
     let account = &inputs.account_a;
     let new = ops::deposit(&*balance(inputs, account)?, &amount(inputs)?)?;
     let mut computed = Computed::new();
-    let balance = computed.compress(new)?;
-    computed.commit.writes.push(BalanceWrite {
-        account: account.name.clone(),
-        expected_version: account.version,
-        balance,
-        window: None,
-    });
+    computed.write_balance(account, new, None)?;
     Ok(computed)
 }
 
@@ -194,21 +205,9 @@ fn movement(inputs: &JobInputs) -> Result<Computed, OpError> {
         }),
         _ => None,
     };
-    let balance = computed.compress(result.from)?;
-    computed.commit.writes.push(BalanceWrite {
-        account: from_row.name.clone(),
-        expected_version: from_row.version,
-        balance,
-        window: window_write,
-    });
+    computed.write_balance(from_row, result.from, window_write)?;
     if let (Some(row), Some(new_to)) = (&inputs.account_b, result.to) {
-        let balance = computed.compress(new_to)?;
-        computed.commit.writes.push(BalanceWrite {
-            account: row.name.clone(),
-            expected_version: row.version,
-            balance,
-            window: None,
-        });
+        computed.write_balance(row, new_to, None)?;
     }
     computed.commit.moved = Some(computed.compress(result.moved)?);
     computed.commit.ok = Some(ops::compress_flag(&result.ok)?);
