@@ -36,8 +36,15 @@ impl From<sqlx::Error> for AuditError {
 }
 
 impl AuditError {
+    /// Whether the caller may succeed later (see [`StoreError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AuditError::Store(err) if err.is_transient())
+    }
+}
+
+impl blindledger_store::Retryable for AuditError {
     /// Whether running the whole transaction again may succeed (a lost race).
-    pub fn is_retryable(&self) -> bool {
+    fn is_retryable(&self) -> bool {
         matches!(self, AuditError::Store(err) if err.is_retryable())
     }
 }

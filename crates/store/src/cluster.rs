@@ -58,6 +58,11 @@ impl Nodes {
         &self.nodes[self.current.load(Ordering::Acquire) % self.nodes.len()].pool
     }
 
+    /// The index of the node statements go to now.
+    pub(crate) fn current_index(&self) -> usize {
+        self.current.load(Ordering::Acquire) % self.nodes.len()
+    }
+
     /// The address of the node statements go to now.
     pub(crate) fn current_address(&self) -> &str {
         &self.nodes[self.current.load(Ordering::Acquire) % self.nodes.len()].address

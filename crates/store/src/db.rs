@@ -1,12 +1,11 @@
 //! The connection pool and migrations.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyQueryResult};
 use sqlx::migrate::MigrateError;
-use sqlx::{Any, AnyPool};
+use sqlx::{Any, AnyPool, ConnectOptions, Transaction};
 use tokio::sync::watch;
 
 use crate::cluster::{prepare_mysql, spawn_monitor, still_ready, Node, Nodes, NODE_NOT_READY};
@@ -21,8 +20,35 @@ pub enum Backend {
     Sqlite,
 }
 
-/// Connections to the ledger database: one SQLite file, one MariaDB server, or the nodes
-/// of a MariaDB Galera cluster (see [`Db::connect`]).
+/// How a [`Db`]'s pools are sized and what they log.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most connections per server.
+    pub max_connections: u32,
+    /// How long a statement waits for a free connection before it fails as unavailable.
+    pub acquire_timeout: Duration,
+    /// Statements slower than this are logged as warnings (sqlx's default is 1 s; a
+    /// service whose scans take seconds by design sets more).
+    pub slow_statement: Option<Duration>,
+}
+
+impl PoolSettings {
+    /// At most `max_connections` per server, a 5 s acquire timeout, sqlx's slow-statement
+    /// warning.
+    pub fn new(max_connections: u32) -> Self {
+        Self {
+            max_connections: max_connections.max(1),
+            acquire_timeout: Duration::from_secs(5),
+            slow_statement: None,
+        }
+    }
+}
+
+/// Connections to a BlindLedger database: one SQLite file, one MariaDB server, or the nodes
+/// of a MariaDB Galera cluster (see [`Db::connect`]). Every service opens its storage
+/// through this type, so all share the pool settings, the Galera failover and the error
+/// classification; write transactions that lose a race run again through
+/// [`crate::retry_transaction`].
 #[derive(Debug, Clone)]
 pub struct Db {
     nodes: Arc<Nodes>,
@@ -40,6 +66,11 @@ impl Db {
     /// used: `mysql://user:pass@db1:3306,db2:3306,db3:3306/ledger`. Statements go to the
     /// first healthy node; the others take over when it fails.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_with(url, &PoolSettings::new(max_connections)).await
+    }
+
+    /// Connects as [`Db::connect`] does, with explicit pool settings.
+    pub async fn connect_with(url: &str, settings: &PoolSettings) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -57,7 +88,11 @@ impl Db {
         };
         let mut nodes = Vec::with_capacity(targets.len());
         for (address, url) in targets {
-            let pool = pool_options(backend, max_connections).connect_lazy(&url)?;
+            let mut options: AnyConnectOptions = url.parse()?;
+            if let Some(slow) = settings.slow_statement {
+                options = options.log_slow_statements(log::LevelFilter::Warn, slow);
+            }
+            let pool = pool_options(backend, settings).connect_lazy_with(options);
             nodes.push(Node { address, pool });
         }
         let db = Self {
@@ -81,9 +116,36 @@ impl Db {
         Ok(db)
     }
 
-    /// The pool of the node statements go to now.
-    pub(crate) fn pool(&self) -> &AnyPool {
+    /// The pool of the node statements go to now. Take it again for each statement or
+    /// transaction: after a failover it is another node's.
+    pub fn pool(&self) -> &AnyPool {
         self.nodes.current()
+    }
+
+    /// Which node (0-based, in the order of the URL) statements go to now; always 0 for
+    /// SQLite and a single server.
+    pub fn current_index(&self) -> usize {
+        self.nodes.current_index()
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a transaction that reads first and writes later would fail
+    /// outright ("database is locked") when another connection committed in between,
+    /// while one that asks for the lock up front waits for it (busy timeout).
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::MySql => self.pool().begin().await?,
+        })
+    }
+
+    /// ` FOR UPDATE` on MariaDB (row locks until commit); nothing on SQLite, whose write
+    /// transaction already excludes every other writer.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::MySql => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
     }
 
     /// Connections of the current node's pool: open now, of which idle, and the most
@@ -157,10 +219,10 @@ impl Db {
 }
 
 /// Pool settings; each connection is prepared for its backend.
-fn pool_options(backend: Backend, max_connections: u32) -> sqlx::pool::PoolOptions<Any> {
+fn pool_options(backend: Backend, settings: &PoolSettings) -> sqlx::pool::PoolOptions<Any> {
     AnyPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 match backend {
@@ -190,6 +252,18 @@ async fn prepare_sqlite(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Erro
         sqlx::query(pragma).execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// The URL of each server a database URL names, in order: one for SQLite or a single
+/// server, one per node for a Galera host list (`mysql://u:p@h1,h2,h3/db`). For clients
+/// that need their own driver beside a [`Db`] (index them with [`Db::current_index`]).
+pub fn node_urls(url: &str) -> Result<Vec<String>, StoreError> {
+    let url = url.replacen("mariadb:", "mysql:", 1);
+    if url.starts_with("mysql:") {
+        Ok(split_hosts(&url)?.into_iter().map(|(_, url)| url).collect())
+    } else {
+        Ok(vec![url])
+    }
 }
 
 /// Splits `mysql://user:pass@h1:p1,h2:p2/db?opts` into one URL per host, each with its

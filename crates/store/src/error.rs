@@ -45,6 +45,14 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Conflict(_))
     }
+
+    /// Whether the caller may succeed by trying again later: the database is unreachable
+    /// or not serving, or the transaction kept losing races. Adapters answer these with
+    /// UNAVAILABLE (gRPC) or 503 (HTTP); every other storage error is a bug or a schema
+    /// problem and answers INTERNAL / 500, so it is not mistaken for a blip.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Conflict(_))
+    }
 }
 
 /// MySQL/MariaDB error numbers the ledger acts on (see `shared` Galera notes and

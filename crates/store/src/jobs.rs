@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::accounts::{compare_and_set, BalanceWrite};
-use crate::retry::retry_conflicts;
+use crate::retry::retry_transaction;
 use crate::{now_ms, Db, StoreError};
 
 /// Reads of a job row after a commit whose answer was lost, while a failover may be under
@@ -440,7 +440,7 @@ impl Db {
         owner: &str,
         commit: &JobCommit,
     ) -> Result<CommitOutcome, StoreError> {
-        let outcome = retry_conflicts("commit_job", || self.try_commit_job(job, owner, commit));
+        let outcome = retry_transaction("commit_job", || self.try_commit_job(job, owner, commit));
         match outcome.await {
             Err(StoreError::Unavailable(cause)) => self.resolve_commit(job, cause).await,
             other => other,

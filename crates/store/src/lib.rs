@@ -1,5 +1,10 @@
-//! Persistence for the ledger: sqlx on MariaDB (Galera in production) or SQLite, and
-//! object storage for server keys.
+//! Persistence: sqlx on MariaDB (Galera in production) or SQLite, and object storage for
+//! server keys.
+//!
+//! Every service opens its database through [`Db`] (pools, Galera failover, error
+//! classification into [`StoreError`]) and runs its write transactions through
+//! [`retry_transaction`]; the ledger's repository is the rest of this crate, the
+//! controller's and the audit trail's live in their own crates on top of it.
 //!
 //! Queries are written once in the SQL both engines accept and run through sqlx's `Any`
 //! driver; the schema lives in `migrations/mysql` and `migrations/sqlite`. On a Galera
@@ -16,16 +21,18 @@ pub mod grants;
 mod jobs;
 mod retry;
 mod revisions;
+pub mod sql;
 mod tenants;
 mod totals;
 mod url;
 
 pub use accounts::{AccountRow, BalanceWrite, WindowWrite};
 pub use blobs::{open_object_store, KeyBlobStore};
-pub use db::{Backend, Db};
+pub use db::{node_urls, Backend, Db, PoolSettings};
 pub use decisions::DecisionRecord;
 pub use error::StoreError;
 pub use jobs::{CommitOutcome, JobCommit, JobRow, JobState, NewJob, SubmitOutcome};
+pub use retry::{retry_transaction, Retryable};
 pub use tenants::TenantRow;
 pub use totals::TotalRow;
 pub use url::{sqlite_dir, sqlite_file};

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::retry::retry_conflicts;
+use crate::retry::retry_transaction;
 use crate::{now_ms, Db, StoreError};
 
 /// A registered tenant.
@@ -48,7 +48,7 @@ fn insert(
 impl Db {
     /// Registers a tenant or replaces its keys (a key rotation), returning the row.
     pub async fn upsert_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
-        retry_conflicts("upsert_tenant", || self.try_upsert_tenant(t)).await
+        retry_transaction("upsert_tenant", || self.try_upsert_tenant(t)).await
     }
 
     async fn try_upsert_tenant(&self, t: &TenantRow) -> Result<(), StoreError> {
@@ -80,7 +80,7 @@ impl Db {
     /// registrations exactly one is stored; the caller compares key ids to tell which.
     pub async fn register_tenant(&self, t: &TenantRow) -> Result<TenantRow, StoreError> {
         let now = now_ms();
-        let inserted = retry_conflicts("register_tenant", || async {
+        let inserted = retry_transaction("register_tenant", || async {
             insert(t, now)
                 .execute(self.pool())
                 .await

@@ -179,10 +179,6 @@ pub const METRICS: &[(&str, &str)] = &[
         "Events appended to the audit trail.",
     ),
     (
-        "blindledger_audit_retries_total",
-        "Audit transactions run again after a conflict, by transaction.",
-    ),
-    (
         "blindledger_audit_rows_verified_total",
         "Audit trail rows whose hash and link were verified.",
     ),

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 pub struct AuditConfig {
     /// HTTP listen address (dashboard, API, SSE, `/metrics`); port 0 picks a free port.
     pub listen_addr: SocketAddr,
-    /// `sqlite://path?mode=rwc` or `mysql://user:password@host:port/database` (one server):
-    /// the database the ledger and controller write to.
+    /// `sqlite://path?mode=rwc`, `mysql://user:password@host:port/database`, or a Galera
+    /// node list `mysql://user:password@db1:3306,db2:3306,db3:3306/database` (failed over
+    /// between in order): the database the ledger and controller write to.
     #[serde(serialize_with = "expose")]
     pub database_url: SecretString,
     /// Most database connections.

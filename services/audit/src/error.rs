@@ -65,7 +65,7 @@ impl IntoResponse for AppError {
             AppError::Rejected(CommandRejection::Malformed { .. })
             | AppError::Rejected(CommandRejection::InvalidTarget { .. }) => StatusCode::BAD_REQUEST,
             AppError::Rejected(_) => StatusCode::FORBIDDEN,
-            AppError::Audit(cause) if cause.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Audit(cause) if cause.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Audit(cause) => {
                 tracing::error!(error = %cause, cause = ?std::error::Error::source(cause), "audit request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

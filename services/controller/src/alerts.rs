@@ -236,7 +236,7 @@ impl AlertDelivery {
     /// Posts the alerts due now, stopping at the first failure (the receiver is likely
     /// down, and later alerts would only wait on the same timeout); returns how long to
     /// wait before trying again.
-    async fn deliver_due(&self) -> Result<Duration, sqlx::Error> {
+    async fn deliver_due(&self) -> Result<Duration, blindledger_store::StoreError> {
         let mut retry_in = None;
         for alert in self.repo.due_alerts(now_ms(), BATCH).await? {
             match self.post(&alert.payload).await {

@@ -21,7 +21,9 @@ pub struct ControllerConfig {
     /// HTTP listen address (bundles, JSON API, `/metrics`); port 0 picks a free port.
     pub listen_addr: SocketAddr,
     /// The ledger's database, read for decision logs and job metadata:
-    /// `sqlite://path?mode=rwc` or `mysql://user:password@host:port/database` (one node).
+    /// `sqlite://path?mode=rwc`, `mysql://user:password@host:port/database`, or a Galera
+    /// node list `mysql://user:password@db1:3306,db2:3306,db3:3306/database` (failed over
+    /// between in order).
     #[serde(serialize_with = "expose")]
     pub database_url: SecretString,
     /// Most database connections (at least 4: a cycle reads on three at once).

@@ -7,6 +7,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use blindledger_store::StoreError;
 use serde_json::json;
 
 use crate::push::PushReport;
@@ -44,9 +45,10 @@ pub enum ControllerError {
     /// A dependency needed to decide (an identity provider's keys) cannot be reached.
     #[error("{0}")]
     Unavailable(String),
-    /// The database is unreachable or failed.
-    #[error("storage unavailable, retry later")]
-    Storage(#[from] sqlx::Error),
+    /// The database failed: unreachable or losing races (503, retry later), or a bug or a
+    /// schema problem (500), as [`StoreError::is_transient`] tells.
+    #[error("{}", if .0.is_transient() { "storage unavailable, retry later" } else { "storage error" })]
+    Storage(#[from] StoreError),
     /// A bug or an unexpected failure.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -63,7 +65,8 @@ impl ControllerError {
             ControllerError::NotFound(_) => "not_found",
             ControllerError::PushRefused { reason, .. } => reason,
             ControllerError::Conflict(_) => "conflict",
-            ControllerError::Storage(_) => "unavailable",
+            ControllerError::Storage(e) if e.is_transient() => "unavailable",
+            ControllerError::Storage(_) => "internal",
             ControllerError::Internal(_) => "internal",
         }
     }
@@ -80,7 +83,8 @@ impl ControllerError {
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             },
             ControllerError::Conflict(_) => StatusCode::CONFLICT,
-            ControllerError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ControllerError::Storage(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            ControllerError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ControllerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,7 +94,7 @@ impl IntoResponse for ControllerError {
     fn into_response(self) -> Response {
         match &self {
             ControllerError::Storage(cause) => {
-                tracing::error!(error = %cause, "storage error");
+                tracing::error!(error = %cause, cause = ?std::error::Error::source(cause), "storage error");
             }
             ControllerError::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error");
@@ -102,6 +106,12 @@ impl IntoResponse for ControllerError {
             body["report"] = serde_json::to_value(report).unwrap_or_default();
         }
         (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ControllerError {
+    fn from(error: sqlx::Error) -> Self {
+        ControllerError::Storage(error.into())
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blindledger_store::sqlite_file;
+use blindledger_store::{node_urls, sqlite_file, Db};
 use rusqlite::types::ValueRef;
 use rusqlite::OpenFlags;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
@@ -28,23 +28,34 @@ const PAGE: &str = "SELECT seq, kind, occurred_at, principal, subject, summary, 
 /// Where verification reads the chain from.
 #[derive(Debug, Clone)]
 pub(crate) enum ChainReader {
-    /// A pool of native connections, opened on first use.
-    MySql(MySqlPool),
+    /// A pool of native connections per server, opened on first use; pages are read from
+    /// the node the database handle writes to now.
+    MySql { pools: Arc<[MySqlPool]>, db: Db },
     /// The database file, opened read-only for each page on a blocking thread; `None` for
     /// an in-memory database, which no other connection can see.
     Sqlite(Option<Arc<Path>>),
 }
 
 impl ChainReader {
-    /// A reader of the database at `url`; connects only when verification first reads.
-    pub(crate) fn connect_lazy(url: &str, engine: Engine) -> Result<Self> {
-        Ok(match engine {
-            Engine::MySql => ChainReader::MySql(
-                MySqlPoolOptions::new()
-                    .max_connections(PARALLEL_PAGES as u32)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_lazy(url)?,
-            ),
+    /// A reader of the database at `url`, which `db` was opened with; connects only when
+    /// verification first reads.
+    pub(crate) fn connect_lazy(url: &str, db: &Db) -> Result<Self> {
+        Ok(match db.backend() {
+            Engine::MySql => {
+                let pools = node_urls(url)?
+                    .iter()
+                    .map(|url| {
+                        MySqlPoolOptions::new()
+                            .max_connections(PARALLEL_PAGES as u32)
+                            .acquire_timeout(Duration::from_secs(10))
+                            .connect_lazy(url)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                ChainReader::MySql {
+                    pools: pools.into(),
+                    db: db.clone(),
+                }
+            }
             Engine::Sqlite => ChainReader::Sqlite(sqlite_file(url).map(Arc::from)),
         })
     }
@@ -52,11 +63,11 @@ impl ChainReader {
     /// Rows with `after < seq <= until`, in seq order, at most [`PAGE_ROWS`], checked.
     pub(crate) async fn page(&self, after: i64, until: i64) -> Result<Vec<CheckedRow>> {
         match self {
-            ChainReader::MySql(pool) => sqlx::query(PAGE)
+            ChainReader::MySql { pools, db } => sqlx::query(PAGE)
                 .bind(after)
                 .bind(until)
                 .bind(PAGE_ROWS)
-                .fetch_all(pool)
+                .fetch_all(&pools[db.current_index() % pools.len()])
                 .await?
                 .iter()
                 .map(mysql_row)
@@ -75,8 +86,10 @@ impl ChainReader {
 
     /// Closes every connection.
     pub(crate) async fn close(&self) {
-        if let ChainReader::MySql(pool) = self {
-            pool.close().await;
+        if let ChainReader::MySql { pools, .. } = self {
+            for pool in pools.iter() {
+                pool.close().await;
+            }
         }
     }
 }

@@ -420,3 +420,25 @@ async fn the_attention_page_shows_rows_set_aside_and_a_lagging_trail() {
 
 /// How long a test waits for the service to do something it does within a second.
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Storage failures answer 503 only when a later try may succeed; a schema problem is a
+/// 500, not a "retry later" that would hide it.
+#[tokio::test]
+async fn storage_failures_are_unavailable_or_internal_by_cause() {
+    let db = TestDatabase::sqlite().unwrap();
+    let app = spawn_app_with(db.url(), |config| config.import_interval_ms = 0).await;
+    assert_eq!(app.get("/api/audit/verify").await.0, 200);
+
+    sqlx::query("DROP TABLE audit_checkpoints")
+        .execute(app.log.pool())
+        .await
+        .unwrap();
+    let (status, body) = app.get("/api/audit/verify").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(!body.contains("audit_checkpoints"), "{body}");
+
+    app.log.close().await;
+    let (status, body) = app.get("/api/audit/verify").await;
+    assert_eq!(status, 503, "{body}");
+    app.stop().await;
+}

@@ -4,6 +4,8 @@
 
 use sqlx::Row;
 
+use blindledger_store::StoreError;
+
 use super::{optional_text, text, Repo};
 
 /// A bundle rollback an officer ordered and the controller has not carried out yet.
@@ -58,7 +60,7 @@ impl OfficerOrders {
 impl Repo {
     /// Every stored freeze and key revocation, as the rows say: the caller checks each
     /// against its signed command.
-    pub async fn stored_orders(&self) -> Result<StoredOrders, sqlx::Error> {
+    pub async fn stored_orders(&self) -> Result<StoredOrders, StoreError> {
         Ok(StoredOrders {
             frozen: self
                 .keyed_orders(
@@ -76,8 +78,8 @@ impl Repo {
     }
 
     /// Rows of (tenant, name, time, signed command) keyed `tenant/name`.
-    async fn keyed_orders(&self, query: &str) -> Result<Vec<StoredOrder>, sqlx::Error> {
-        let rows = sqlx::query(query).fetch_all(&self.pool).await?;
+    async fn keyed_orders(&self, query: &str) -> Result<Vec<StoredOrder>, StoreError> {
+        let rows = sqlx::query(query).fetch_all(self.db.pool()).await?;
         rows.iter()
             .map(|row| {
                 Ok(StoredOrder {
@@ -90,12 +92,12 @@ impl Repo {
     }
 
     /// Accepted `rollback_bundle` commands not carried out yet, oldest first.
-    pub async fn pending_rollbacks(&self) -> Result<Vec<PendingRollback>, sqlx::Error> {
+    pub async fn pending_rollbacks(&self) -> Result<Vec<PendingRollback>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, target, signed_command FROM admin_actions \
              WHERE applied_at IS NULL AND command = 'rollback_bundle' ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -109,11 +111,11 @@ impl Repo {
     }
 
     /// Marks an admin action carried out at `now`.
-    pub async fn mark_action_applied(&self, id: i64, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn mark_action_applied(&self, id: i64, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE admin_actions SET applied_at = ? WHERE id = ? AND applied_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }

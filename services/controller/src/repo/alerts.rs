@@ -3,6 +3,8 @@
 
 use sqlx::Row;
 
+use blindledger_store::{retry_transaction, StoreError};
+
 use super::{text, Repo};
 
 /// An alert to queue.
@@ -35,8 +37,20 @@ impl Repo {
         alert: &NewAlert,
         now: i64,
         since: i64,
-    ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.begin_write().await?;
+    ) -> Result<bool, StoreError> {
+        retry_transaction("controller_enqueue_alert", || {
+            self.try_enqueue_alert(alert, now, since)
+        })
+        .await
+    }
+
+    async fn try_enqueue_alert(
+        &self,
+        alert: &NewAlert,
+        now: i64,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.db.begin_write().await?;
         let duplicate =
             sqlx::query("SELECT 1 FROM controller_alerts WHERE dedupe_key = ? AND created_at >= ?")
                 .bind(&alert.dedupe_key)
@@ -61,14 +75,14 @@ impl Repo {
     }
 
     /// Undelivered alerts due at `now`, oldest first.
-    pub async fn due_alerts(&self, now: i64, limit: u32) -> Result<Vec<PendingAlert>, sqlx::Error> {
+    pub async fn due_alerts(&self, now: i64, limit: u32) -> Result<Vec<PendingAlert>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, dedupe_key, payload, attempts FROM controller_alerts \
              WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
         )
         .bind(now)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -83,29 +97,29 @@ impl Repo {
     }
 
     /// When the next undelivered alert is due, if any.
-    pub async fn next_alert_due(&self) -> Result<Option<i64>, sqlx::Error> {
+    pub async fn next_alert_due(&self) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(
             "SELECT MIN(next_attempt_at) FROM controller_alerts WHERE delivered_at IS NULL",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.db.pool())
         .await?;
-        row.try_get(0)
+        Ok(row.try_get(0)?)
     }
 
     /// Undelivered alerts.
-    pub async fn undelivered_alerts(&self) -> Result<i64, sqlx::Error> {
+    pub async fn undelivered_alerts(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM controller_alerts WHERE delivered_at IS NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.pool())
             .await?;
-        row.try_get(0)
+        Ok(row.try_get(0)?)
     }
 
     /// Marks an alert delivered.
-    pub async fn alert_delivered(&self, seq: i64, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn alert_delivered(&self, seq: i64, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE controller_alerts SET delivered_at = ? WHERE seq = ?")
             .bind(now)
             .bind(seq)
-            .execute(&self.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
@@ -116,7 +130,7 @@ impl Repo {
         seq: i64,
         next_attempt_at: i64,
         error: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), StoreError> {
         let error: String = error.chars().take(1000).collect();
         sqlx::query(
             "UPDATE controller_alerts SET attempts = attempts + 1, next_attempt_at = ?, \
@@ -125,7 +139,7 @@ impl Repo {
         .bind(next_attempt_at)
         .bind(error)
         .bind(seq)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }

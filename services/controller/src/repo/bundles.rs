@@ -3,6 +3,8 @@
 
 use sqlx::Row;
 
+use blindledger_store::{retry_transaction, StoreError};
+
 use super::{text, Repo};
 
 /// One stored bundle revision.
@@ -63,8 +65,19 @@ impl Repo {
         &self,
         bundle: &BundleRow,
         activation: &ActivationRow,
-    ) -> Result<(), sqlx::Error> {
-        let mut tx = self.begin_write().await?;
+    ) -> Result<(), StoreError> {
+        retry_transaction("controller_activate_bundle", || {
+            self.try_activate_bundle(bundle, activation)
+        })
+        .await
+    }
+
+    async fn try_activate_bundle(
+        &self,
+        bundle: &BundleRow,
+        activation: &ActivationRow,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
         let exists =
             sqlx::query("SELECT 1 FROM controller_bundles WHERE name = ? AND revision = ?")
                 .bind(&bundle.name)
@@ -88,14 +101,21 @@ impl Repo {
             .await?;
         }
         insert_activation(&mut tx, activation).await?;
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// Records that a stored revision is active again.
-    pub async fn record_activation(&self, activation: &ActivationRow) -> Result<(), sqlx::Error> {
-        let mut tx = self.begin_write().await?;
+    pub async fn record_activation(&self, activation: &ActivationRow) -> Result<(), StoreError> {
+        retry_transaction("controller_record_activation", || {
+            self.try_record_activation(activation)
+        })
+        .await
+    }
+
+    async fn try_record_activation(&self, activation: &ActivationRow) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
         insert_activation(&mut tx, activation).await?;
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// A stored revision of bundle `name`.
@@ -103,14 +123,14 @@ impl Repo {
         &self,
         name: &str,
         revision: &str,
-    ) -> Result<Option<BundleRow>, sqlx::Error> {
+    ) -> Result<Option<BundleRow>, StoreError> {
         let row = sqlx::query(
             "SELECT name, revision, sha256, archive, origin, created_by, created_at \
              FROM controller_bundles WHERE name = ? AND revision = ?",
         )
         .bind(name)
         .bind(revision)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
         row.map(|row| {
             Ok(BundleRow {
@@ -127,14 +147,14 @@ impl Repo {
     }
 
     /// The revision of `name` activated last, if any.
-    pub async fn active_revision(&self, name: &str) -> Result<Option<String>, sqlx::Error> {
+    pub async fn active_revision(&self, name: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query(
             "SELECT revision FROM controller_activations WHERE name = ? ORDER BY seq DESC LIMIT 1",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
-        row.map(|row| row.try_get(0)).transpose()
+        Ok(row.map(|row| row.try_get(0)).transpose()?)
     }
 
     /// Stored revisions of `name`, newest first, without their archives (`archive` empty).
@@ -142,14 +162,14 @@ impl Repo {
         &self,
         name: &str,
         limit: u32,
-    ) -> Result<Vec<BundleRow>, sqlx::Error> {
+    ) -> Result<Vec<BundleRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, revision, sha256, origin, created_by, created_at FROM controller_bundles \
              WHERE name = ? ORDER BY seq DESC LIMIT ?",
         )
         .bind(name)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -171,14 +191,14 @@ impl Repo {
         &self,
         name: &str,
         limit: u32,
-    ) -> Result<Vec<ActivationRow>, sqlx::Error> {
+    ) -> Result<Vec<ActivationRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, revision, action, actor, activated_at FROM controller_activations \
              WHERE name = ? ORDER BY seq DESC LIMIT ?",
         )
         .bind(name)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -194,7 +214,7 @@ impl Repo {
     }
 
     /// Stores a push report.
-    pub async fn insert_push_report(&self, report: &PushReportRow) -> Result<(), sqlx::Error> {
+    pub async fn insert_push_report(&self, report: &PushReportRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO controller_push_reports (revision, pushed_by, pushed_at, outcome, reason, \
              report) VALUES (?, ?, ?, ?, ?, ?)",
@@ -205,19 +225,19 @@ impl Repo {
         .bind(&report.outcome)
         .bind(&report.reason)
         .bind(&report.report)
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
 
     /// Push reports, newest first.
-    pub async fn push_reports(&self, limit: u32) -> Result<Vec<PushReportRow>, sqlx::Error> {
+    pub async fn push_reports(&self, limit: u32) -> Result<Vec<PushReportRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT revision, pushed_by, pushed_at, outcome, reason, report \
              FROM controller_push_reports ORDER BY seq DESC LIMIT ?",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -237,7 +257,7 @@ impl Repo {
 async fn insert_activation(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     a: &ActivationRow,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO controller_activations (name, revision, action, actor, activated_at) \
          VALUES (?, ?, ?, ?, ?)",
@@ -254,11 +274,11 @@ async fn insert_activation(
 
 impl Repo {
     /// How many revisions of `name` are stored.
-    pub async fn bundle_count(&self, name: &str) -> Result<i64, sqlx::Error> {
+    pub async fn bundle_count(&self, name: &str) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM controller_bundles WHERE name = ?")
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.pool())
             .await?;
-        row.try_get(0)
+        Ok(row.try_get(0)?)
     }
 }

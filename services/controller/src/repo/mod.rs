@@ -1,5 +1,7 @@
-//! The controller's storage: plain sqlx queries over an `AnyPool`, written once in the SQL
-//! both MariaDB and SQLite accept (upserts use `REPLACE INTO`, which both understand).
+//! The controller's storage: plain sqlx queries written once in the SQL both MariaDB and
+//! SQLite accept (upserts use `REPLACE INTO`, which both understand), over a
+//! [`blindledger_store::Db`]: the same pools, Galera failover, error classification and
+//! whole-transaction retries as every other service.
 //!
 //! The schema comes from the shared migrations (`migrations/*/0003_controller.sql` and
 //! `0005_score_history.sql`), applied through [`blindledger_store::Db::migrate`] so the
@@ -16,15 +18,16 @@ mod score_history;
 
 use std::time::Duration;
 
-use anyhow::Context;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, ConnectOptions, Row};
+use blindledger_store::{Db, PoolSettings, StoreError};
+use sqlx::AnyPool;
 
 pub use admin::{OfficerOrders, PendingRollback, StoredOrder, StoredOrders};
 pub use alerts::{NewAlert, PendingAlert};
 pub use bundles::{ActivationRow, BundleRow, PushReportRow};
 pub use risk::{EntityRiskRow, ModelRecord, TierChangeRow};
 pub use score_history::SCORE_HISTORY_RETENTION_MS;
+
+use blindledger_store::sql::{optional_text, placeholders, text};
 
 /// Fewest pooled connections: a cycle reads on three at once, and the API needs one.
 const MIN_CONNECTIONS: u32 = 4;
@@ -40,96 +43,43 @@ const BATCH_ROWS: usize = 500;
 /// The controller's handle on the database.
 #[derive(Debug, Clone)]
 pub struct Repo {
-    pool: AnyPool,
-    sqlite: bool,
+    db: Db,
 }
 
 impl Repo {
     /// Connects to `url`, after applying the shared migrations when `migrate` is set, with
-    /// at most `max_connections` (at least 4) connections.
-    ///
-    /// Takes one server (a Galera URL listing several nodes is not split here: point the
-    /// controller at one node, or at a proxy in front of the cluster).
-    pub async fn connect(url: &str, max_connections: u32, migrate: bool) -> anyhow::Result<Repo> {
-        sqlx::any::install_default_drivers();
+    /// at most `max_connections` (at least 4) connections per server. A Galera host list
+    /// (`mysql://u:p@db1,db2,db3/blindledger`) fails over between its nodes as the
+    /// ledger's connection does.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        migrate: bool,
+    ) -> Result<Repo, StoreError> {
+        let settings = PoolSettings {
+            slow_statement: Some(SLOW_STATEMENT),
+            ..PoolSettings::new(max_connections.max(MIN_CONNECTIONS))
+        };
+        let db = Db::connect_with(url, &settings).await?;
         if migrate {
-            let db = blindledger_store::Db::connect(url, 1)
-                .await
-                .context("connecting to run migrations")?;
-            db.migrate().await.context("running migrations")?;
-            db.close().await;
+            db.migrate().await?;
         }
-        let url = url.replacen("mariadb:", "mysql:", 1);
-        let sqlite = url.starts_with("sqlite:");
-        let options: AnyConnectOptions = url.parse().context("parsing the database url")?;
-        let options = options.log_slow_statements(log::LevelFilter::Warn, SLOW_STATEMENT);
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(MIN_CONNECTIONS))
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // As the ledger does: WAL lets the controller read while the ledger
-                        // writes; the busy timeout waits out short write contention.
-                        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 10000"] {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .context("connecting to the database")?;
-        Ok(Repo { pool, sqlite })
+        Ok(Repo { db })
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`): a transaction that reads first and writes later fails outright
-    /// ("database is locked") when another connection committed in between, while one that
-    /// asks for the lock up front waits for it (busy timeout).
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        if self.sqlite {
-            self.pool.begin_with("BEGIN IMMEDIATE").await
-        } else {
-            self.pool.begin().await
-        }
-    }
-
-    /// The connection pool, for tests and tools that seed or inspect tables.
+    /// The connection pool of the node statements go to now, for tests and tools that
+    /// seed or inspect tables.
     pub fn pool(&self) -> &AnyPool {
-        &self.pool
+        self.db.pool()
+    }
+
+    /// The database handle.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
-}
-
-/// `(?, ?, ...)` repeated `rows` times, for a multi-row statement of `columns` columns.
-fn placeholders(rows: usize, columns: usize) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
-    vec![row; rows].join(", ")
-}
-
-/// Reads a text column. MariaDB reports `TEXT` columns as blobs to sqlx's `Any` driver, so
-/// they are read as bytes there and checked to be UTF-8.
-fn text(row: &AnyRow, index: usize) -> Result<String, sqlx::Error> {
-    if let Ok(text) = row.try_get::<String, _>(index) {
-        return Ok(text);
-    }
-    let bytes: Vec<u8> = row.try_get(index)?;
-    String::from_utf8(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-/// A nullable text column, like [`text`].
-fn optional_text(row: &AnyRow, index: usize) -> Result<Option<String>, sqlx::Error> {
-    if let Ok(text) = row.try_get::<Option<String>, _>(index) {
-        return Ok(text);
-    }
-    let bytes: Option<Vec<u8>> = row.try_get(index)?;
-    bytes
-        .map(|b| String::from_utf8(b).map_err(|e| sqlx::Error::Decode(Box::new(e))))
-        .transpose()
 }

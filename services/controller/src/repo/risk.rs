@@ -6,6 +6,8 @@ use futures::TryStreamExt;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use blindledger_store::{retry_transaction, StoreError};
+
 use super::{placeholders, score_history, text, Repo, BATCH_ROWS};
 use crate::features::EntityKind;
 use crate::tier::RiskTier;
@@ -82,16 +84,16 @@ const RISK_COLUMNS: &str = "kind, entity, tier, score, model_version, features, 
 
 impl Repo {
     /// The version the next trained models get.
-    pub async fn next_model_version(&self) -> Result<i64, sqlx::Error> {
+    pub async fn next_model_version(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM controller_models")
-            .fetch_one(&self.pool)
+            .fetch_one(self.db.pool())
             .await?;
-        row.try_get(0)
+        Ok(row.try_get(0)?)
     }
 
     /// Registers a model, and drops the serialised forests of versions older than the
     /// `retention` latest (their metadata stays).
-    pub async fn insert_model(&self, m: &ModelRecord, retention: u32) -> Result<(), sqlx::Error> {
+    pub async fn insert_model(&self, m: &ModelRecord, retention: u32) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO controller_models (version, kind, trained_at, window_start, window_end, \
              feature_schema, params, n_samples, training_ms, model) \
@@ -107,26 +109,26 @@ impl Repo {
         .bind(m.n_samples)
         .bind(m.training_ms)
         .bind(m.model.clone())
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         sqlx::query(
             "UPDATE controller_models SET model = NULL WHERE version <= ? AND model IS NOT NULL",
         )
         .bind(m.version - i64::from(retention.max(1)))
-        .execute(&self.pool)
+        .execute(self.db.pool())
         .await?;
         Ok(())
     }
 
     /// The latest model of `kind` that still has its forest.
-    pub async fn latest_model(&self, kind: EntityKind) -> Result<Option<ModelRecord>, sqlx::Error> {
+    pub async fn latest_model(&self, kind: EntityKind) -> Result<Option<ModelRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT version, trained_at, window_start, window_end, feature_schema, params, \
              n_samples, training_ms, model FROM controller_models \
              WHERE kind = ? AND model IS NOT NULL ORDER BY version DESC LIMIT 1",
         )
         .bind(kind.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.db.pool())
         .await?;
         row.map(|row| {
             Ok(ModelRecord {
@@ -149,12 +151,12 @@ impl Repo {
     pub async fn current_tiers(
         &self,
         kind: EntityKind,
-    ) -> Result<HashMap<String, (RiskTier, i64)>, sqlx::Error> {
+    ) -> Result<HashMap<String, (RiskTier, i64)>, StoreError> {
         let mut rows = sqlx::query(
             "SELECT entity, tier, tier_since FROM controller_entity_risk WHERE kind = ?",
         )
         .bind(kind.as_str())
-        .fetch(&self.pool);
+        .fetch(self.db.pool());
         let mut tiers = HashMap::new();
         while let Some(row) = rows.try_next().await? {
             let tier: &str = row.try_get(1)?;
@@ -170,8 +172,16 @@ impl Repo {
         &self,
         rows: &[EntityRiskRow],
         changes: &[TierChangeRow],
-    ) -> Result<(), sqlx::Error> {
-        let mut tx = self.begin_write().await?;
+    ) -> Result<(), StoreError> {
+        retry_transaction("controller_save_risk", || self.try_save_risk(rows, changes)).await
+    }
+
+    async fn try_save_risk(
+        &self,
+        rows: &[EntityRiskRow],
+        changes: &[TierChangeRow],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().await?;
         for chunk in rows.chunks(BATCH_ROWS) {
             let sql = format!(
                 "REPLACE INTO controller_entity_risk ({RISK_COLUMNS}) VALUES {}",
@@ -208,7 +218,7 @@ impl Repo {
             .await?;
         }
         score_history::append(&mut tx, rows, changes).await?;
-        tx.commit().await
+        Ok(tx.commit().await?)
     }
 
     /// Entities of `kind` (all kinds when `None`) whose tier is at least `min_tier`, highest
@@ -218,7 +228,7 @@ impl Repo {
         kind: Option<EntityKind>,
         min_tier: RiskTier,
         limit: u32,
-    ) -> Result<Vec<EntityRiskRow>, sqlx::Error> {
+    ) -> Result<Vec<EntityRiskRow>, StoreError> {
         let tiers: Vec<&str> = RiskTier::ALL
             .iter()
             .filter(|t| **t >= min_tier)
@@ -238,18 +248,21 @@ impl Repo {
         for value in tiers.iter().chain(&kinds) {
             query = query.bind(*value);
         }
-        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let rows = query
+            .bind(i64::from(limit))
+            .fetch_all(self.db.pool())
+            .await?;
         rows.iter().map(risk_row).collect()
     }
 
     /// The latest tier changes, newest first.
-    pub async fn tier_changes(&self, limit: u32) -> Result<Vec<TierChangeRow>, sqlx::Error> {
+    pub async fn tier_changes(&self, limit: u32) -> Result<Vec<TierChangeRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT kind, entity, from_tier, to_tier, score, model_version, changed_at \
              FROM controller_tier_changes ORDER BY seq DESC LIMIT ?",
         )
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|row| {
@@ -267,7 +280,7 @@ impl Repo {
     }
 }
 
-fn risk_row(row: &AnyRow) -> Result<EntityRiskRow, sqlx::Error> {
+fn risk_row(row: &AnyRow) -> Result<EntityRiskRow, StoreError> {
     Ok(EntityRiskRow {
         kind: parse_kind(row.try_get(0)?)?,
         entity: row.try_get(1)?,
@@ -281,17 +294,17 @@ fn risk_row(row: &AnyRow) -> Result<EntityRiskRow, sqlx::Error> {
     })
 }
 
-fn parse_tier(text: &str) -> Result<RiskTier, sqlx::Error> {
+fn parse_tier(text: &str) -> Result<RiskTier, StoreError> {
     text.parse().map_err(decode_error)
 }
 
-fn parse_kind(text: &str) -> Result<EntityKind, sqlx::Error> {
+fn parse_kind(text: &str) -> Result<EntityKind, StoreError> {
     EntityKind::ALL
         .into_iter()
         .find(|k| k.as_str() == text)
         .ok_or_else(|| decode_error(format!("unknown entity kind '{text}'")))
 }
 
-fn decode_error(message: String) -> sqlx::Error {
-    sqlx::Error::Decode(message.into())
+fn decode_error(message: String) -> StoreError {
+    StoreError::Other(sqlx::Error::Decode(message.into()))
 }

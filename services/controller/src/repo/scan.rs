@@ -8,6 +8,8 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use blindledger_store::StoreError;
+
 use super::Repo;
 use crate::features::{DecisionFacts, FeatureExtractor, FeatureSet, FeatureWindow, JobFacts};
 
@@ -74,17 +76,17 @@ impl Repo {
     /// work, and this spreads it over the cores; the extractor itself stays on one task.
     /// Order only matters within the window's decisions (minute buckets), which one task
     /// reads in order; baseline rows only add known counterparties.
-    pub async fn scan_features(&self, window: FeatureWindow) -> Result<FeatureSet, sqlx::Error> {
+    pub async fn scan_features(&self, window: FeatureWindow) -> Result<FeatureSet, StoreError> {
         let (tx, mut rx) = mpsc::channel(BATCHES_IN_FLIGHT);
         let mut readers = JoinSet::new();
         for (from, to) in [
             (window.baseline_start, window.start),
             (window.start, window.end),
         ] {
-            readers.spawn(read_decisions(self.pool.clone(), from, to, tx.clone()));
+            readers.spawn(read_decisions(self.db.pool().clone(), from, to, tx.clone()));
         }
         readers.spawn(read_jobs(
-            self.pool.clone(),
+            self.db.pool().clone(),
             window.baseline_start,
             window.end,
             tx,
@@ -109,11 +111,11 @@ impl Repo {
     pub async fn recent_inputs(
         &self,
         limit: u32,
-    ) -> Result<Vec<(String, serde_json::Value)>, sqlx::Error> {
+    ) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
         let rows =
             sqlx::query("SELECT decision_id, event FROM decision_log ORDER BY seq DESC LIMIT ?")
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(self.db.pool())
                 .await?;
         let mut inputs = Vec::with_capacity(rows.len());
         for row in rows {
@@ -162,7 +164,7 @@ async fn read_decisions(
     from: i64,
     to: i64,
     tx: mpsc::Sender<Batch>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     let mut rows = sqlx::query(
         "SELECT logged_at, principal, method, allowed, event FROM decision_log \
          WHERE logged_at >= ? AND logged_at < ? ORDER BY logged_at",
@@ -220,7 +222,7 @@ async fn read_jobs(
     from: i64,
     to: i64,
     tx: mpsc::Sender<Batch>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     let mut rows = sqlx::query(
         "SELECT created_at, tenant, kind, account_a, account_b FROM jobs \
          WHERE created_at >= ? AND created_at < ? ORDER BY created_at",

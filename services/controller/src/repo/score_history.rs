@@ -10,6 +10,8 @@ use std::collections::HashSet;
 
 use sqlx::AnyConnection;
 
+use blindledger_store::StoreError;
+
 use super::{placeholders, BATCH_ROWS};
 use super::{EntityRiskRow, TierChangeRow};
 use crate::tier::RiskTier;
@@ -25,7 +27,7 @@ pub(super) async fn append(
     conn: &mut AnyConnection,
     rows: &[EntityRiskRow],
     changes: &[TierChangeRow],
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     let changed: HashSet<(&str, &str)> = changes
         .iter()
         .map(|c| (c.kind.as_str(), c.entity.as_str()))

@@ -12,3 +12,4 @@ mod officers;
 mod perf;
 mod push;
 mod risk_loop;
+mod storage_errors;

@@ -6,6 +6,10 @@
 //! at the end each committed exactly once and the decrypted balances match a plaintext
 //! model. While no primary component is reachable the ledger must answer UNAVAILABLE.
 //!
+//! The controller's and the audit trail's storage run beside it on the same cluster
+//! (`services`): after each fault both answer again by themselves, without quorum they
+//! never answer, and every write they acknowledged is stored exactly once.
+//!
 //! The cluster is started by the test (a no-op when it runs) and left running for the next
 //! run; `deploy/galera/cluster.sh down` stops it.
 // Helpers outside #[test] functions panic on setup failures too, as the tests do.
@@ -15,6 +19,7 @@ mod cluster;
 #[allow(dead_code)]
 #[path = "../ledger/helpers.rs"]
 mod helpers;
+mod services;
 mod verify;
 mod workload;
 
@@ -29,6 +34,7 @@ use tonic::Code;
 
 use cluster::{run, Cluster};
 use helpers::{config_for, policies_dir, spawn_app_from, tenant_with_accounts, TestApp};
+use services::{Probe, Services};
 use workload::{Workload, ACCOUNTS, TENANT};
 
 /// How long the workload runs under each fault before it is repaired.
@@ -41,6 +47,8 @@ struct Harness {
     app: TestApp,
     ledger: Arc<Ledger>,
     keys: Arc<blindledger_keyholder::TenantKeys>,
+    /// The controller's and the audit trail's storage on the same cluster.
+    services: Services,
     _objects: tempfile::TempDir,
 }
 
@@ -69,11 +77,13 @@ impl Harness {
             .token("admin", &["admin"], &[], Duration::from_secs(3600))
             .unwrap();
         let app = spawn_app_from(application, &token).await;
+        let services = Services::open(&cluster.url()).await;
         Harness {
             cluster,
             app,
             ledger,
             keys,
+            services,
             _objects: objects,
         }
     }
@@ -81,6 +91,12 @@ impl Harness {
     /// The node (1-3) the ledger sends its statements to.
     fn write_node(&self) -> usize {
         self.cluster.node_at(self.ledger.db().current_node())
+    }
+
+    /// Where the controller's and the audit trail's statements go now.
+    fn services_nodes(&self) -> String {
+        let (controller, audit) = self.services.nodes();
+        format!("controller on node {controller}, audit on node {audit}")
     }
 
     /// A cheap call through the whole stack (gate, decision log, storage).
@@ -111,6 +127,7 @@ async fn acknowledged_jobs_survive_node_failures() {
     tenant_with_accounts(&h.app, &h.keys, TENANT, &ACCOUNTS).await;
     let opening = verify::open_balances(&h.app, &h.keys).await;
     let workload = Workload::start(h.app.client.clone(), h.keys.clone(), PACE);
+    let stream = h.services.stream();
     let mut report = Vec::new();
 
     // 1. A node other than the write node crashes and comes back (IST).
@@ -147,7 +164,7 @@ async fn acknowledged_jobs_survive_node_failures() {
     tokio::time::sleep(UNDER_FAULT).await;
     let repair = timed(|| run(&["heal"]));
     let mut entry = settle(&h, &workload, "partition the write node", repair).await;
-    entry.note = format!("writes moved to node {moved}");
+    entry.note = format!("writes moved to node {moved}; {}", h.services_nodes());
     report.push(entry);
 
     // 4. The node the ledger writes to restarts.
@@ -156,12 +173,14 @@ async fn acknowledged_jobs_survive_node_failures() {
     let moved = wait_for_failover(&h, writer).await;
     let repair = timed(|| run(&["start", &writer.to_string()]));
     let mut entry = settle(&h, &workload, "restart the write node", repair).await;
-    entry.note = format!("writes moved to node {moved}");
+    entry.note = format!("writes moved to node {moved}; {}", h.services_nodes());
     report.push(entry);
 
     let resubmitted = workload.counters.resubmissions.load(Ordering::Relaxed);
     let acknowledged = workload.stop().await;
+    stream.stop().await;
     let summary = verify::exactly_once(&h.app, &h.cluster, &acknowledged).await;
+    let services = h.services.verify().await;
     verify::balances_match_model(&h.app, &h.keys, &opening, &acknowledged).await;
     // scripts/test.sh prints this file after the tests.
     let mut text =
@@ -169,6 +188,7 @@ async fn acknowledged_jobs_survive_node_failures() {
     for entry in &report {
         text.push_str(&format!("  {entry}\n"));
     }
+    text.push_str(&format!("  {services}\n"));
     print!("{text}");
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("galera-fault-report.txt");
     std::fs::write(path, text).unwrap();
@@ -192,6 +212,9 @@ struct FaultReport {
     recovered: Duration,
     /// From the end of the repair until every job acknowledged so far had committed.
     drained: Duration,
+    /// From the end of the repair until the controller's and the audit trail's storage
+    /// both answered a write.
+    services: Duration,
     note: String,
 }
 
@@ -199,10 +222,12 @@ impl std::fmt::Display for FaultReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: repair {:.1} s; then answering after {:.1} s, queue drained after {:.1} s; {}",
+            "{}: repair {:.1} s; then answering after {:.1} s, controller and audit after \
+             {:.1} s, queue drained after {:.1} s; {}",
             self.fault,
             self.repair.as_secs_f64(),
             self.recovered.as_secs_f64(),
+            self.services.as_secs_f64(),
             self.drained.as_secs_f64(),
             self.note
         )
@@ -217,6 +242,14 @@ async fn settle(
     (repaired, repair): (Instant, Duration),
 ) -> FaultReport {
     let recovered = h.recovered(repaired).await;
+    let left = Duration::from_secs(120).saturating_sub(repaired.elapsed());
+    eventually(
+        "the controller and the audit trail answer",
+        left,
+        || async { h.services.both_answer().await.then_some(()) },
+    )
+    .await;
+    let services = repaired.elapsed();
     run(&["wait-synced", "120"]);
     let pending = workload.acknowledged();
     verify::all_committed(&h.app, &pending).await;
@@ -225,6 +258,7 @@ async fn settle(
         repair,
         recovered,
         drained: repaired.elapsed(),
+        services,
         note: String::new(),
     }
 }
@@ -255,6 +289,18 @@ async fn refused_while_no_primary(h: &Harness) -> usize {
             h.probe().await,
             Err(Code::Unavailable),
             "answered without quorum"
+        );
+        let (controller, audit) =
+            tokio::join!(h.services.probe_controller(), h.services.probe_audit());
+        assert_ne!(
+            controller,
+            Probe::Answered,
+            "controller wrote without quorum"
+        );
+        assert_ne!(
+            audit,
+            Probe::Answered,
+            "audit trail appended without quorum"
         );
         refused += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
