@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
+use crate::refusal::{Refusal, RefusalKind};
 use crate::status::Details;
 
 use crate::auth::Principal;
@@ -218,17 +219,17 @@ impl PolicyGate {
     ///
     /// The engine is read once, so the decision and its log event always come from the same
     /// revisions even while a new engine is being installed. The event is masked and written
-    /// to the sink before the answer is returned; when that fails the request is refused with
-    /// `UNAVAILABLE`. A denial is `PERMISSION_DENIED` with the policy's reasons; an evaluation
-    /// error or undefined decision is a denial too (fail closed). Both carry the decision id
-    /// in the `x-decision-id` metadata.
+    /// to the sink before the answer is returned; when that fails the request is refused as
+    /// [`RefusalKind::Unavailable`]. A denial is [`RefusalKind::Denied`] with the policy's
+    /// reasons; an evaluation error or undefined decision is a denial too (fail closed).
+    /// Both carry the decision id.
     #[tracing::instrument(name = "policy.authorize", skip_all, fields(method = %method))]
     pub async fn authorize(
         &self,
         principal: &Principal,
         method: &str,
         resource: Resource,
-    ) -> Result<Authorized, Status> {
+    ) -> Result<Authorized, Refusal> {
         if let Some((field, reason)) = resource.invalid() {
             return Err(self
                 .refuse(principal, method, &resource, Some(field), &reason)
@@ -240,11 +241,7 @@ impl PolicyGate {
         };
         if let Some(bundle) = self.missing_bundle(&engine, method) {
             let reason = format!("the {bundle} bundle is not active: refused until it is");
-            let refusal = Refusal {
-                code: Code::Unavailable,
-                details: Details::reason("BUNDLE_NOT_ACTIVE"),
-                message: reason.clone(),
-            };
+            let refusal = Refusal::new(RefusalKind::Unavailable, "BUNDLE_NOT_ACTIVE", &reason);
             return Err(self
                 .log_refusal(&engine, principal, method, &resource, &reason, refusal)
                 .await);
@@ -274,9 +271,9 @@ impl PolicyGate {
             }));
         }
         let decision_id = event.decision_id.clone();
-        if let Err(status) = self.record(&engine, event).await {
+        if let Err(refusal) = self.record(&engine, event).await {
             count(method, false);
-            return Err(status);
+            return Err(refusal);
         }
         let result = verdict(outcome, &decision_id);
         count(method, result.is_ok());
@@ -286,7 +283,7 @@ impl PolicyGate {
     /// Refuses a request the service could not decide on because its input is invalid
     /// (`reason`, which must itself be bounded: quote input with [`excerpt`]): logs it as a
     /// denied decision, with every resource value as an excerpt, and answers
-    /// `INVALID_ARGUMENT` with the decision id. Services call it for input they check
+    /// [`RefusalKind::InvalidArgument`] with the decision id. Services call it for input they check
     /// before the policy (names, identifiers), so that refused requests are in the decision
     /// log like denied ones, and no refusal writes or echoes unbounded input.
     pub async fn refuse(
@@ -296,27 +293,22 @@ impl PolicyGate {
         resource: &Resource,
         field: Option<&str>,
         reason: &str,
-    ) -> Status {
+    ) -> Refusal {
         let Some(engine) = self.inner.engine.load_full() else {
             count(method, false);
             return no_policy();
         };
-        let mut details = Details::reason("INVALID_REQUEST");
+        let mut refusal = Refusal::new(RefusalKind::InvalidArgument, "INVALID_REQUEST", reason);
         if let Some(field) = field {
-            details = details.field(field, reason);
+            refusal = refusal.with_field(field, reason);
         }
-        let refusal = Refusal {
-            code: Code::InvalidArgument,
-            details,
-            message: reason.to_string(),
-        };
         let reason = format!("invalid request: {reason}");
         self.log_refusal(&engine, principal, method, resource, &reason, refusal)
             .await
     }
 
     /// Logs a request refused before the policy decided as a denied decision (resource
-    /// values as excerpts, `reason` as its error) and returns `status` with the decision id.
+    /// values as excerpts, `reason` as its error) and returns `refusal` with the decision id.
     async fn log_refusal(
         &self,
         engine: &PolicyEngine,
@@ -325,7 +317,7 @@ impl PolicyGate {
         resource: &Resource,
         reason: &str,
         refusal: Refusal,
-    ) -> Status {
+    ) -> Refusal {
         count(method, false);
         let input = self.input(principal, method, &resource.bounded());
         let mut event = engine.decision_event(&input, None);
@@ -338,10 +330,10 @@ impl PolicyGate {
             "message": reason,
         }));
         let decision_id = event.decision_id.clone();
-        if let Err(status) = self.record(engine, event).await {
-            return status;
+        if let Err(unlogged) = self.record(engine, event).await {
+            return unlogged;
         }
-        refusal.status(&decision_id)
+        refusal.with_decision_id(&decision_id)
     }
 
     /// The labels of every event: `id` and `version` as OPA writes them, and the region.
@@ -359,17 +351,22 @@ impl PolicyGate {
     }
 
     /// Masks `event` and writes it; any failure means the decision cannot be given.
-    async fn record(&self, engine: &PolicyEngine, mut event: DecisionEvent) -> Result<(), Status> {
+    async fn record(&self, engine: &PolicyEngine, mut event: DecisionEvent) -> Result<(), Refusal> {
+        let unavailable = || {
+            Refusal::new(
+                RefusalKind::Unavailable,
+                "DECISION_LOG_UNAVAILABLE",
+                "decision log unavailable",
+            )
+        };
         // Writing an event the mask failed on could leak what the mask exists to hide.
         if let Err(error) = engine.mask(&mut event) {
             tracing::warn!(decision_id = %event.decision_id, %error, "decision log mask failed");
-            return Err(Details::reason("DECISION_LOG_UNAVAILABLE")
-                .status(Code::Unavailable, "decision log unavailable"));
+            return Err(unavailable());
         }
         if let Err(error) = self.inner.sink.record(&event).await {
             tracing::warn!(decision_id = %event.decision_id, %error, "decision log write failed");
-            return Err(Details::reason("DECISION_LOG_UNAVAILABLE")
-                .status(Code::Unavailable, "decision log unavailable"));
+            return Err(unavailable());
         }
         Ok(())
     }
@@ -405,7 +402,7 @@ impl PolicyGate {
 fn verdict(
     outcome: Result<Decision, PolicyError>,
     decision_id: &str,
-) -> Result<Authorized, Status> {
+) -> Result<Authorized, Refusal> {
     let (reason, message) = match outcome {
         Ok(decision) if decision.allow => {
             let decision_id = decision_id.to_string();
@@ -425,42 +422,16 @@ fn verdict(
             "denied: policy evaluation failed".to_string(),
         ),
     };
-    let refusal = Refusal {
-        code: Code::PermissionDenied,
-        details: Details::reason(reason),
-        message,
-    };
-    Err(refusal.status(decision_id))
-}
-
-/// A refusal the gate logged: its status once the decision id is known.
-struct Refusal {
-    code: Code,
-    details: Details,
-    message: String,
-}
-
-impl Refusal {
-    /// The status, with the decision id in its `ErrorInfo` and in `x-decision-id`.
-    fn status(self, decision_id: &str) -> Status {
-        let status = self
-            .details
-            .decision_id(decision_id)
-            .status(self.code, self.message);
-        with_status_decision_id(status, decision_id)
-    }
+    Err(Refusal::new(RefusalKind::Denied, reason, message).with_decision_id(decision_id))
 }
 
 /// `UNAVAILABLE` before any policy bundle is active.
-fn no_policy() -> Status {
-    Details::reason("POLICY_NOT_LOADED").status(Code::Unavailable, "no policy loaded")
-}
-
-fn with_status_decision_id(mut status: Status, decision_id: &str) -> Status {
-    if let Ok(value) = MetadataValue::try_from(decision_id) {
-        status.metadata_mut().insert(DECISION_ID_METADATA, value);
-    }
-    status
+fn no_policy() -> Refusal {
+    Refusal::new(
+        RefusalKind::Unavailable,
+        "POLICY_NOT_LOADED",
+        "no policy loaded",
+    )
 }
 
 fn count(method: &str, allowed: bool) {

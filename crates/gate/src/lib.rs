@@ -15,6 +15,7 @@ mod client_tls;
 mod error;
 mod gate;
 mod loader;
+mod refusal;
 mod setup;
 mod ship;
 mod sink;
@@ -44,6 +45,7 @@ pub use gate::{
     MAX_RESOURCE_BYTES,
 };
 pub use loader::{BundleConfig, BundleLoader, BundleSource, BundleStatus};
+pub use refusal::{Refusal, RefusalKind};
 pub use setup::{read_key_files, PolicySettings, TokenSettings};
 pub use ship::{ShipLimits, ShipTarget, ShippingSink};
 pub use sink::{DbDecisionSink, DecisionSink, MemorySink};

@@ -4,7 +4,7 @@
 //! the audit trail) before the handler runs. Its id comes back in `x-decision-id`.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::MethodRouter;
@@ -80,10 +80,7 @@ async fn authenticate(
         tracing::debug!(reason = err.reason(), "sign-in token refused");
         if err.is_unavailable() {
             // Whether the token is valid is unknown: retry later, not sign in again.
-            AppError::Denied {
-                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                message: "signing keys unavailable, retry later".to_string(),
-            }
+            AppError::KeysUnavailable
         } else {
             AppError::Unauthenticated
         }
@@ -104,12 +101,6 @@ pub async fn decide(
         .await
     {
         Ok(authorized) => Ok(authorized.decision_id),
-        Err(status) => Err(AppError::Denied {
-            status: match status.code() {
-                tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::FORBIDDEN,
-            },
-            message: status.message().to_owned(),
-        }),
+        Err(refusal) => Err(AppError::Refused(refusal)),
     }
 }

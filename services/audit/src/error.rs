@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use blindledger_audit::admin::{AdminError, CommandRejection};
 use blindledger_audit::AuditError;
+use blindledger_gate::{Refusal, DECISION_ID_METADATA};
 use serde_json::json;
 
 /// Everything a request can fail with.
@@ -16,15 +17,15 @@ pub enum AppError {
     /// No valid token.
     #[error("sign-in required")]
     Unauthenticated,
-    /// The policy refused the request (403 with its reasons), or no policy is loaded yet
-    /// (503).
-    #[error("{message}")]
-    Denied {
-        /// 403 or 503.
-        status: StatusCode,
-        /// The gate's answer: the policy's reasons, never a confidential outcome.
-        message: String,
-    },
+    /// Whether the caller's token is valid cannot be told now (the signing keys cannot be
+    /// fetched): 503, retry later rather than sign in again.
+    #[error("signing keys unavailable, retry later")]
+    KeysUnavailable,
+    /// The policy gate refused the request: 403 with the policy's reasons, 400 for input it
+    /// refused before deciding, 503 when it cannot decide (no policy loaded, decision log
+    /// unwritable); the decision id goes back in `x-decision-id`.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// A malformed parameter or body.
     #[error("{0}")]
     BadRequest(String),
@@ -58,7 +59,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
             AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
-            AppError::Denied { status, .. } => *status,
+            AppError::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Refused(refusal) => {
+                StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::FORBIDDEN)
+            }
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Rejected(CommandRejection::Replayed) => StatusCode::CONFLICT,
@@ -75,6 +79,18 @@ impl IntoResponse for AppError {
         if let AppError::Rejected(rejection) = &self {
             body["rejection"] = json!(rejection.label());
         }
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let AppError::Refused(refusal) = &self {
+            decision_id_header(&mut response, refusal);
+        }
+        response
+    }
+}
+
+/// The refusal's decision id in `x-decision-id`, as an allowed request's.
+fn decision_id_header(response: &mut Response, refusal: &Refusal) {
+    let id = refusal.decision_id().map(axum::http::HeaderValue::from_str);
+    if let Some(Ok(value)) = id {
+        response.headers_mut().insert(DECISION_ID_METADATA, value);
     }
 }

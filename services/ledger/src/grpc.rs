@@ -147,7 +147,8 @@ impl LedgerGrpc {
                 return Err(self
                     .gate
                     .refuse(principal, method, &resource, Some(field), &reason)
-                    .await);
+                    .await
+                    .into());
             }
         }
         let (region, key_id) = match self.ledger.tenant_row(tenant).await {
@@ -165,9 +166,10 @@ impl LedgerGrpc {
             key_id,
             include_results,
         };
-        self.gate
+        Ok(self
+            .gate
             .authorize(&caller.principal, &caller.method, resource)
-            .await
+            .await?)
     }
 
     /// Authorizes and queues a deposit or a withdrawal on one account.
@@ -296,7 +298,8 @@ impl LedgerService for LedgerGrpc {
             return Err(self
                 .gate
                 .refuse(principal, method, &resource, Some(field), &reason)
-                .await);
+                .await
+                .into());
         }
         let allowed = self
             .gate

@@ -51,6 +51,7 @@ async fn without_an_engine_every_request_is_unavailable() {
     let status = gate
         .authorize(&principal(&["admin"]), METHOD, resource())
         .await
+        .map_err(tonic::Status::from)
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(status.message(), "no policy loaded");
@@ -108,6 +109,7 @@ async fn denials_carry_the_reasons_and_the_decision_id() {
     let status = gate
         .authorize(&principal(&["teller"]), METHOD, resource())
         .await
+        .map_err(tonic::Status::from)
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(status.message(), "denied: not an admin; service region eu");
@@ -140,6 +142,7 @@ decision := {"allow": true} if input.principal == "warm"
     let status = gate
         .authorize(&principal(&["admin"]), METHOD, resource())
         .await
+        .map_err(tonic::Status::from)
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(status.message(), "denied: policy evaluation failed");
@@ -181,6 +184,7 @@ async fn no_decision_without_an_audit_record() {
     let status = gate
         .authorize(&principal(&["admin"]), METHOD, resource())
         .await
+        .map_err(tonic::Status::from)
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(status.message(), "decision log unavailable");

@@ -110,6 +110,7 @@ impl Service {
             .authorize(&admin, method, Resource::default())
             .await
             .map(drop)
+            .map_err(tonic::Status::from)
     }
 
     fn revisions(&self) -> BTreeMap<String, String> {

@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::Form;
-use blindledger_gate::Principal;
+use blindledger_gate::{Principal, RefusalKind};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -114,8 +114,8 @@ async fn sign_in(
             }
             ([(header::SET_COOKIE, session)], Redirect::to("/")).into_response()
         }
-        Err(AppError::Denied { status, message }) if status == StatusCode::FORBIDDEN => form(
-            Some(&format!("Sign-in refused by policy: {message}")),
+        Err(AppError::Refused(refusal)) if refusal.kind() == RefusalKind::Denied => form(
+            Some(&format!("Sign-in refused by policy: {}", refusal.message())),
             state.oidc.is_some(),
         )
         .into_response(),

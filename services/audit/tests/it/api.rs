@@ -39,6 +39,21 @@ async fn officers_must_sign_in_with_an_allowed_role() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
+    // The refusal cites its logged decision, as an allowed request's answer does.
+    let decision_id = refused.headers()["x-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let logged: i64 = sqlx::query("SELECT COUNT(*) FROM decision_log WHERE decision_id = ?")
+        .bind(&decision_id)
+        .fetch_one(app.log.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        logged, 1,
+        "the refusal {decision_id} is in the decision log"
+    );
     let forged = format!("{}x", app.auditor());
     let refused = app
         .http
