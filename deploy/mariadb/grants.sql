@@ -19,8 +19,8 @@ GRANT INSERT ON `blindledger`.`decision_log` TO 'blindledger_ledger'@'%';
 GRANT SELECT, INSERT, UPDATE ON `blindledger`.`gate_revision_floors` TO 'blindledger_ledger'@'%';
 
 -- controller: 'blindledger_controller'@'%'
--- decision_log: feature extraction streams decisions; a policy push replays recent inputs
-GRANT SELECT ON `blindledger`.`decision_log` TO 'blindledger_controller'@'%';
+-- decision_log: feature extraction streams decisions; a policy push replays recent inputs; the API's policy gate records its decisions
+GRANT SELECT, INSERT ON `blindledger`.`decision_log` TO 'blindledger_controller'@'%';
 -- jobs: feature extraction streams job metadata by creation time
 GRANT SELECT ON `blindledger`.`jobs` TO 'blindledger_controller'@'%';
 -- controller_models: the model registry: next version, insert, latest; old models' blobs are cleared by UPDATE

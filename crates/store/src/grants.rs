@@ -157,8 +157,9 @@ const LEDGER: &[TableGrant] = &[
 const CONTROLLER: &[TableGrant] = &[
     TableGrant {
         table: "decision_log",
-        privileges: &[Select],
-        why: "feature extraction streams decisions; a policy push replays recent inputs",
+        privileges: &[Select, Insert],
+        why: "feature extraction streams decisions; a policy push replays recent inputs; the \
+              API's policy gate records its decisions",
     },
     TableGrant {
         table: "jobs",

@@ -7,7 +7,8 @@
 #   tenant_claims  tenants the token grants access to
 #   method         full gRPC method, e.g. "/blindledger.ledger.v1.LedgerService/Transfer";
 #                  the audit service names its dashboard and API requests alike,
-#                  "/blindledger.audit.v1.Dashboard/Decisions"
+#                  "/blindledger.audit.v1.Dashboard/Decisions", and the controller its
+#                  API's, "/blindledger.controller.v1.Api/Push"
 #   resource       {"tenant", "account", "region", "counterparty", "key_id",
 #                  "include_results"}: what the request touches; "counterparty" is a
 #                  transfer's receiving account, "key_id" the id of the tenant's registered
@@ -86,6 +87,30 @@ method_permitted if {
 
 # The trail spans tenants: on the dashboard the role alone decides.
 tenant_permitted if dashboard_request
+
+# The controller's HTTP API. Services download bundles with a `bundle_reader` token; CI
+# reads scores and history and pushes policy (which the push's tests and impact analysis
+# still vet); auditors read. Running a cycle and rolling back (which skips those checks)
+# take the admin role.
+controller_prefix := "/blindledger.controller.v1.Api/"
+
+controller_request := trim_prefix(input.method, controller_prefix) if startswith(input.method, controller_prefix)
+
+controller_reads := {"Scores", "History"}
+
+controller_rights := {
+	"bundle_reader": {"Bundle"},
+	"auditor": controller_reads,
+	"ci": {"Push"} | controller_reads,
+}
+
+method_permitted if {
+	some role in roles
+	controller_request in controller_rights[role]
+}
+
+# The controller's data spans tenants: the role alone decides.
+tenant_permitted if controller_request
 
 default allow := false
 

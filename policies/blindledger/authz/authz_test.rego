@@ -313,3 +313,48 @@ test_dashboard_names_do_not_open_ledger_calls if {
 	request := object.union(as_role("auditor", "GetBalance"), {"resource": {}})
 	not authz.decision.allow with input as request
 }
+
+caller(role, name) := object.union(officer(role, name), {
+	"principal": "ci-pipeline",
+	"method": concat("", [authz.controller_prefix, name]),
+})
+
+test_controller_rights_by_role if {
+	every name in {"Scores", "History", "Push"} {
+		request := caller("ci", name)
+		authz.decision.allow with input as request
+	}
+	every name in {"Scores", "History"} {
+		request := caller("auditor", name)
+		authz.decision.allow with input as request
+	}
+	reader := caller("bundle_reader", "Bundle")
+	authz.decision.allow with input as reader
+	every name in {"Bundle", "Scores", "History", "Push", "Cycle", "Rollback"} {
+		request := caller("admin", name)
+		authz.decision.allow with input as request
+	}
+}
+
+test_controller_admin_requests_need_the_admin_role if {
+	every role in {"ci", "auditor", "bundle_reader", "teller"} {
+		every name in {"Cycle", "Rollback"} {
+			request := caller(role, name)
+			not authz.decision.allow with input as request
+		}
+	}
+	auditor := caller("auditor", "Push")
+	d := authz.decision with input as auditor
+	not d.allow
+	endswith(d.reasons[0], "may not call /blindledger.controller.v1.Api/Push")
+}
+
+test_bundle_readers_read_bundles_only if {
+	every name in {"Scores", "History", "Push"} {
+		request := caller("bundle_reader", name)
+		not authz.decision.allow with input as request
+	}
+	# Nor anything of the ledger's.
+	request := object.union(as_role("bundle_reader", "GetTenant"), {"resource": {"tenant": "acme"}})
+	not authz.decision.allow with input as request
+}

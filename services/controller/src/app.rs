@@ -48,6 +48,7 @@ impl Application {
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         let url = config.database_url.expose_secret().to_string();
+        let redacted_url = config.database_url_redacted();
         if let Some(dir) = blindledger_store::sqlite_dir(&url) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -64,7 +65,7 @@ impl Application {
         blindledger_telemetry::prometheus();
         let repo = Repo::connect(&url, config.max_connections, config.migrate)
             .await
-            .with_context(|| format!("connecting to {}", config.database_url_redacted()))?;
+            .with_context(|| format!("connecting to {redacted_url}"))?;
         let outbox = AlertOutbox::new(repo.clone(), &config);
         let delivery = AlertDelivery::new(&outbox, &config).context("setting up alerts")?;
         let cycle_interval =
@@ -78,7 +79,13 @@ impl Application {
             .await
             .with_context(|| format!("binding {listen_addr}"))?;
         let addr = listener.local_addr()?;
-        let router = http::router(controller.clone(), tokens);
+        // The gate's own small pool: decisions are written as requests arrive, beside the
+        // cycle's long scans.
+        let decisions = blindledger_store::Db::connect(&url, 2)
+            .await
+            .with_context(|| format!("connecting to {redacted_url}"))?;
+        let gate = http::auth::policy_gate(&controller, decisions).await;
+        let router = http::router(controller.clone(), tokens, gate);
         let metrics_addr = match config_metrics_addr {
             Some(addr) => {
                 let health = Router::new().route("/health", axum::routing::get(|| async { "ok" }));

@@ -4,9 +4,11 @@
 //! that says what the caller can do. Messages name the problem but never hold key material
 //! or amounts (the controller never sees one); internal causes are logged once, here.
 
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use blindledger_gate::{Refusal, RefusalKind, DECISION_ID_METADATA};
 use blindledger_store::StoreError;
 use serde_json::json;
 
@@ -21,6 +23,11 @@ pub enum ControllerError {
     /// The caller's roles do not allow the operation.
     #[error("{0}")]
     Forbidden(String),
+    /// The policy gate refused the request: 403 with the policy's reasons, 503 when it
+    /// cannot decide (no policy served yet, decision log unwritable); the decision id goes
+    /// back in `x-decision-id`.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The request is malformed.
     #[error("{0}")]
     InvalidArgument(String),
@@ -61,6 +68,11 @@ impl ControllerError {
             ControllerError::Unauthenticated(_) => "unauthenticated",
             ControllerError::Unavailable(_) => "unavailable",
             ControllerError::Forbidden(_) => "forbidden",
+            ControllerError::Refused(refusal) => match refusal.kind() {
+                RefusalKind::InvalidArgument => "invalid_argument",
+                RefusalKind::Denied => "forbidden",
+                RefusalKind::Unavailable => "unavailable",
+            },
             ControllerError::InvalidArgument(_) => "invalid_argument",
             ControllerError::NotFound(_) => "not_found",
             ControllerError::PushRefused { reason, .. } => reason,
@@ -76,6 +88,9 @@ impl ControllerError {
             ControllerError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ControllerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ControllerError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ControllerError::Refused(refusal) => {
+                StatusCode::from_u16(refusal.http_status()).unwrap_or(StatusCode::FORBIDDEN)
+            }
             ControllerError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             ControllerError::NotFound(_) => StatusCode::NOT_FOUND,
             ControllerError::PushRefused { reason, .. } => match *reason {
@@ -105,7 +120,15 @@ impl IntoResponse for ControllerError {
         if let ControllerError::PushRefused { report, .. } = &self {
             body["report"] = serde_json::to_value(report).unwrap_or_default();
         }
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        let decision_id = match &self {
+            ControllerError::Refused(refusal) => refusal.decision_id(),
+            _ => None,
+        };
+        if let Some(Ok(value)) = decision_id.map(HeaderValue::from_str) {
+            response.headers_mut().insert(DECISION_ID_METADATA, value);
+        }
+        response
     }
 }
 

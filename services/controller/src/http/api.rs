@@ -1,11 +1,12 @@
-//! The JSON API handlers: parse, check the caller's role, call the controller, convert.
+//! The JSON API handlers: parse, call the controller, convert. The policy gate decided
+//! each request before it reaches them (`super::auth`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
 
-use super::auth::{Caller, ADMIN_ROLES, POLICY_ROLES, READ_ROLES};
+use super::auth::Caller;
 use super::AppState;
 use crate::bundles::POLICY_BUNDLE;
 use crate::cycle::CycleReport;
@@ -20,10 +21,8 @@ const DEFAULT_HISTORY: u32 = 50;
 /// `GET /v1/risk/scores?kind=account|principal&min_tier=medium&limit=100`
 pub async fn scores(
     State(state): State<AppState>,
-    caller: Caller,
     Query(query): Query<ScoresQuery>,
 ) -> Result<Json<Scores>> {
-    caller.require(READ_ROLES)?;
     Ok(Json(state.controller.scores(&query).await?))
 }
 
@@ -42,7 +41,6 @@ pub async fn cycle(
     caller: Caller,
     Query(query): Query<CycleQuery>,
 ) -> Result<Json<CycleReport>> {
-    caller.require(ADMIN_ROLES)?;
     tracing::info!(
         actor = caller.subject(),
         retrain = query.retrain,
@@ -66,7 +64,6 @@ pub async fn push(
     Query(query): Query<PushQuery>,
     body: Bytes,
 ) -> Result<Json<PushReport>> {
-    caller.require(POLICY_ROLES)?;
     let report = state
         .controller
         .push(body.to_vec(), caller.subject(), query.max_changed)
@@ -87,10 +84,8 @@ pub struct HistoryQuery {
 /// `GET /v1/policy/history?bundle=blindledger&limit=50`
 pub async fn history(
     State(state): State<AppState>,
-    caller: Caller,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<BundleHistory>> {
-    caller.require(READ_ROLES)?;
     let bundle = query.bundle.as_deref().unwrap_or(POLICY_BUNDLE);
     let limit = query.limit.unwrap_or(DEFAULT_HISTORY);
     Ok(Json(state.controller.history(bundle, limit).await?))
@@ -102,7 +97,6 @@ pub async fn rollback(
     caller: Caller,
     Path(revision): Path<String>,
 ) -> Result<Json<Rollback>> {
-    caller.require(ADMIN_ROLES)?;
     Ok(Json(
         state
             .controller

@@ -131,11 +131,18 @@ fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
+/// The revision of the policy every test instance starts with.
+pub const INITIAL_REVISION: &str = "v0";
+
 /// The configuration of a test instance: ephemeral port, cycles on demand only, a one-hour
 /// window with night from 00:00 to 06:00 UTC, fast alert retries.
 pub fn config(db: &TestDatabase, keys: &TestKeys, webhook: Option<String>) -> ControllerConfig {
     let dir = keys.dir.path();
+    // The first policy of a fresh installation: the controller's own API is decided by it.
+    let initial = dir.join("initial-policy.tar.gz");
+    std::fs::write(&initial, keys.signed_policy(INITIAL_REVISION)).unwrap();
     ControllerConfig {
+        initial_policy_bundle: Some(initial),
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         database_url: SecretString::from(db.url().to_string()),
         signing_key: Some(dir.join("controller.key")),

@@ -96,8 +96,8 @@ const REFUSED: &[&str] = &[
     "INSERT INTO admin_actions (command, target, reason, officer, accepted_at, audit_seq) \
      VALUES ('rollback_bundle', 'blindledger@v2', 'x', 'x', 0, 0)",
     "DELETE FROM admin_actions",
-    "INSERT INTO decision_log (decision_id, logged_at, principal, method, allowed, revisions, \
-     event) VALUES ('forged', 0, 'x', 'x', 1, '{}', '{}')",
+    // The API's gate appends its decisions; none is ever changed or removed.
+    "UPDATE decision_log SET allowed = 1",
     "DELETE FROM decision_log",
     "UPDATE jobs SET state = 'FAILED'",
     "SELECT balance FROM accounts",
@@ -196,6 +196,17 @@ async fn the_controller_runs_under_its_own_user() {
         .await
         .unwrap();
     assert_eq!(applied.get::<i64, _>(0), 1);
+    // The API's requests were decided by the policy and logged under the controller's user.
+    let logged = sqlx::query(
+        "SELECT COUNT(*) FROM decision_log WHERE method = '/blindledger.controller.v1.Api/Push'",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(
+        logged.get::<i64, _>(0) >= 1,
+        "pushes are in the decision log"
+    );
 
     let mut conn = MySqlConnection::connect(user.url()).await.unwrap();
     for sql in REFUSED {

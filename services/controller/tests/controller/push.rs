@@ -1,13 +1,16 @@
 //! Policy pushes from CI: refused when unsigned, signed by an unknown key, failing their
 //! tests or over the impact threshold, with the active revision unchanged; accepted
-//! otherwise; rolled back on request, which services then see.
+//! otherwise; rolled back on request, which services then see. Every instance starts with
+//! the shipped policy served as `v0` (`initial_policy_bundle`), which decides who may push.
 
 use blindledger_controller::ControllerConfig;
 use blindledger_policy::{Bundle, SigningKey};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{config, json, policies_dir, signed, TestApp, TestKeys, CI_KID};
+use crate::helpers::{
+    config, json, policies_dir, signed, TestApp, TestKeys, CI_KID, INITIAL_REVISION,
+};
 use crate::risk_loop::Service;
 use blindledger_test_support::metadata::{insert_decisions, ordinary, Rng};
 use blindledger_test_support::{until, TestDatabase};
@@ -76,14 +79,14 @@ impl Pushed {
         let workload = ordinary(&mut Rng::new(3), 40);
         insert_decisions(app.controller.repo().pool(), &workload.decisions).await;
         let ci = keys.token("pipeline", &["ci"]);
-        // The first policy: everything the services would allow changes from "no policy".
+        // The shipped policy again: replayed against the initial revision, nothing changes.
         let (status, body) = push(&app, &ci, keys.signed_policy("v1"), "").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["outcome"], "activated");
         assert!(body["tests"]["passed"].as_u64().unwrap() > 10, "{body}");
         assert_eq!(body["impact"]["replayed"], 500);
-        assert_eq!(body["impact"]["baseline_revision"], Value::Null);
-        assert_eq!(body["impact"]["deny_to_allow"], 500);
+        assert_eq!(body["impact"]["baseline_revision"], INITIAL_REVISION);
+        assert_eq!(body["impact"]["changed"], 0, "{body}");
         assert_eq!(active(&app), "v1");
         Pushed {
             app,
@@ -116,9 +119,67 @@ async fn pushes_need_a_token_with_a_policy_role() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let auditor = p.keys.token("officer", &["auditor"]);
-    let (status, body) = push(&p.app, &auditor, p.keys.signed_policy("v2"), "").await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let refused = p
+        .app
+        .http
+        .post(p.app.url("/v1/policy/push"))
+        .bearer_auth(&auditor)
+        .body(p.keys.signed_policy("v2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // The policy decided, and its decision is logged under the id the answer gives.
+    let decision_id = refused.headers()["x-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = json(refused).await;
+    assert_eq!(body["error"], "forbidden");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("may not call /blindledger.controller.v1.Api/Push"),
+        "{body}"
+    );
+    let (principal, allowed): (String, i64) =
+        sqlx::query_as("SELECT principal, allowed FROM decision_log WHERE decision_id = ?")
+            .bind(&decision_id)
+            .fetch_one(p.app.controller.repo().pool())
+            .await
+            .unwrap();
+    assert_eq!((principal.as_str(), allowed), ("officer", 0));
+    assert_eq!(active(&p.app), "v1");
     p.app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_served_policy_the_api_refuses_everything() {
+    let db = TestDatabase::sqlite().unwrap();
+    let keys = TestKeys::new();
+    let app = TestApp::spawn(ControllerConfig {
+        initial_policy_bundle: None,
+        ..config(&db, &keys, None)
+    })
+    .await;
+    // Fail closed: not even an admin pushes the first policy past a gate with no policy;
+    // a fresh installation serves one from `initial_policy_bundle`.
+    let admin = keys.token("root", &["admin"]);
+    let (status, body) = push(&app, &admin, keys.signed_policy("v1"), "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "unavailable");
+    assert!(app.controller.bundle("blindledger").is_none());
+    let reader = keys.token("ledger-1", &["bundle_reader"]);
+    let bundle = app
+        .http
+        .get(app.url("/bundles/blindledger"))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), StatusCode::SERVICE_UNAVAILABLE);
+    app.stop().await;
 }
 
 #[tokio::test]
@@ -181,22 +242,27 @@ async fn a_pushers_threshold_only_tightens_the_operators() {
     let workload = ordinary(&mut Rng::new(3), 40);
     insert_decisions(app.controller.repo().pool(), &workload.decisions).await;
     let ci = keys.token("pipeline", &["ci"]);
-    // The first policy changes every replayed decision: over the operator's threshold of 0,
-    // whatever the pusher asks for.
+    // Freezing a teller changes that teller's replayed decisions: over the operator's
+    // threshold of 0, whatever the pusher asks for.
+    let frozen = signed(
+        policy("v1", &[("blindledger/authz/freeze.rego", FREEZE)]),
+        &keys.ci,
+        CI_KID,
+    );
     for query in ["", "?max_changed=1000000"] {
-        let (status, body) = push(&app, &ci, keys.signed_policy("v1"), query).await;
+        let (status, body) = push(&app, &ci, frozen.clone(), query).await;
         assert_eq!(status, StatusCode::CONFLICT, "{query}: {body}");
         assert_eq!(body["error"], "impact_over_threshold");
         assert_eq!(body["report"]["max_changed"], 0, "{body}");
     }
-    assert!(app.controller.bundle("blindledger").is_none());
+    assert_eq!(active(&app), INITIAL_REVISION);
     app.stop().await;
 
     // Without an operator's threshold, the pusher's own applies.
     let app = TestApp::spawn(config(&db, &keys, None)).await;
-    let (status, body) = push(&app, &ci, keys.signed_policy("v1"), "?max_changed=3").await;
+    let (status, body) = push(&app, &ci, frozen, "?max_changed=0").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["report"]["max_changed"], 3, "{body}");
+    assert_eq!(body["report"]["max_changed"], 0, "{body}");
     app.stop().await;
 }
 
@@ -274,7 +340,12 @@ async fn good_bundles_activate_and_roll_back() {
         .collect();
     assert_eq!(
         actions,
-        [("rollback", "v1"), ("activate", "v3"), ("activate", "v1")]
+        [
+            ("rollback", "v1"),
+            ("activate", "v3"),
+            ("activate", "v1"),
+            ("activate", INITIAL_REVISION)
+        ]
     );
     let outcomes: Vec<&str> = history["pushes"]
         .as_array()
@@ -299,9 +370,10 @@ async fn bundles_are_served_with_strong_etags() {
         }
         request.send()
     };
+    // The initial policy is served from the start; no risk bundle before a cycle.
     assert_eq!(
         get("/bundles/blindledger", None).await.unwrap().status(),
-        StatusCode::NOT_FOUND
+        StatusCode::OK
     );
     assert_eq!(
         get("/bundles/risk", None).await.unwrap().status(),
