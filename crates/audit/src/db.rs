@@ -2,13 +2,17 @@
 //! classification, shared with every service), write transactions that serialise appends,
 //! and whole-transaction retries through [`blindledger_store::retry_transaction`].
 
-use blindledger_store::{Db, PoolSettings};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blindledger_store::{node_urls, sqlite_file, Db, PoolSettings};
 use sqlx::any::AnyRow;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::error::{AuditError, Result};
 use crate::event::StoredEvent;
-use crate::verify::ChainReader;
 
 /// Which engine the audit tables live in.
 pub use blindledger_store::Backend as Engine;
@@ -101,6 +105,54 @@ impl AuditLog {
     pub async fn close(&self) {
         self.db.close().await;
         self.reader.close().await;
+    }
+}
+
+/// Connections verification reads the chain on at once (pages in parallel).
+pub(crate) const PARALLEL_PAGES: usize = 4;
+
+/// Where verification reads the chain from.
+#[derive(Debug, Clone)]
+pub(crate) enum ChainReader {
+    /// A pool of native connections per server, opened on first use; pages are read from
+    /// the node the database handle writes to now.
+    MySql { pools: Arc<[MySqlPool]>, db: Db },
+    /// The database file, opened read-only for each page on a blocking thread; `None` for
+    /// an in-memory database, which no other connection can see.
+    Sqlite(Option<Arc<Path>>),
+}
+
+impl ChainReader {
+    /// A reader of the database at `url`, which `db` was opened with; connects only when
+    /// verification first reads.
+    pub(crate) fn connect_lazy(url: &str, db: &Db) -> Result<Self> {
+        Ok(match db.backend() {
+            Engine::MySql => {
+                let pools = node_urls(url)?
+                    .iter()
+                    .map(|url| {
+                        MySqlPoolOptions::new()
+                            .max_connections(PARALLEL_PAGES as u32)
+                            .acquire_timeout(Duration::from_secs(10))
+                            .connect_lazy(url)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                ChainReader::MySql {
+                    pools: pools.into(),
+                    db: db.clone(),
+                }
+            }
+            Engine::Sqlite => ChainReader::Sqlite(sqlite_file(url).map(Arc::from)),
+        })
+    }
+
+    /// Closes every connection.
+    pub(crate) async fn close(&self) {
+        if let ChainReader::MySql { pools, .. } = self {
+            for pool in pools.iter() {
+                pool.close().await;
+            }
+        }
     }
 }
 

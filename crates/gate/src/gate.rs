@@ -12,7 +12,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::refusal::{Refusal, RefusalKind};
-use crate::status::Details;
+use crate::status::{Details, DECISION_ID_METADATA};
 
 use crate::auth::Principal;
 use crate::sink::DecisionSink;
@@ -21,8 +21,6 @@ use crate::sink::DecisionSink;
 const DECISIONS: &str = "blindledger_policy_decisions_total";
 /// Histogram of evaluation time, in seconds.
 const EVAL_SECONDS: &str = "blindledger_policy_eval_seconds";
-/// The metadata key carrying the decision id to the caller.
-pub const DECISION_ID_METADATA: &str = "x-decision-id";
 
 /// What a request touches, as far as the policy needs to know.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -41,11 +41,11 @@ pub use auth_layer::{AuthLayer, AuthService, CalledMethod, PeerGrant};
 pub use client_tls::ClientTls;
 pub use error::GateError;
 pub use gate::{
-    excerpt, principal, with_decision_id, Authorized, PolicyGate, Resource, DECISION_ID_METADATA,
-    MAX_RESOURCE_BYTES,
+    excerpt, principal, with_decision_id, Authorized, PolicyGate, Resource, MAX_RESOURCE_BYTES,
 };
 pub use loader::{BundleConfig, BundleLoader, BundleSource, BundleStatus};
 pub use refusal::{Refusal, RefusalKind};
 pub use setup::{read_key_files, PolicySettings, TokenSettings};
 pub use ship::{ShipLimits, ShipTarget, ShippingSink};
 pub use sink::{DbDecisionSink, DecisionSink, MemorySink};
+pub use status::DECISION_ID_METADATA;

@@ -6,8 +6,7 @@
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
-use crate::gate::DECISION_ID_METADATA;
-use crate::status::Details;
+use crate::status::{Details, DECISION_ID_METADATA};
 
 /// Why a request was refused, in the terms a caller acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

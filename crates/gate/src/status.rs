@@ -14,6 +14,8 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// The metadata key (gRPC) and header (HTTP) carrying the decision id to the caller.
+pub const DECISION_ID_METADATA: &str = "x-decision-id";
 /// The `ErrorInfo.domain` of every BlindLedger error.
 pub const DOMAIN: &str = "blindledger";
 /// The `ErrorInfo.metadata` key of the policy decision's id.

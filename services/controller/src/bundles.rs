@@ -24,6 +24,8 @@ impl Drop for HeldPoll {
 
 /// The name of the CI-pushed rules bundle.
 pub const POLICY_BUNDLE: &str = "blindledger";
+/// The name of the controller's risk data bundle, as services configure it.
+pub const RISK_BUNDLE: &str = "risk";
 
 /// One bundle revision as served.
 #[derive(Debug, Clone)]

@@ -12,12 +12,11 @@ use blindledger_policy::{Bundle, BundleVerifier, PolicyEngine, SigningKey};
 use blindledger_store::now_ms;
 
 use crate::alerts::AlertOutbox;
-use crate::bundles::{build_engine, ActiveBundles, ServedBundle, POLICY_BUNDLE};
+use crate::bundles::{build_engine, ActiveBundles, ServedBundle, POLICY_BUNDLE, RISK_BUNDLE};
 use crate::config::ControllerConfig;
 use crate::error::{ControllerError, Result};
 use crate::metrics;
 use crate::repo::{ActivationRow, BundleRow, Repo};
-use crate::risk_bundle::RISK_BUNDLE;
 
 /// The controller: see the module docs.
 pub struct Controller {

@@ -12,7 +12,7 @@ use blindledger_gate::{Refusal, RefusalKind, DECISION_ID_METADATA};
 use blindledger_store::StoreError;
 use serde_json::json;
 
-use crate::push::PushReport;
+use crate::push_report::PushReport;
 
 /// Everything a controller operation can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -6,11 +6,10 @@ use blindledger_store::now_ms;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::bundles::{ServedBundle, POLICY_BUNDLE};
+use crate::bundles::{ServedBundle, POLICY_BUNDLE, RISK_BUNDLE};
 use crate::controller::Controller;
 use crate::error::{ControllerError, Result};
 use crate::repo::ActivationRow;
-use crate::risk_bundle::RISK_BUNDLE;
 
 /// The history of one bundle.
 #[derive(Debug, Clone, Serialize)]

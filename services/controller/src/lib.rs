@@ -30,6 +30,7 @@ pub mod impact;
 mod metrics;
 pub mod model;
 pub mod push;
+mod push_report;
 pub mod repo;
 pub mod risk_bundle;
 pub mod scores;

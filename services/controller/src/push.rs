@@ -5,7 +5,6 @@
 use anyhow::Context;
 use blindledger_policy::Bundle;
 use blindledger_store::now_ms;
-use serde::{Deserialize, Serialize};
 
 mod checks;
 
@@ -15,47 +14,13 @@ use checks::{
 };
 
 use crate::alerts::Alert;
-use crate::bundles::{ServedBundle, POLICY_BUNDLE};
+use crate::bundles::{ServedBundle, POLICY_BUNDLE, RISK_BUNDLE};
 use crate::controller::Controller;
 use crate::error::{ControllerError, Result};
 use crate::impact::{self, ImpactReport};
 use crate::metrics;
+pub use crate::push_report::{PushReport, TestSummary};
 use crate::repo::PushReportRow;
-use crate::risk_bundle::RISK_BUNDLE;
-
-/// What happened to a pushed bundle.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PushReport {
-    /// The pushed revision (empty when the archive could not be read).
-    pub revision: String,
-    /// `activated`, `unchanged` (already the active revision) or `refused`.
-    pub outcome: String,
-    /// Why it was refused: `invalid_bundle`, `unsigned`, `unknown_key`, `signature`,
-    /// `revision_exists`, `tests_failed`, `invalid_policy`, `evaluator_mismatch`,
-    /// `impact_over_threshold`.
-    pub reason: Option<String>,
-    /// The refusal in words.
-    pub message: Option<String>,
-    /// The Rego test results.
-    pub tests: Option<TestSummary>,
-    /// The impact analysis.
-    pub impact: Option<ImpactReport>,
-    /// The threshold applied to `impact.changed`, if any.
-    pub max_changed: Option<u64>,
-    /// The active `blindledger` revision after the push.
-    pub active_revision: Option<String>,
-}
-
-/// Test results of a pushed bundle.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TestSummary {
-    /// Tests that passed.
-    pub passed: usize,
-    /// Tests that failed, as `package.rule` with the error if evaluation failed.
-    pub failed: Vec<String>,
-    /// Line coverage of the non-test policies, in percent.
-    pub coverage_percent: f64,
-}
 
 impl Controller {
     /// Verifies, tests and analyses the bundle in `archive`, pushed by `pushed_by`, and

@@ -35,8 +35,7 @@ use crate::features::EntityKind;
 use crate::repo::{EntityRiskRow, OfficerOrders};
 use crate::tier::{RiskTier, TierLimits};
 
-/// The bundle's name, as services configure it.
-pub const RISK_BUNDLE: &str = "risk";
+pub use crate::bundles::RISK_BUNDLE;
 
 /// A principal's entry in the bundle.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

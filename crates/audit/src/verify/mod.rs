@@ -32,12 +32,10 @@ use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, SignatureProblem};
 
-pub(crate) use read::ChainReader;
-
 /// Rows read per query.
 const PAGE_ROWS: i64 = 10_000;
-/// Pages read and hashed at the same time.
-const PARALLEL_PAGES: usize = 4;
+/// Pages read and hashed at the same time, one per connection of the chain reader.
+use crate::db::PARALLEL_PAGES;
 /// Findings kept in a report after the first.
 const MAX_FINDINGS: usize = 100;
 

@@ -9,57 +9,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blindledger_store::{node_urls, sqlite_file, Db};
 use rusqlite::types::ValueRef;
 use rusqlite::OpenFlags;
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 
 use super::checker::CheckedRow;
-use super::{PAGE_ROWS, PARALLEL_PAGES};
+use super::PAGE_ROWS;
 use crate::chain::RawFields;
-use crate::db::Engine;
+use crate::db::ChainReader;
 use crate::error::{AuditError, Result};
 
 /// The chain's columns, in the order [`checked_row`] reads them.
 const PAGE: &str = "SELECT seq, kind, occurred_at, principal, subject, summary, prev_hash, hash \
                     FROM audit_events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?";
 
-/// Where verification reads the chain from.
-#[derive(Debug, Clone)]
-pub(crate) enum ChainReader {
-    /// A pool of native connections per server, opened on first use; pages are read from
-    /// the node the database handle writes to now.
-    MySql { pools: Arc<[MySqlPool]>, db: Db },
-    /// The database file, opened read-only for each page on a blocking thread; `None` for
-    /// an in-memory database, which no other connection can see.
-    Sqlite(Option<Arc<Path>>),
-}
-
 impl ChainReader {
-    /// A reader of the database at `url`, which `db` was opened with; connects only when
-    /// verification first reads.
-    pub(crate) fn connect_lazy(url: &str, db: &Db) -> Result<Self> {
-        Ok(match db.backend() {
-            Engine::MySql => {
-                let pools = node_urls(url)?
-                    .iter()
-                    .map(|url| {
-                        MySqlPoolOptions::new()
-                            .max_connections(PARALLEL_PAGES as u32)
-                            .acquire_timeout(Duration::from_secs(10))
-                            .connect_lazy(url)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                ChainReader::MySql {
-                    pools: pools.into(),
-                    db: db.clone(),
-                }
-            }
-            Engine::Sqlite => ChainReader::Sqlite(sqlite_file(url).map(Arc::from)),
-        })
-    }
-
     /// Rows with `after < seq <= until`, in seq order, at most [`PAGE_ROWS`], checked.
     pub(crate) async fn page(&self, after: i64, until: i64) -> Result<Vec<CheckedRow>> {
         match self {
@@ -80,15 +45,6 @@ impl ChainReader {
                 tokio::task::spawn_blocking(move || sqlite_page(&path, after, until))
                     .await
                     .map_err(|_| AuditError::Corrupt("verification task failed".into()))?
-            }
-        }
-    }
-
-    /// Closes every connection.
-    pub(crate) async fn close(&self) {
-        if let ChainReader::MySql { pools, .. } = self {
-            for pool in pools.iter() {
-                pool.close().await;
             }
         }
     }

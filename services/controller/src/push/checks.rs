@@ -6,8 +6,8 @@ use anyhow::Context;
 use blindledger_policy::{run_tests, Bundle, BundleError, PolicyError, TestReport};
 
 use super::TestSummary;
+use crate::bundles::RISK_BUNDLE;
 use crate::error::ControllerError;
-use crate::risk_bundle::RISK_BUNDLE;
 
 /// Longest accepted revision label.
 const MAX_REVISION_LEN: usize = 255;
