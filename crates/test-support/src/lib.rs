@@ -11,6 +11,7 @@
 //! * [`eventually`], [`until`] and [`until_blocking`]: the one polling loop, with a deadline, for states a test
 //!   cannot be notified of;
 //! * [`Pki`]: a throwaway certificate authority issuing server and client certificates;
+//! * [`SpanCollector`]: an OTLP/gRPC trace collector keeping every span it is sent;
 //! * [`TcpProxy`]: a loopback TCP proxy whose traffic a test can cut and restore, to make a
 //!   dependency "go down" and "come back" without touching the shared server.
 //!
@@ -25,6 +26,7 @@ pub mod metadata;
 mod pki;
 mod proxy;
 mod serve;
+mod span_collector;
 mod users;
 mod wait;
 pub mod webhook;
@@ -36,5 +38,6 @@ pub use log_collector::LogCollector;
 pub use pki::Pki;
 pub use proxy::{mysql_socket_addr, mysql_url_via, TcpProxy};
 pub use rcgen::{ExtendedKeyUsagePurpose, SanType};
+pub use span_collector::{ExportedSpan, SpanCollector};
 pub use users::TestUser;
 pub use wait::{eventually, holds_within, until, until_blocking};

@@ -14,85 +14,18 @@
 #[path = "../ledger/helpers.rs"]
 mod helpers;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use blindledger_test_support::{ExportedSpan as Exported, SpanCollector};
 use tracing::Instrument as _;
 
 use crate::helpers::*;
-
-/// A span as the collector received it.
-#[derive(Debug, Clone)]
-struct Exported {
-    name: String,
-    trace_id: String,
-    span_id: String,
-    parent_span_id: String,
-    attributes: BTreeMap<String, String>,
-}
-
-/// An OTLP/gRPC trace collector keeping every span it receives.
-#[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<Exported>>>);
-
-#[tonic::async_trait]
-impl TraceService for Collector {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let mut spans = self.0.lock().unwrap();
-        for resource in request.into_inner().resource_spans {
-            for scope in resource.scope_spans {
-                for span in scope.spans {
-                    let attributes = span
-                        .attributes
-                        .iter()
-                        .map(|kv| {
-                            let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                                Some(Value::StringValue(s)) => s.clone(),
-                                Some(Value::IntValue(i)) => i.to_string(),
-                                Some(Value::BoolValue(b)) => b.to_string(),
-                                Some(Value::DoubleValue(d)) => d.to_string(),
-                                other => format!("{other:?}"),
-                            };
-                            (kv.key.clone(), value)
-                        })
-                        .collect();
-                    spans.push(Exported {
-                        name: span.name,
-                        trace_id: hex::encode(&span.trace_id),
-                        span_id: hex::encode(&span.span_id),
-                        parent_span_id: hex::encode(&span.parent_span_id),
-                        attributes,
-                    });
-                }
-            }
-        }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
 
 /// The distinctive amount deposited, in minor units: found nowhere in the spans.
 const AMOUNT: u64 = 4_242_417;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_trace_covers_a_deposit_from_client_to_commit() {
-    let collector = Collector::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let server = tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(collector.clone()))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-    tokio::spawn(server);
-    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint);
+    let collector = SpanCollector::start().await;
+    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint);
     blindledger_telemetry::init_tracing(false, "blindledger-ledger");
 
     let env = TestEnv::new(Backend::Sqlite).await;
@@ -118,7 +51,7 @@ async fn one_trace_covers_a_deposit_from_client_to_commit() {
     app.stop().await;
     blindledger_telemetry::shutdown_tracing();
 
-    let spans = collector.0.lock().unwrap().clone();
+    let spans = collector.spans();
     let in_trace: Vec<&Exported> = spans.iter().filter(|s| s.trace_id == root_trace).collect();
     let named = |name: &str| in_trace.iter().find(|s| s.name == name).copied();
     let names: Vec<&str> = in_trace.iter().map(|s| s.name.as_str()).collect();
