@@ -15,6 +15,8 @@
 # The cluster fault tests (services/ledger/tests/galera) need the local three-node MariaDB
 # Galera cluster of deploy/galera/cluster.sh: started here when it is not running (packages
 # installed with apt-get when missing) and stopped again at exit; data under target/galera.
+# Their short soak starts a second cluster whose nodes run in network namespaces (root only;
+# target/galera-netns), destroyed again at exit; scripts/soak.sh runs the long soak.
 #
 # Works unattended (CI=true, no stdin) on Debian bookworm with a Rust toolchain (rustup; the
 # version comes from rust-toolchain.toml). Sourcing this file only defines its functions, e.g.
@@ -484,8 +486,29 @@ stop_s3_server() {
   S3_PID=""
 }
 
+# Destroys the network-namespace cluster the soak test started (nodes, namespaces, bridge).
+stop_soak_cluster() {
+  local dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/galera-netns"
+  [[ -d $dir ]] || return 0
+  log "Galera: destroying the soak's network-namespace cluster"
+  BLINDLEDGER_GALERA_DIR="$dir" bash "$REPO_ROOT/deploy/galera/cluster.sh" destroy || true
+}
+
+# Everything the workspace's tests talk to, started or installed when missing.
+ensure_test_services() {
+  # shellcheck disable=SC2119 # no URL: the default search order
+  ensure_mariadb
+  ensure_galera
+  ensure_chromium
+  ensure_promtool
+  ensure_openssl
+  ensure_client_tools
+  ensure_s3_server
+}
+
 cleanup() {
   stop_s3_server
+  stop_soak_cluster
   stop_galera
   stop_private_mariadb
 }
@@ -502,13 +525,7 @@ main() {
 
   header "[1/5] toolchain, MariaDB, the Galera cluster, Chromium, promtool and an S3 server"
   ensure_toolchain
-  ensure_mariadb
-  ensure_galera
-  ensure_chromium
-  ensure_promtool
-  ensure_openssl
-  ensure_client_tools
-  ensure_s3_server
+  ensure_test_services
 
   header "[2/5] cargo fmt --all -- --check; alert rules and dashboards"
   cargo fmt --all -- --check
@@ -520,8 +537,11 @@ main() {
   local -a test_cmd=(cargo test --release --workspace --no-fail-fast "$@")
   header "[4/5] ${test_cmd[*]}"
   "${test_cmd[@]}"
-  local report="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/tmp/galera-fault-report.txt"
-  if [[ -f $report ]]; then cat "$report"; fi
+  local report
+  for report in galera-fault-report.txt soak-report.txt; do
+    report="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/tmp/$report"
+    if [[ -f $report ]]; then cat "$report"; fi
+  done
 
   # The shipped policy's own Rego tests, with the CLI built from what the tests compiled
   # (--workspace keeps the features, and so tfhe's build, the same).

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A local three-node MariaDB Galera cluster for developing and testing BlindLedger.
 # All nodes run on 127.0.0.1 from one state directory; see deploy/galera/README.md.
+# With BLINDLEDGER_GALERA_NETNS=1 each node runs in its own network namespace instead,
+# so that fault tests can cut real links (cut, lossy).
 set -euo pipefail
 export LC_ALL=C
 
@@ -9,6 +11,9 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 readonly SCRIPT_DIR REPO_ROOT
 STATE_DIR="${BLINDLEDGER_GALERA_DIR:-$REPO_ROOT/target/galera}"
+# One spelling of the directory for every command: node processes are recognised by the
+# config path on their command line.
+if [[ -d $STATE_DIR ]]; then STATE_DIR="$(cd "$STATE_DIR" && pwd -P)"; fi
 readonly TEMPLATE="$SCRIPT_DIR/node.cnf.in"
 readonly TIMEOUT="${BLINDLEDGER_GALERA_TIMEOUT:-300}"
 readonly CLUSTER_NAME="${BLINDLEDGER_GALERA_CLUSTER_NAME:-blindledger-local}"
@@ -20,6 +25,19 @@ readonly NODES=(1 2 3)
 readonly MARKER=.blindledger-galera
 readonly NIL_UUID=00000000-0000-0000-0000-000000000000
 
+# Network-namespace mode: node N runs in namespace blgal-nN at 10.198.0.N; its veth peer
+# blgal-vN sits on the bridge blgal0 (10.198.0.254) in the root namespace.
+readonly NET_BRIDGE=blgal0
+readonly NET_PREFIX=10.198.0
+readonly NET_HOST_ADDR=10.198.0.254
+readonly NET_NS_IF=eth0
+readonly NET_NFT_TABLE=blgal
+# In the state directory: present when the cluster was created in network-namespace mode.
+readonly NETNS_FILE=netns
+# In the state directory: network faults set by cut/lossy, lines "N cut" and "N loss P".
+readonly NETFAULTS_FILE=netfaults
+NETNS=0
+
 # Exit codes.
 readonly E_FAIL=1 E_USAGE=2 E_NOSTATE=3
 
@@ -27,15 +45,16 @@ usage() {
   cat <<EOF
 Usage: deploy/galera/cluster.sh COMMAND [ARG]
 
-A three-node MariaDB Galera cluster on 127.0.0.1 for local development and tests.
-State (configs, datadirs, sockets, logs, chosen ports) lives in
+A three-node MariaDB Galera cluster on 127.0.0.1 (or in network namespaces, see below)
+for local development and tests. State (configs, datadirs, sockets, logs, chosen ports)
+lives in
   \${BLINDLEDGER_GALERA_DIR:-<repo>/target/galera}   (now: $STATE_DIR)
 
 Commands:
   up                 install missing packages, create or restart the cluster, wait until
                      all three nodes are Synced (no-op if it already runs)
   status             per node: SQL port, process, cluster size, Primary/non-Primary,
-                     local state, wsrep_ready, isolation
+                     local state, wsrep_ready, isolation (and cut or packet loss)
   urls               print mysql://root@127.0.0.1:PORT for nodes 1,2,3 (comma-separated)
   wait-synced [S]    wait up to S seconds (default $TIMEOUT) for 3 Synced nodes in one
                      Primary component
@@ -46,12 +65,26 @@ Commands:
   resume N           SIGCONT node N
   partition N        cut node N off from the other two (Galera gmcast.isolate=1)
   heal               undo every partition, resume paused nodes, wait until Synced
+                     (network-namespace mode: also undo every cut and packet loss)
   down               stop all nodes, keep the data (a later 'up' restarts from it)
-  destroy            down, then delete the state directory
+  destroy            down, then delete the state directory (network-namespace mode:
+                     also the namespaces, veths and bridge)
+
+Network-namespace mode (BLINDLEDGER_GALERA_NETNS=1, needs root): 'up' runs node N in
+network namespace blgal-nN at 10.198.0.N, linked by veth blgal-vN to the bridge blgal0
+(10.198.0.254) in the root namespace, so that real links can fail; 'urls' prints
+mysql://root@10.198.0.N:PORT. The state directory remembers the mode, so later commands
+keep it without the variable; 'up' does not switch the mode of an existing directory
+('destroy' first). 'down' leaves the namespaces, 'destroy' deletes them. Only there:
+  cut N              set blgal-vN down: node N loses every peer and every client
+  lossy N [PERCENT]  drop PERCENT % (default 100) of the packets towards node N (netem
+                     on blgal-vN; nftables where the kernel has no netem); node N's own
+                     packets still leave
 
 N is 1, 2 or 3. Environment: BLINDLEDGER_GALERA_DIR, BLINDLEDGER_GALERA_TIMEOUT
 (seconds for each wait, default 300), BLINDLEDGER_GALERA_BUFFER_POOL (default 128M),
-BLINDLEDGER_GALERA_GCACHE_SIZE (default 128M).
+BLINDLEDGER_GALERA_GCACHE_SIZE (default 128M), BLINDLEDGER_GALERA_NETNS (1: network-
+namespace mode when 'up' creates the state directory; default off).
 
 Exit status: 0 success (status/wait-synced: cluster healthy); 1 failure or unhealthy
 cluster; 2 usage error; 3 no cluster state yet (run 'up').
@@ -59,7 +92,7 @@ Root may log in over TCP without a password: a local test cluster only.
 EOF
 }
 
-log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "$PROG" "$*" >&2; }
 die() {
   local code=$E_FAIL
   if [[ $1 =~ ^[0-9]+$ ]]; then
@@ -97,7 +130,7 @@ give_to_owner() {
 
 # ----- packages --------------------------------------------------------------------------
 ensure_packages() {
-  local -a missing=() sudo=()
+  local -a missing=()
   local p
   if ! command -v dpkg-query >/dev/null 2>&1; then
     if command -v mariadbd >/dev/null 2>&1 && [[ -f $PROVIDER ]]; then return 0; fi
@@ -107,11 +140,26 @@ ensure_packages() {
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   ((${#missing[@]} > 0)) || return 0
+  apt_install "${missing[@]}"
+}
+
+apt_install() { # PACKAGE...
+  local -a sudo=()
   ((EUID == 0)) || sudo=(sudo)
-  log "installing ${missing[*]}"
+  log "installing $*"
   if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update &&
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"; }; then
-    die "apt-get could not install ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; }; then
+    die "apt-get could not install $*"
+  fi
+}
+
+# ip(8) and tc(8) for the network-namespace mode.
+ensure_net_tools() {
+  command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 || die "ip and tc not found: install iproute2"
+  apt_install iproute2
+  if ! command -v ip >/dev/null 2>&1 || ! command -v tc >/dev/null 2>&1; then
+    die "ip or tc still missing after installing iproute2"
   fi
 }
 
@@ -127,8 +175,10 @@ find_binaries() {
 # ----- ports -----------------------------------------------------------------------------
 declare -a SQL_PORT=() GROUP_PORT=() IST_PORT=() SST_PORT=()
 
-port_busy() {
-  if command -v ss >/dev/null 2>&1; then
+port_busy() { # PORT [N]: with N, in node N's namespace (network-namespace mode)
+  if [[ -n ${2:-} ]] && ((NETNS)); then
+    [[ -n "$(ip netns exec "$(ns_name "$2")" ss -Htln "( sport = :$1 )")" ]]
+  elif command -v ss >/dev/null 2>&1; then
     [[ -n "$(ss -Htln "( sport = :$1 )")" ]]
   else
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -201,11 +251,11 @@ load_ports() {
   done
 }
 
-# Ports of node N that something else listens on.
+# Ports of node N that something else listens on (in its namespace in that mode).
 busy_ports_of() {
   local n=$1 p
   for p in "${SQL_PORT[n]}" "${GROUP_PORT[n]}" "${IST_PORT[n]}" "${SST_PORT[n]}"; do
-    if port_busy "$p"; then printf '%s ' "$p"; fi
+    if port_busy "$p" "$n"; then printf '%s ' "$p"; fi
   done
 }
 
@@ -221,9 +271,13 @@ prepare_state_dir() {
     die "$STATE_DIR exists, is not empty and was not made by $PROG; choose another BLINDLEDGER_GALERA_DIR"
   fi
   mkdir -p "$STATE_DIR"
-  STATE_DIR="$(cd "$STATE_DIR" && pwd)"
+  STATE_DIR="$(cd "$STATE_DIR" && pwd -P)"
   touch "$STATE_DIR/$MARKER"
   give_to_owner "$STATE_DIR" "$STATE_DIR/$MARKER"
+  if ((NETNS)) && [[ ! -f $STATE_DIR/$NETNS_FILE ]]; then
+    echo "# Made by $PROG: nodes run in network namespaces (BLINDLEDGER_GALERA_NETNS=1)." >"$STATE_DIR/$NETNS_FILE"
+    give_to_owner "$STATE_DIR/$NETNS_FILE"
+  fi
   as_owner test -w "$STATE_DIR" -a -x "$STATE_DIR" ||
     die "user $RUN_USER cannot write $STATE_DIR (is a parent directory closed to it?); set BLINDLEDGER_GALERA_DIR"
   ((${#STATE_DIR} < 80)) || die "$STATE_DIR is too long for a Unix socket path; set BLINDLEDGER_GALERA_DIR"
@@ -233,9 +287,224 @@ prepare_state_dir() {
   done
 }
 
+# ----- network-namespace mode ------------------------------------------------------------
+ns_name() { printf 'blgal-n%s' "$1"; }
+veth_name() { printf 'blgal-v%s' "$1"; }
+# The address node N listens on.
+node_addr() {
+  if ((NETNS)); then printf '%s.%s' "$NET_PREFIX" "$1"; else printf 127.0.0.1; fi
+}
+
+# True when BLINDLEDGER_GALERA_NETNS asks for the network-namespace mode.
+netns_wanted() {
+  case ${BLINDLEDGER_GALERA_NETNS:-} in
+  1) return 0 ;;
+  "" | 0) return 1 ;;
+  *) die "$E_USAGE" "BLINDLEDGER_GALERA_NETNS must be 1 or 0, got '$BLINDLEDGER_GALERA_NETNS'" ;;
+  esac
+}
+
+# Sets NETNS for COMMAND: an existing state directory keeps the mode it was created in;
+# a new one takes BLINDLEDGER_GALERA_NETNS. 'up' refuses to switch modes.
+resolve_mode() { # COMMAND
+  local cmd=$1 wanted=0
+  netns_wanted && wanted=1
+  if [[ -f $STATE_DIR/$MARKER ]]; then
+    NETNS=0
+    [[ -f $STATE_DIR/$NETNS_FILE ]] && NETNS=1
+    if [[ $cmd == up && -n ${BLINDLEDGER_GALERA_NETNS:-} ]] && ((wanted != NETNS)); then
+      if ((NETNS)); then
+        die "the cluster in $STATE_DIR runs in network namespaces, BLINDLEDGER_GALERA_NETNS=0 asks for 127.0.0.1; '$0 destroy' it first (or unset the variable)"
+      fi
+      die "the cluster in $STATE_DIR runs on 127.0.0.1, BLINDLEDGER_GALERA_NETNS=1 asks for network namespaces; '$0 destroy' it first (or choose another BLINDLEDGER_GALERA_DIR)"
+    fi
+  else
+    NETNS=$wanted
+  fi
+  ((NETNS)) || return 0
+  case $cmd in
+  status | urls | wait-synced) ;;
+  *)
+    ((EUID == 0)) || die "the network-namespace mode (BLINDLEDGER_GALERA_NETNS=1, or a cluster created with it in $STATE_DIR) needs root: '$cmd' changes namespaces, links or processes in them"
+    ensure_net_tools
+    ;;
+  esac
+}
+
+# cut and lossy exist only in the network-namespace mode.
+need_netns() { # COMMAND
+  ((NETNS)) && return 0
+  if [[ -f $STATE_DIR/$MARKER ]] && netns_wanted; then
+    die "$E_USAGE" "$1: the cluster in $STATE_DIR was created without BLINDLEDGER_GALERA_NETNS=1; '$0 destroy' it and run 'BLINDLEDGER_GALERA_NETNS=1 $0 up'"
+  fi
+  die "$E_USAGE" "$1 needs the network-namespace mode: BLINDLEDGER_GALERA_NETNS=1 (root; see --help)"
+}
+
+# The bridge's alias names the state directory that owns the network.
+state_path() { realpath -m -- "$STATE_DIR"; }
+net_owner() { cat "/sys/class/net/$NET_BRIDGE/ifalias" 2>/dev/null || true; }
+link_exists() { ip link show dev "$1" >/dev/null 2>&1; }
+
+# Fails when the bridge belongs to the cluster of another state directory.
+net_check_owner() {
+  local owner
+  link_exists "$NET_BRIDGE" || return 0
+  owner="$(net_owner)"
+  [[ -z $owner || $owner == "$(state_path)" ]] ||
+    die "bridge $NET_BRIDGE belongs to the cluster in $owner; run 'BLINDLEDGER_GALERA_DIR=$owner $0 destroy' first"
+}
+
+# Creates what is missing of the bridge, the namespaces and the veth pairs. Leaves the
+# state of existing links alone (a cut stays cut).
+net_setup() {
+  local n ns veth me other
+  me="$(state_path)"
+  net_check_owner
+  if ! link_exists "$NET_BRIDGE"; then
+    other="$(ip -4 -o addr show to "$NET_PREFIX.0/24" | awk '{ print $2 }' | head -n1)"
+    [[ -z $other ]] || die "$NET_PREFIX.0/24 is already used by interface $other"
+    ip link add name "$NET_BRIDGE" type bridge
+    log "created bridge $NET_BRIDGE ($NET_HOST_ADDR/24)"
+  fi
+  ip link set dev "$NET_BRIDGE" alias "$me"
+  ip addr replace "$NET_HOST_ADDR/24" dev "$NET_BRIDGE"
+  ip link set dev "$NET_BRIDGE" up
+  net_allow_forwarding
+  for n in "${NODES[@]}"; do
+    ns="$(ns_name "$n")" veth="$(veth_name "$n")"
+    if [[ ! -e /run/netns/$ns ]]; then
+      ip netns add "$ns"
+      log "created network namespace $ns"
+    fi
+    if ! link_exists "$veth"; then
+      ip link add name "$veth" type veth peer name "$NET_NS_IF" netns "$ns"
+      ip link set dev "$veth" up
+      log "created veth $veth ($NET_BRIDGE) <-> $ns:$NET_NS_IF ($(node_addr "$n")/24)"
+    fi
+    ip link set dev "$veth" master "$NET_BRIDGE"
+    ip -n "$ns" link set dev lo up
+    ip -n "$ns" addr replace "$(node_addr "$n")/24" dev "$NET_NS_IF"
+    ip -n "$ns" link set dev "$NET_NS_IF" up
+  done
+}
+
+# With br_netfilter, bridged frames pass the iptables FORWARD chain, whose policy is DROP
+# where Docker runs; let the traffic between the nodes through.
+net_allow_forwarding() {
+  [[ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" == 1 ]] || return 0
+  command -v iptables >/dev/null 2>&1 || return 0
+  iptables -C FORWARD -i "$NET_BRIDGE" -o "$NET_BRIDGE" -j ACCEPT 2>/dev/null ||
+    iptables -I FORWARD 1 -i "$NET_BRIDGE" -o "$NET_BRIDGE" -j ACCEPT ||
+    log "warning: could not let $NET_BRIDGE traffic through the iptables FORWARD chain"
+}
+
+# Deletes the namespaces, veths and bridge (unless another state directory owns them).
+net_teardown() {
+  local n ns veth owner me
+  me="$(state_path)"
+  if link_exists "$NET_BRIDGE"; then
+    owner="$(net_owner)"
+    if [[ -n $owner && $owner != "$me" ]]; then
+      log "leaving bridge $NET_BRIDGE and the namespaces: they belong to the cluster in $owner"
+      return 0
+    fi
+  fi
+  net_clear_nft
+  for n in "${NODES[@]}"; do
+    ns="$(ns_name "$n")" veth="$(veth_name "$n")"
+    # The veth first: a deleted namespace takes its end of the pair away asynchronously.
+    if link_exists "$veth"; then ip link delete dev "$veth"; fi
+    if [[ -e /run/netns/$ns ]]; then
+      ip netns delete "$ns"
+      log "deleted network namespace $ns and veth $veth"
+    fi
+  done
+  if command -v iptables >/dev/null 2>&1; then
+    while iptables -D FORWARD -i "$NET_BRIDGE" -o "$NET_BRIDGE" -j ACCEPT 2>/dev/null; do :; done
+  fi
+  if link_exists "$NET_BRIDGE"; then
+    ip link delete dev "$NET_BRIDGE"
+    log "deleted bridge $NET_BRIDGE"
+  fi
+}
+
+# Network faults of cut/lossy, recorded for status. KIND is cut or loss (with PERCENT).
+fault_of() { # N KIND: prints the recorded value ("" for cut); fails when there is none
+  local line
+  line="$(grep -E "^$1 $2( |\$)" "$STATE_DIR/$NETFAULTS_FILE" 2>/dev/null | tail -n1)" || return 1
+  line=${line#"$1 $2"}
+  printf '%s' "${line# }"
+}
+mark_fault() { # N KIND [VALUE]
+  local f="$STATE_DIR/$NETFAULTS_FILE" rest
+  rest="$(grep -vE "^$1 $2( |\$)" "$f" 2>/dev/null || true)"
+  {
+    [[ -z $rest ]] || printf '%s\n' "$rest"
+    echo "$1 $2${3:+ $3}"
+  } >"$f.tmp"
+  mv "$f.tmp" "$f"
+}
+# What status shows of node N's network faults: "cut", "loss 30%", "cut,loss 100%" or "".
+faults_text() {
+  local n=$1 out="" v
+  if fault_of "$n" cut >/dev/null; then out="cut"; fi
+  if v="$(fault_of "$n" loss)"; then out+="${out:+,}loss $v%"; fi
+  printf '%s' "$out"
+}
+
+# Drops PERCENT % of the frames the bridge sends to node N with nftables (a fallback for
+# kernels without sch_netem).
+nft_loss() { # N PERCENT
+  local n=$1 pct=$2 veth chain limit
+  veth="$(veth_name "$n")" chain="loss$n"
+  if ! command -v nft >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || die "the kernel has no netem and nft is missing: install nftables"
+    apt_install nftables
+  fi
+  limit="$(awk -v p="$pct" 'BEGIN { printf "%d", p * 100 + 0.5 }')"
+  nft add table bridge "$NET_NFT_TABLE"
+  nft add chain bridge "$NET_NFT_TABLE" "$chain" '{ type filter hook postrouting priority 0; policy accept; }'
+  nft flush chain bridge "$NET_NFT_TABLE" "$chain"
+  if ((limit >= 10000)); then
+    nft add rule bridge "$NET_NFT_TABLE" "$chain" oifname "\"$veth\"" drop
+  elif ((limit > 0)); then
+    nft add rule bridge "$NET_NFT_TABLE" "$chain" oifname "\"$veth\"" numgen random mod 10000 '<' "$limit" drop
+  fi
+}
+net_clear_nft() {
+  command -v nft >/dev/null 2>&1 || return 0
+  if nft list table bridge "$NET_NFT_TABLE" >/dev/null 2>&1; then
+    nft delete table bridge "$NET_NFT_TABLE"
+  fi
+}
+
+# Sets every root-side veth up and removes all packet loss; forgets the recorded faults.
+net_heal() {
+  local n veth
+  for n in "${NODES[@]}"; do
+    veth="$(veth_name "$n")"
+    link_exists "$veth" || continue
+    if ! ip link show dev "$veth" up | grep -q .; then
+      ip link set dev "$veth" up
+      log "node $n: link $veth up again"
+    fi
+    if tc qdisc show dev "$veth" root | grep -q netem; then
+      tc qdisc delete dev "$veth" root
+      log "node $n: packet loss on $veth removed"
+    fi
+  done
+  if command -v nft >/dev/null 2>&1 && nft list table bridge "$NET_NFT_TABLE" >/dev/null 2>&1; then
+    nft delete table bridge "$NET_NFT_TABLE"
+    log "packet loss rules (nftables table bridge $NET_NFT_TABLE) removed"
+  fi
+  rm -f "$STATE_DIR/$NETFAULTS_FILE"
+}
+
 # Serialises the commands that change the cluster. The lock is on the directory itself.
 lock_state() {
   exec 9<"$STATE_DIR"
+  flock -n 9 && return 0
+  log "waiting for another $PROG command to release $STATE_DIR"
   flock -w "$TIMEOUT" 9 || die "another $PROG command still holds $STATE_DIR"
 }
 
@@ -245,12 +514,13 @@ ndir() { printf '%s/node%s' "$STATE_DIR" "$1"; }
 render_cnf() {
   local n=$1 d members text
   d="$(ndir "$n")"
-  members="127.0.0.1:${GROUP_PORT[1]},127.0.0.1:${GROUP_PORT[2]},127.0.0.1:${GROUP_PORT[3]}"
+  members="$(node_addr 1):${GROUP_PORT[1]},$(node_addr 2):${GROUP_PORT[2]},$(node_addr 3):${GROUP_PORT[3]}"
   [[ -r $TEMPLATE ]] || die "template $TEMPLATE is missing"
   text="$(<"$TEMPLATE")"
   shopt -u patsub_replacement 2>/dev/null || true
   text=${text//@NODE@/$n}
   text=${text//@NODE_NAME@/node$n}
+  text=${text//@ADDR@/$(node_addr "$n")}
   text=${text//@DATADIR@/$d/data}
   text=${text//@SOCKET@/$d/mariadbd.sock}
   text=${text//@PIDFILE@/$d/mariadbd.pid}
@@ -373,18 +643,24 @@ unmark_partitioned() {
 # Recovered InnoDB positions (uuid:seqno) of nodes whose grastate says seqno -1.
 declare -a RECOVERED=()
 recover_position() { # N: sets RECOVERED[N]
-  local n=$1 d out pos
+  local n=$1 d out pos t0=$EPOCHREALTIME
   d="$(ndir "$n")"
   [[ -n ${RECOVERED[n]:-} ]] && return 0
   log "node $n stopped uncleanly; recovering its position from InnoDB"
-  out="$(cd "$d" && as_owner timeout 180 "$MARIADBD" --defaults-file="$d/my.cnf" \
-    --wsrep-recover --disable-log-error --pid-file="$d/recover.pid" 2>&1)" || true
+  # The position is printed once the redo log is applied; the shutdown after it would wait
+  # for InnoDB's purge of the crashed node's backlog (seen to take over ten minutes on a
+  # busy machine, ignoring SIGTERM), so purge stays off (force-recovery 2: no purge, no
+  # background master thread) and SIGKILL follows a SIGTERM that is not obeyed. The real
+  # start that follows purges as usual.
+  out="$(cd "$d" && as_owner timeout -k 10 180 "$MARIADBD" --defaults-file="$d/my.cnf" \
+    --wsrep-recover --innodb-force-recovery=2 --disable-log-error \
+    --pid-file="$d/recover.pid" 2>&1 9<&-)" || true
   pos="$(sed -n 's/.*WSREP: Recovered position:[[:space:]]*//p' <<<"$out" | tail -n1)"
   if [[ ! $pos =~ ^[0-9a-f-]{36}:-?[0-9]+ ]]; then
     printf '%s\n' "$out" | tail -n 20 >&2
     die "could not recover the position of node $n"
   fi
-  log "node $n recovered position $pos"
+  log "node $n recovered position $pos (in $(since "$t0")s)"
   RECOVERED[n]=$pos
 }
 
@@ -413,7 +689,7 @@ node_seqno() {
 
 # Starts node N in the background; MODE is bootstrap or join.
 launch_node() {
-  local n=$1 mode=$2 d
+  local n=$1 mode=$2 d pid i
   local -a cmd
   d="$(ndir "$n")"
   render_cnf "$n"
@@ -427,14 +703,25 @@ launch_node() {
   if ((EUID == 0)); then
     cmd=(setpriv --reuid="$RUN_USER" --regid="$(id -g "$RUN_USER")" --init-groups -- "${cmd[@]}")
   fi
+  # ip netns exec, setsid (not a group leader here) and setpriv exec without forking, so
+  # launch.pid is mariadbd's pid in both modes.
+  if ((NETNS)); then cmd=(ip netns exec "$(ns_name "$n")" "${cmd[@]}"); fi
   rm -f "$d/launch.pid"
   touch "$d/console.log" "$d/error.log"
   give_to_owner "$d/console.log" "$d/error.log"
   # Own session, so the node outlives this shell; fd 9 (the state lock) is not inherited.
   (cd "$d" && exec setsid "${cmd[@]}" </dev/null >>"$d/console.log" 2>&1 9<&-) &
-  echo $! >"$d/launch.pid"
+  pid=$!
+  echo "$pid" >"$d/launch.pid"
   give_to_owner "$d/launch.pid"
   disown 2>/dev/null || true
+  # Until the subshell has exec'd, its command line is this script's and node_pid does not
+  # recognise it; wait for that (briefly), so that callers do not take it for an early exit.
+  for ((i = 0; i < 100; i++)); do
+    node_pid "$n" >/dev/null && break
+    [[ -r /proc/$pid/cmdline && -n "$(tr -d '\0' <"/proc/$pid/cmdline" 2>/dev/null)" ]] || break
+    sleep 0.05
+  done
 }
 
 # Waits until node N is Synced in a Primary component; reports the time taken.
@@ -545,6 +832,7 @@ running_nodes() {
 # ----- commands --------------------------------------------------------------------------
 cmd_up() {
   local t0=$EPOCHREALTIME n running fresh=1 best=0 best_seqno=-2 seqno uuid busy=""
+  if ((NETNS)); then net_check_owner; fi
   ensure_packages
   resolve_run_user
   find_binaries
@@ -554,6 +842,7 @@ cmd_up() {
     choose_ports
     save_ports
   fi
+  if ((NETNS)); then net_setup; fi
   running="$(running_nodes)"
   if [[ -n $running ]]; then
     if [[ "$running" == "1 2 3 " ]]; then
@@ -576,7 +865,9 @@ cmd_up() {
     return 0
   fi
 
-  # Nothing runs: (re)start from the datadirs. Ports may have been taken meanwhile.
+  # Nothing runs: (re)start from the datadirs, on a healed network. Ports may have been
+  # taken meanwhile.
+  if ((NETNS)); then net_heal; fi
   for n in "${NODES[@]}"; do busy+="$(busy_ports_of "$n")"; done
   if [[ -n $busy ]]; then
     log "recorded port(s) ${busy% } now in use; choosing new ports"
@@ -612,22 +903,28 @@ cmd_up() {
     node_sql "$best" "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
       GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" ||
       die "could not grant root@127.0.0.1 on node $best"
+    # The host reaches the nodes from the bridge address.
+    if ((NETNS)); then
+      node_sql "$best" "CREATE USER IF NOT EXISTS 'root'@'$NET_PREFIX.%' IDENTIFIED BY '';
+        GRANT ALL PRIVILEGES ON *.* TO 'root'@'$NET_PREFIX.%' WITH GRANT OPTION;" ||
+        die "could not grant root@'$NET_PREFIX.%' on node $best"
+    fi
   fi
   for n in "${NODES[@]}"; do
     ((n == best)) || start_and_wait "$n" join
   done
   wait_cluster "$TIMEOUT" || die "cluster did not become Synced"
   for n in "${NODES[@]}"; do
-    timeout 10 mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P "${SQL_PORT[n]}" -u root \
+    timeout 10 mariadb --no-defaults --protocol=tcp -h "$(node_addr "$n")" -P "${SQL_PORT[n]}" -u root \
       --connect-timeout=3 -e 'SELECT 1' >/dev/null ||
-      die "root cannot log in over TCP on 127.0.0.1:${SQL_PORT[n]}"
+      die "root cannot log in over TCP on $(node_addr "$n"):${SQL_PORT[n]}"
   done
   log "cluster up in $(since "$t0")s: $(urls_line)"
 }
 
 urls_line() {
-  printf 'mysql://root@127.0.0.1:%s,mysql://root@127.0.0.1:%s,mysql://root@127.0.0.1:%s' \
-    "${SQL_PORT[1]}" "${SQL_PORT[2]}" "${SQL_PORT[3]}"
+  printf 'mysql://root@%s:%s,mysql://root@%s:%s,mysql://root@%s:%s' \
+    "$(node_addr 1)" "${SQL_PORT[1]}" "$(node_addr 2)" "${SQL_PORT[2]}" "$(node_addr 3)" "${SQL_PORT[3]}"
 }
 
 cmd_urls() {
@@ -636,25 +933,49 @@ cmd_urls() {
   echo
 }
 
+# The isolation column of status for node N: yes/no on 127.0.0.1; in the network-namespace
+# mode "no" or a list of partition, cut and "loss P%".
+isolation_text() {
+  local n=$1 out="" faults
+  if ((NETNS == 0)); then
+    if is_partitioned "$n"; then echo yes; else echo no; fi
+    return 0
+  fi
+  if is_partitioned "$n"; then out=partition; fi
+  faults="$(faults_text "$n")"
+  [[ -z $faults ]] || out+="${out:+,}$faults"
+  echo "${out:-no}"
+}
+
 cmd_status() {
-  local n pid proc healthy=0 fmt='%-4s %-5s %-7s %-7s %-4s %-11s %-11s %-5s %s\n'
+  local n pid proc port iso healthy=0 fmt='%-4s %-5s %-7s %-7s %-4s %-11s %-11s %-5s %s\n' head=port
   need_state
+  if ((NETNS)); then
+    fmt='%-4s %-16s %-7s %-7s %-4s %-11s %-11s %-5s %s\n' head=address
+  fi
   # shellcheck disable=SC2059 # the format is a constant
-  printf "$fmt" node port pid process size status state ready isolated
+  printf "$fmt" node "$head" pid process size status state ready isolated
   for n in "${NODES[@]}"; do
     pid="$(node_pid "$n" || echo -)"
     proc="$(node_process "$n")"
+    port=${SQL_PORT[n]}
+    if ((NETNS)); then port="$(node_addr "$n"):$port"; fi
     if [[ $proc == running ]] && read_status "$n"; then
       # shellcheck disable=SC2059
-      printf "$fmt" "$n" "${SQL_PORT[n]}" "$pid" "$proc" "${W[wsrep_cluster_size]}" \
+      printf "$fmt" "$n" "$port" "$pid" "$proc" "${W[wsrep_cluster_size]}" \
         "${W[wsrep_cluster_status]}" "${W[wsrep_local_state_comment]}" "${W[wsrep_ready]}" \
-        "$(is_partitioned "$n" && echo yes || echo no)"
+        "$(isolation_text "$n")"
       [[ ${W[wsrep_local_state_comment]} == Synced && ${W[wsrep_cluster_status]} == Primary &&
         ${W[wsrep_ready]} == ON && ${W[wsrep_cluster_size]} == 3 ]] && healthy=$((healthy + 1))
     else
       [[ $proc == running ]] && proc=silent
+      iso=-
+      if ((NETNS)); then
+        iso="$(faults_text "$n")"
+        iso=${iso:--}
+      fi
       # shellcheck disable=SC2059
-      printf "$fmt" "$n" "${SQL_PORT[n]}" "$pid" "$proc" - - - - -
+      printf "$fmt" "$n" "$port" "$pid" "$proc" - - - - "$iso"
     fi
   done
   if ((healthy == 3)); then
@@ -690,6 +1011,7 @@ cmd_start() {
   find_binaries
   need_state
   lock_state
+  if ((NETNS)); then net_setup; fi
   case $(node_process "$n") in
   running)
     log "node $n is already running"
@@ -737,19 +1059,66 @@ cmd_resume() {
 }
 
 cmd_partition() {
-  local n=$1 t0 deadline
+  local n=$1 t0
   need_state
   [[ $(node_process "$n") == running ]] || die "node $n is not running (or is paused)"
   t0=$EPOCHREALTIME
   node_sql "$n" "SET GLOBAL wsrep_provider_options='gmcast.isolate=1'" ||
     die "could not isolate node $n"
   is_partitioned "$n" || echo "$n" >>"$STATE_DIR/partitioned"
-  deadline=$((SECONDS + 60))
+  wait_non_primary "$n" "after it was isolated"
+  log "node $n partitioned from the others: it is ${W[wsrep_cluster_status]} after $(since "$t0")s"
+}
+
+# Waits up to 60 s until node N reports a non-Primary component; WHY goes in the error.
+wait_non_primary() {
+  local n=$1 why=$2 deadline=$((SECONDS + 60))
   until read_status "$n" && [[ ${W[wsrep_cluster_status]} != Primary ]]; do
-    ((SECONDS < deadline)) || die "node $n still reports a Primary component after 60s"
+    ((SECONDS < deadline)) || die "node $n still reports a Primary component 60s $why"
     sleep 0.3
   done
-  log "node $n partitioned from the others: it is ${W[wsrep_cluster_status]} after $(since "$t0")s"
+}
+
+# Network-namespace mode: link blgal-vN down; node N loses every peer and every client.
+# Returns once node N reports a non-Primary component (at once when it does not run).
+cmd_cut() {
+  local n=$1 veth t0
+  need_state
+  veth="$(veth_name "$n")"
+  link_exists "$veth" || die "link $veth does not exist; run '$0 up'"
+  t0=$EPOCHREALTIME
+  ip link set dev "$veth" down
+  mark_fault "$n" cut
+  if [[ $(node_process "$n") != running ]]; then
+    log "node $n cut off (link $veth down); it does not run (or is paused)"
+    return 0
+  fi
+  wait_non_primary "$n" "after its link went down"
+  log "node $n cut off (link $veth down): it is ${W[wsrep_cluster_status]} after $(since "$t0")s"
+}
+
+# Network-namespace mode: drops PERCENT % of the packets towards node N (netem on the
+# bridge side of its veth); node N's own packets still leave. Returns at once.
+cmd_lossy() {
+  local n=$1 pct=${2:-100} veth out how
+  if ! [[ $pct =~ ^[0-9]+(\.[0-9]+)?$ ]] || ! awk -v p="$pct" 'BEGIN { exit !(p <= 100) }'; then
+    die "$E_USAGE" "lossy: PERCENT must be a number from 0 to 100, got '$pct'"
+  fi
+  need_state
+  veth="$(veth_name "$n")"
+  link_exists "$veth" || die "link $veth does not exist; run '$0 up'"
+  if out="$(tc qdisc replace dev "$veth" root netem loss "$pct%" 2>&1)"; then
+    how="netem on $veth"
+  elif grep -qi unknown <<<"$out"; then
+    # Kernels built without sch_netem (some VMs): the same one-way loss with nftables.
+    log "tc: ${out//$'\n'/ } (no netem in this kernel); dropping with nftables instead"
+    nft_loss "$n" "$pct"
+    how="nftables table bridge $NET_NFT_TABLE, frames out of $veth"
+  else
+    die "tc could not set packet loss on $veth: $out"
+  fi
+  mark_fault "$n" loss "$pct"
+  log "node $n: $pct% of the packets towards it are dropped ($how); its own packets still leave"
 }
 
 cmd_heal() {
@@ -757,6 +1126,7 @@ cmd_heal() {
   need_state
   resolve_run_user
   lock_state
+  if ((NETNS)); then net_heal; fi
   for n in "${NODES[@]}"; do
     if [[ $(node_process "$n") == paused ]]; then
       pid="$(node_pid "$n")"
@@ -800,10 +1170,12 @@ cmd_down() {
 cmd_destroy() {
   [[ -d $STATE_DIR ]] || {
     log "nothing to destroy: $STATE_DIR does not exist"
+    if ((NETNS)); then net_teardown; fi
     return 0
   }
   [[ -f $STATE_DIR/$MARKER ]] || die "$STATE_DIR was not made by $PROG; not deleting it"
   cmd_down
+  if ((NETNS)); then net_teardown; fi
   rm -rf -- "$STATE_DIR"
   log "deleted $STATE_DIR"
 }
@@ -814,16 +1186,27 @@ main() {
   case $command in
   up | status | urls | down | destroy | heal)
     (($# == 0)) || die "$E_USAGE" "$command takes no arguments (see --help)"
+    resolve_mode "$command"
     "cmd_$command"
     ;;
   wait-synced)
     (($# <= 1)) || die "$E_USAGE" "wait-synced takes at most one argument (see --help)"
+    resolve_mode "$command"
     cmd_wait_synced "$@"
     ;;
-  kill | start | stop | pause | resume | partition)
+  kill | start | stop | pause | resume | partition | cut)
     (($# == 1)) || die "$E_USAGE" "$command takes one node number (see --help)"
     node_arg "$1"
+    resolve_mode "$command"
+    [[ $command != cut ]] || need_netns "$command"
     "cmd_$command" "$1"
+    ;;
+  lossy)
+    (($# == 1 || $# == 2)) || die "$E_USAGE" "lossy takes a node number and an optional percentage (see --help)"
+    node_arg "$1"
+    resolve_mode "$command"
+    need_netns "$command"
+    cmd_lossy "$@"
     ;;
   -h | --help | help)
     usage

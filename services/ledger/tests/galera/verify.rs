@@ -94,8 +94,10 @@ pub async fn balances_match_model(
     keys: &TenantKeys,
     opening: &[u64],
     acknowledged: &[Acknowledged],
-) {
+) -> String {
     let mut model = opening.to_vec();
+    let mut withdrawn = 0;
+    let mut refused = 0;
     for ack in acknowledged {
         match ack.operation {
             Operation::Deposit { account, amount } => model[account] += amount,
@@ -104,9 +106,19 @@ pub async fn balances_match_model(
                 if moved == 0 {
                     // The ledger must have moved nothing; its result says so.
                     assert_eq!(moved_by(app, keys, &ack.job_id).await, 0);
+                    refused += 1;
                 }
                 model[from] -= moved;
                 model[to] += moved;
+            }
+            Operation::Withdraw { account, amount } => {
+                let moved = if model[account] >= amount { amount } else { 0 };
+                if moved == 0 {
+                    assert_eq!(moved_by(app, keys, &ack.job_id).await, 0);
+                    refused += 1;
+                }
+                model[account] -= moved;
+                withdrawn += moved;
             }
             Operation::Aggregate { .. } => {}
         }
@@ -124,7 +136,12 @@ pub async fn balances_match_model(
                 _ => 0,
             })
             .sum::<u64>();
-    assert_eq!(decrypted.iter().sum::<u64>(), deposited, "total conserved");
+    let total: u64 = decrypted.iter().sum();
+    assert_eq!(total, deposited - withdrawn, "total conserved");
+    format!(
+        "decrypted balances equal the plaintext model; {total} held = {deposited} deposited \
+         - {withdrawn} withdrawn; {refused} withdrawals or transfers not covered, each moving nothing"
+    )
 }
 
 async fn moved_by(app: &TestApp, keys: &TenantKeys, job_id: &str) -> u64 {

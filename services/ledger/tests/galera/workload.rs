@@ -1,8 +1,10 @@
-//! A stream of deposits, transfers and aggregates that keeps going through faults.
+//! A stream of deposits, withdrawals, transfers and aggregates that keeps going through
+//! faults.
 //!
 //! Every submission keeps its idempotency key and ciphertext until the ledger acknowledges
 //! it: a call that fails with UNAVAILABLE (or never answers) is sent again, byte for byte,
-//! so the ledger must answer with the original job and never queue it twice.
+//! so the ledger must answer with the original job and never queue it twice. With several
+//! ledger instances, a call sent again goes to the next one, as behind a load balancer.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,11 @@ pub const ACCOUNTS: [&str; 4] = ["a", "b", "c", "d"];
 #[derive(Debug, Clone)]
 pub enum Operation {
     Deposit {
+        account: usize,
+        amount: u64,
+    },
+    /// Applied when covered, like a transfer's debit.
+    Withdraw {
         account: usize,
         amount: u64,
     },
@@ -63,13 +70,14 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Submits one operation every `pace` until stopped.
-    pub fn start(client: LedgerClient, keys: Arc<TenantKeys>, pace: Duration) -> Self {
+    /// Submits one operation every `pace` until stopped, to `clients` in turn.
+    pub fn start(clients: Vec<LedgerClient>, keys: Arc<TenantKeys>, pace: Duration) -> Self {
+        assert!(!clients.is_empty(), "a ledger to send to");
         let stop = Arc::new(AtomicBool::new(false));
         let acknowledged = Arc::new(Mutex::new(Vec::new()));
         let counters = Arc::new(Counters::default());
         let task = tokio::spawn(generate(
-            client,
+            clients,
             keys,
             pace,
             stop.clone(),
@@ -101,7 +109,7 @@ impl Workload {
 }
 
 async fn generate(
-    client: LedgerClient,
+    clients: Vec<LedgerClient>,
     keys: Arc<TenantKeys>,
     pace: Duration,
     stop: Arc<AtomicBool>,
@@ -109,18 +117,23 @@ async fn generate(
     counters: Arc<Counters>,
 ) {
     let mut ticker = tokio::time::interval(pace);
+    let mut next = 0;
     while !stop.load(Ordering::Relaxed) {
         ticker.tick().await;
         let operation = random_operation();
         let amount = match operation {
-            Operation::Deposit { amount, .. } | Operation::Transfer { amount, .. } => amount,
+            Operation::Deposit { amount, .. }
+            | Operation::Withdraw { amount, .. }
+            | Operation::Transfer { amount, .. } => amount,
             Operation::Aggregate { .. } => 0,
         };
         let ciphertext = encrypt(&keys, amount);
         let key = uuid::Uuid::new_v4().to_string();
         counters.submissions.fetch_add(1, Ordering::Relaxed);
         let job = loop {
-            match submit(&client, &operation, &ciphertext, &key).await {
+            let client = &clients[next % clients.len()];
+            next += 1;
+            match submit(client, &operation, &ciphertext, &key).await {
                 Ok(job) => break job,
                 Err(code) => {
                     assert!(
@@ -155,6 +168,11 @@ fn random_operation() -> Operation {
             account,
             amount: rng.random_range(1..=50),
         },
+        // Large enough to be refused now and then: a refusal must move nothing.
+        3 => Operation::Withdraw {
+            account,
+            amount: rng.random_range(1..=1_200),
+        },
         // Aggregates are rare: their cost grows with the transfers in their window.
         2 if rng.random_range(0..3) == 0 => Operation::Aggregate {
             account,
@@ -183,6 +201,11 @@ async fn submit(
             Operation::Deposit { account, .. } => {
                 client
                     .deposit(TENANT, ACCOUNTS[account], ciphertext.to_vec(), key)
+                    .await
+            }
+            Operation::Withdraw { account, .. } => {
+                client
+                    .withdraw(TENANT, ACCOUNTS[account], ciphertext.to_vec(), key)
                     .await
             }
             Operation::Transfer { from, to, .. } => {
