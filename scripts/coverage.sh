@@ -76,6 +76,7 @@ main() {
   ensure_toolchain
   ensure_llvm_tools
   ensure_cargo_llvm_cov
+  note_soak_cluster
   trap cleanup EXIT
   # The services the tests use, as scripts/test.sh starts them.
   if [[ ${scope[*]} == --workspace ]]; then

@@ -486,10 +486,17 @@ stop_s3_server() {
   S3_PID=""
 }
 
+SOAK_CLUSTER_KEEP=""
+# A soak cluster that exists before this script's tests run belongs to someone else (a
+# scripts/soak.sh running beside it): stop_soak_cluster leaves it alone.
+note_soak_cluster() {
+  if [[ -d "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/galera-netns" ]]; then SOAK_CLUSTER_KEEP=1; fi
+}
+
 # Destroys the network-namespace cluster the soak test started (nodes, namespaces, bridge).
 stop_soak_cluster() {
   local dir="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/galera-netns"
-  [[ -d $dir ]] || return 0
+  [[ -d $dir && -z $SOAK_CLUSTER_KEEP ]] || return 0
   log "Galera: destroying the soak's network-namespace cluster"
   BLINDLEDGER_GALERA_DIR="$dir" bash "$REPO_ROOT/deploy/galera/cluster.sh" destroy || true
 }
@@ -515,6 +522,7 @@ cleanup() {
 
 main() {
   cd "$REPO_ROOT"
+  note_soak_cluster
   trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
