@@ -11,25 +11,20 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_blindledger");
+mod common;
+
+use common::{run_printed, BIN};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    let output = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .current_dir(dir)
         .arg("--output")
         .arg("json")
         .args(args)
         .env("BLINDLEDGER_HOME", dir.join("home"))
-        .env_remove("BLINDLEDGER_TOKEN")
-        .output()
-        .expect("the CLI runs");
-    println!(
-        "$ blindledger --output json {}\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+        .env_remove("BLINDLEDGER_TOKEN");
+    run_printed(command, &format!("--output json {}", args.join(" ")))
 }
 
 /// Runs a verb that must succeed and print exactly one JSON document on stdout.

@@ -15,6 +15,18 @@ use blindledger_test_support::{holds_within, until_blocking};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_blindledger");
 
+/// Runs the CLI `command`, printing `$ blindledger <shown>` and what it wrote (shown only when
+/// the test fails); its output.
+pub fn run_printed(mut command: Command, shown: &str) -> Output {
+    let output = command.output().expect("the CLI runs");
+    println!(
+        "$ blindledger {shown}\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// A running `blindledger dev`; interrupted (Ctrl-C) when dropped.
 pub struct Dev {
     pub child: Child,
@@ -155,41 +167,27 @@ impl Dev {
 
     /// Runs a CLI verb against this instance.
     pub fn cli(&self, args: &[&str]) -> Output {
-        let output = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["--endpoint", &self.ledger])
             .args(args)
             .env("BLINDLEDGER_HOME", &self.home)
             .env("BLINDLEDGER_AUDIT", &self.audit)
-            .env("BLINDLEDGER_CONTROLLER", &self.controller)
-            .output()
-            .expect("the CLI runs");
-        println!(
-            "$ blindledger {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
+            .env("BLINDLEDGER_CONTROLLER", &self.controller);
+        run_printed(command, &args.join(" "))
     }
 
     /// Runs a CLI verb as someone else: another home directory, the same token.
     pub fn cli_from(&self, home: &Path, args: &[&str]) -> Output {
         let token = std::fs::read_to_string(self.home.join("token")).expect("dev wrote a token");
-        let output = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["--endpoint", &self.ledger])
             .args(args)
             .env("BLINDLEDGER_HOME", home)
-            .env("BLINDLEDGER_TOKEN", token.trim())
-            .output()
-            .expect("the CLI runs");
-        println!(
-            "$ blindledger {} (home {})\n{}{}",
-            args.join(" "),
-            home.display(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
+            .env("BLINDLEDGER_TOKEN", token.trim());
+        let shown = format!("{} (home {})", args.join(" "), home.display());
+        run_printed(command, &shown)
     }
 
     /// Runs a verb that must succeed; returns its standard output.

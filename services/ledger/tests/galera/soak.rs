@@ -113,6 +113,7 @@ pub async fn run() -> String {
             Fault::KillReplica => {
                 let victim = (h.write_node() % 3 + 1).to_string();
                 script.run(&["kill", &victim]);
+                // Not a wait: how long the workload runs under the fault.
                 tokio::time::sleep(UNDER_FAULT).await;
                 timed(|| said = script.run_logged(&["start", &victim]).1)
             }
@@ -140,6 +141,7 @@ pub async fn run() -> String {
                 script.run(args);
                 let moved = wait_for_failover(&h, writer).await;
                 note = format!("writes moved from node {writer} to node {moved}");
+                // Not a wait: how long the workload runs under the fault.
                 tokio::time::sleep(UNDER_FAULT).await;
                 timed(|| script.run(&["heal"]))
             }
@@ -152,6 +154,7 @@ pub async fn run() -> String {
             }
             Fault::RestartLedger => {
                 second.take().expect("instance 2 runs").stop().await;
+                // Not a wait: how long the workload runs with one instance down.
                 tokio::time::sleep(UNDER_FAULT).await;
                 let start = Instant::now();
                 let app: TestApp = h.instance(second_addr).await;
