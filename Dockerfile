@@ -16,8 +16,8 @@
 # and probes that have no client certificate.
 #
 # Every service reads its configuration from the TOML file given with --config, then from
-# BLINDLEDGER_* variables (BLINDLEDGER_AUDIT_* for the audit service); `<binary> --help`
-# lists the keys. SIGTERM stops a service gracefully (exit 0).
+# its own variables (BLINDLEDGER_LEDGER_*, BLINDLEDGER_CONTROLLER_*, BLINDLEDGER_AUDIT_*);
+# `<binary> --help` lists the keys. SIGTERM stops a service gracefully (exit 0).
 #
 # No HEALTHCHECK: the ledger speaks gRPC, and checking grpc.health.v1 needs a gRPC client
 # this image does not carry; the orchestrator probes instead (Kubernetes `grpc:` probes,

@@ -373,8 +373,9 @@ main() {
   trap 'exit 143' TERM
   local t_begin=$SECONDS
   LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
-  # The services read BLINDLEDGER_* (ledger) and BLINDLEDGER_AUDIT_* variables over their
-  # files, and the CLI its own: none from the caller's environment may change the run.
+  # The services read BLINDLEDGER_LEDGER_* and BLINDLEDGER_AUDIT_* variables over their
+  # files (and the ledger refuses to start with a former BLINDLEDGER_<KEY> one), and the
+  # CLI its own: none from the caller's environment may change the run.
   local v
   for v in $(compgen -e | grep '^BLINDLEDGER_' || true); do
     if [[ $v != BLINDLEDGER_BIN_DIR ]]; then unset "$v"; fi

@@ -86,7 +86,8 @@
 #   Service configuration
 #                every TOML file mounted in Compose or Kubernetes uses only keys the service
 #                accepts: `target/release/<binary> --help` when built (and newer than its
-#                config.rs), else the KEYS list of services/*/src/config.rs;
+#                config.rs and crates/service/src/lib.rs), else the `pub` fields of its
+#                configuration struct in services/*/src/config.rs;
 #                `migrate = false`; non-loopback listen addresses; shutdown_grace_ms set;
 #                tls_cert/tls_key and bundle_tls_cert/bundle_tls_key in pairs,
 #                tls_client_ca only with tls_cert, bundle_tls_* only with https:// bundle
@@ -94,8 +95,11 @@
 #                absolute path (and file:// URL) in it is mounted in that container (and,
 #                for ConfigMap/Secret mounts, is a key of the object); s3:// object store
 #                URLs have AWS_* credentials and a region in the environment; BLINDLEDGER_*
-#                variables are keys of the service (and override the file's values in the
-#                checks above).
+#                variables are keys under the service's own prefix (BLINDLEDGER_LEDGER_,
+#                BLINDLEDGER_CONTROLLER_, BLINDLEDGER_AUDIT_; they override the file's
+#                values in the checks above), and none is a key under the former shared
+#                prefix BLINDLEDGER_, with which the ledger and the controller refuse to
+#                start.
 #   Scripts      `bash -n` of every shell script under deploy/compose and deploy/k8s, then
 #                `shellcheck` when it is installed; the two copies of apply-grants.sh are
 #                identical.
@@ -256,19 +260,28 @@ from dockerfile_parse import DockerfileParser
 # Oldest Kubernetes version the base supports (gRPC probes, policy/v1, seccompProfile) and
 # the newest whose schemas kubernetes-validate bundles.
 K8S_VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
+# Each service binary: its configuration's source file, the struct whose fields are its
+# keys, and its environment prefix.
 SERVICE_BINARIES = {
-    "blindledger-ledger": ("services/ledger/src/config.rs", "BLINDLEDGER_"),
-    "blindledger-controller": ("services/controller/src/config.rs", "BLINDLEDGER_"),
-    "blindledger-audit": ("services/audit/src/config.rs", "BLINDLEDGER_AUDIT_"),
+    "blindledger-ledger": ("services/ledger/src/config.rs", "LedgerConfig", "BLINDLEDGER_LEDGER_"),
+    "blindledger-controller": ("services/controller/src/config.rs", "ControllerConfig", "BLINDLEDGER_CONTROLLER_"),
+    "blindledger-audit": ("services/audit/src/config.rs", "AuditConfig", "BLINDLEDGER_AUDIT_"),
 }
+# The shared loader (crates/service) that prints every service's --help.
+SERVICE_LOADER = "crates/service/src/lib.rs"
+# The prefix the ledger and the controller read before each had its own: a variable under
+# it for one of their keys stops them at start (crates/service's FORMER_SHARED_PREFIX).
+FORMER_ENV_PREFIX = {"blindledger-ledger": "BLINDLEDGER_", "blindledger-controller": "BLINDLEDGER_"}
+# The CLI's variables under the former prefix that the services do not take for former ones.
+CLIENT_VARIABLES = {"BLINDLEDGER_TLS_CERT", "BLINDLEDGER_TLS_KEY"}
 CLI_BINARY = "blindledger"
 IMAGE_BINARIES = set(SERVICE_BINARIES) | {CLI_BINARY}
-# Process-level variables in the services' prefix that are not configuration keys.
+# Process-level variables under BLINDLEDGER_ that the services read besides their keys.
 PROCESS_VARIABLES = {"BLINDLEDGER_LOG_JSON"}
 # The variable each command reads its database URL from.
 DATABASE_URL_VARIABLE = {
-    "blindledger-ledger": "BLINDLEDGER_DATABASE_URL",
-    "blindledger-controller": "BLINDLEDGER_DATABASE_URL",
+    "blindledger-ledger": "BLINDLEDGER_LEDGER_DATABASE_URL",
+    "blindledger-controller": "BLINDLEDGER_CONTROLLER_DATABASE_URL",
     "blindledger-audit": "BLINDLEDGER_AUDIT_DATABASE_URL",
     CLI_BINARY: "BLINDLEDGER_ADMIN_DATABASE_URL",
 }
@@ -315,11 +328,13 @@ class Context:
     def keys(self, binary):
         """(keys, where they came from) of a service binary."""
         if binary not in self._keys:
-            source_file, _ = SERVICE_BINARIES[binary]
+            source_file, struct, _ = SERVICE_BINARIES[binary]
             exe = self.repo / "target" / "release" / binary
             keys = None
-            # A binary older than its configuration's source would answer for older code.
-            fresh = exe.is_file() and exe.stat().st_mtime >= (self.repo / source_file).stat().st_mtime
+            # A binary older than its configuration's source, or than the loader that prints
+            # its --help, would answer for older code.
+            sources = [self.repo / source_file, self.repo / SERVICE_LOADER]
+            fresh = exe.is_file() and all(exe.stat().st_mtime >= s.stat().st_mtime for s in sources if s.is_file())
             if fresh and os.access(exe, os.X_OK):
                 try:
                     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=30)
@@ -330,12 +345,11 @@ class Context:
                 except (OSError, subprocess.TimeoutExpired):
                     keys = None
             if keys is None:
-                text = (self.repo / source_file).read_text()
-                match = re.search(r"const KEYS: &'static \[&'static str\] = &\[(.*?)\];", text, re.S)
-                if not match:
-                    raise SystemExit(f"no KEYS list in {source_file}")
-                keys = re.findall(r'"([a-z0-9_]+)"', match.group(1))
-                origin = f"{source_file} KEYS"
+                # The keys are the configuration's fields (crates/service: ServiceConfig::keys).
+                keys = struct_fields((self.repo / source_file).read_text(), struct)
+                if not keys:
+                    raise SystemExit(f"no `pub struct {struct}` with `pub` fields in {source_file}")
+                origin = f"{source_file} struct {struct}"
             self._keys[binary] = (set(keys), origin)
         return self._keys[binary]
 
@@ -371,7 +385,7 @@ class Context:
     def metrics_routes(self, binary):
         """Routes of a service's plain-HTTP metrics listener (metrics_addr): /metrics and the
         health route its app.rs gives blindledger_telemetry::serve_operations."""
-        source_file, _ = SERVICE_BINARIES[binary]
+        source_file, _, _ = SERVICE_BINARIES[binary]
         app = self.repo / PurePosixPath(source_file).parent / "app.rs"
         routes = {"/metrics"}
         if app.is_file():
@@ -398,7 +412,7 @@ class Context:
     def default_ports(self):
         """Ports of the services' default listen addresses, from their config.rs."""
         ports = set()
-        for source_file, _ in SERVICE_BINARIES.values():
+        for source_file, _, _ in SERVICE_BINARIES.values():
             text = (self.repo / source_file).read_text()
             for match in re.finditer(r"(listen_addr|metrics_addr):\s*(?:Some\()?SocketAddr::from\(\(\[[^\]]*\],\s*(\d+)\)\)", text):
                 ports.add(int(match.group(2)))
@@ -432,6 +446,25 @@ def rel(ctx, path):
         return str(Path(path).resolve().relative_to(ctx.repo))
     except ValueError:
         return str(path)
+
+
+def struct_fields(text, name):
+    """The `pub` fields of `pub struct NAME {` in Rust source, in order: the lines of its
+    block up to the `}` that closes it at the start of a line, comments skipped; None when
+    the struct is not there."""
+    match = re.search(rf"^pub struct {re.escape(name)} \{{\n(.*?)^\}}", text, re.S | re.M)
+    if not match:
+        return None
+    fields, in_block_comment = [], False
+    for line in match.group(1).splitlines():
+        line = line.strip()
+        if in_block_comment or line.startswith("/*"):
+            in_block_comment = "*/" not in line
+            continue
+        field = re.match(r"pub ([a-z_][a-z0-9_]*)\s*:", line)
+        if field:
+            fields.append(field.group(1))
+    return fields
 
 
 def strings_in(value, path=""):
@@ -552,7 +585,7 @@ def with_env_overrides(ctx, binary, data, env):
     """A service's configuration with the string keys its environment overrides (values
     that come from a Secret are not known and left out)."""
     keys, _ = ctx.keys(binary)
-    _, prefix = SERVICE_BINARIES[binary]
+    _, _, prefix = SERVICE_BINARIES[binary]
     effective = dict(data)
     for key in keys:
         value = env.get(prefix + key.upper())
@@ -782,11 +815,17 @@ def check_env_keys(ctx, label, binary, names):
     if binary not in SERVICE_BINARIES:
         return errors
     keys, origin = ctx.keys(binary)
-    _, prefix = SERVICE_BINARIES[binary]
+    _, _, prefix = SERVICE_BINARIES[binary]
+    former = FORMER_ENV_PREFIX.get(binary)
     for name in names:
         if name in PROCESS_VARIABLES or not name.startswith("BLINDLEDGER_"):
             continue
-        if not name.startswith(prefix) or name[len(prefix):].lower() not in keys:
+        if name.startswith(prefix) and name[len(prefix):].lower() in keys:
+            continue
+        if former and name.startswith(former) and name not in CLIENT_VARIABLES and name[len(former):].lower() in keys:
+            errors.append(f"{label}: {name} is no longer read, and {binary} refuses to start with it: "
+                          f"set {prefix}{name[len(former):]} instead")
+        else:
             errors.append(f"{label}: {name} is not a key {binary} reads (prefix {prefix}, keys from {origin})")
     return errors
 
@@ -2393,7 +2432,7 @@ def self_test(ctx):
                     "entrypoint": ["/bin/sh", "/etc/blindledger/bin/with-database-url.sh"],
                     "command": ["blindledger-audit", "--config", "/etc/blindledger/audit.toml"],
                     "environment": {"DB_USER": "a", "DB_PASSWORD_FILE": "/run/secrets/pw", "DB_HOSTS": "db9:3306",
-                                    "DB_URL_VARIABLE": "BLINDLEDGER_DATABASE_URL"},
+                                    "DB_URL_VARIABLE": "BLINDLEDGER_LEDGER_DATABASE_URL"},
                     "configs": [{"source": "audit-config", "target": "/etc/blindledger/audit.toml"}],
                     "ports": ["127.0.0.1:8089:8089"],
                 },
@@ -2427,6 +2466,11 @@ def self_test(ctx):
         expect("service TOML, tls_client_ca without tls_cert", errors, "tls_client_ca needs tls_cert")
         expect("service TOML, bundle_tls_cert without its key", errors, "bundle_tls_cert and bundle_tls_key go together")
         expect("environment, unknown key", check_env_keys(ctx, "ledger", "blindledger-ledger", ["BLINDLEDGER_WORKERZ"]), "BLINDLEDGER_WORKERZ")
+        expect("environment, another service's key", check_env_keys(ctx, "controller", "blindledger-controller",
+                                                                    ["BLINDLEDGER_LEDGER_WORKERS"]), "BLINDLEDGER_LEDGER_WORKERS is not a key")
+        expect("environment, former shared prefix", check_env_keys(ctx, "controller", "blindledger-controller",
+                                                                   ["BLINDLEDGER_DATABASE_URL"]),
+               "BLINDLEDGER_DATABASE_URL is no longer read, and blindledger-controller refuses to start with it")
 
         # Compose: a copy of the stack, TLS and grace periods wired wrongly.
         stack = tmp / "deploy" / "compose"
@@ -2470,6 +2514,7 @@ def self_test(ctx):
         ledger = mutate(ledger, "port: 50051\n              service:", "port: grpc\n              service:", "ledger.yaml")
         ledger = mutate(ledger, "claimName: blindledger-ledger-objects", "claimName: blindledger-objectz", "ledger.yaml")
         ledger = mutate(ledger, "runAsUser: 10001", "runAsUser: 1000", "ledger.yaml")
+        ledger = mutate(ledger, "- name: BLINDLEDGER_LEDGER_INSTANCE_ID", "- name: BLINDLEDGER_INSTANCE_ID", "ledger.yaml")
         (base / "ledger.yaml").write_text(ledger)
         controller = mutate((base / "controller.yaml").read_text(), "name: blindledger-db-controller\n                  key: password",
                             "name: blindledger-db-controller\n                  key: passwd", "controller.yaml")
@@ -2550,6 +2595,9 @@ def self_test(ctx):
         expect("k8s component, object store without credentials", errors, "but no AWS credentials in the environment")
         expect("k8s component, patch of an object not in the base", errors, "Deployment blindledger-ledgr is not among the resources")
         expect("k8s, runAsUser other than the image's", errors, "runAsUser 1000")
+        expect("k8s, variable under the former shared prefix", errors,
+               "BLINDLEDGER_INSTANCE_ID is no longer read, and blindledger-ledger refuses to start with it: "
+               "set BLINDLEDGER_LEDGER_INSTANCE_ID instead")
     return results, failures
 
 

@@ -63,8 +63,11 @@ CLI="$BIN_DIR/blindledger"
 
 # ----- helpers ---------------------------------------------------------------------------
 
-# The BLINDLEDGER_* variables of the caller's environment (its CLI settings, say) would
-# override the services' configuration keys: every process starts without them.
+# The BLINDLEDGER_* variables of the caller's environment would reach every process: a
+# service's own (BLINDLEDGER_LEDGER_*, ...) override its configuration keys, a former
+# shared one (BLINDLEDGER_DATABASE_URL, say) stops the ledger and the controller, and the
+# CLI's own (BLINDLEDGER_ENDPOINT, ...) change what it calls. Every process starts without
+# them.
 CLEAN_ENV=(env)
 for v in $(compgen -e); do
   case $v in
@@ -357,7 +360,8 @@ launch() {
     "$CONF/$name.toml")
   pw_file=$(db_password "$kind")
   url=${url/@/:$(<"$pw_file")@}
-  if [[ $kind == audit ]]; then var=BLINDLEDGER_AUDIT_DATABASE_URL; else var=BLINDLEDGER_DATABASE_URL; fi
+  # Each service reads its own prefix: BLINDLEDGER_LEDGER_, _CONTROLLER_, _AUDIT_.
+  var="BLINDLEDGER_${kind^^}_DATABASE_URL"
   printf '\n=== %s: starting %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
   # NO_COLOR: plain log files.
   (cd "$STATE" && exec setsid "${CLEAN_ENV[@]}" NO_COLOR=1 "$var=$url" "$BIN_DIR/blindledger-$kind" \

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use blindledger_service::ServiceConfig as _;
 use blindledger_test_support::{eventually, Pki, TestDatabase};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -50,54 +50,6 @@ pub async fn service_main<T>(service: &str, main: impl std::future::Future<Outpu
     result
 }
 
-/// The command line of a service binary: `--config FILE`, `--help` (listing the
-/// configuration keys and their environment variables), `--version`.
-#[derive(Debug, Clone)]
-pub struct ServiceArgs {
-    /// The configuration file, when given.
-    pub config: Option<std::path::PathBuf>,
-}
-
-impl ServiceArgs {
-    /// Parses the process's arguments for service `name` (`about`: one line on what it
-    /// does), whose configuration `keys` are listed in `--help`; exits on `--help`,
-    /// `--version` or a usage error, as command lines do.
-    pub fn parse(name: &'static str, about: &'static str, keys: &[&str]) -> ServiceArgs {
-        Self::parse_with_prefix(name, about, "BLINDLEDGER_", keys)
-    }
-
-    /// [`ServiceArgs::parse`] for a service whose environment variables start with
-    /// `env_prefix` (`BLINDLEDGER_AUDIT_`).
-    pub fn parse_with_prefix(
-        name: &'static str,
-        about: &'static str,
-        env_prefix: &str,
-        keys: &[&str],
-    ) -> ServiceArgs {
-        let matches = clap::Command::new(name)
-            .version(env!("CARGO_PKG_VERSION"))
-            .about(about)
-            .arg(
-                clap::Arg::new("config")
-                    .long("config")
-                    .value_name("FILE")
-                    .value_parser(clap::value_parser!(std::path::PathBuf))
-                    .help("Configuration file (TOML); unknown keys in it are an error"),
-            )
-            .after_help(format!(
-                "Configuration: defaults, then --config FILE, then environment variables \
-                 {env_prefix}<KEY> (upper case). Keys: {}.\n\nSIGTERM or SIGINT (Ctrl-C) \
-                 stops it gracefully: new calls are refused, running work finishes (for at \
-                 most shutdown_grace_ms) or is released, then it exits 0.",
-                keys.join(", ")
-            ))
-            .get_matches();
-        ServiceArgs {
-            config: matches.get_one::<std::path::PathBuf>("config").cloned(),
-        }
-    }
-}
-
 /// Resolves when the process is asked to stop: SIGTERM (what orchestrators send) or SIGINT
 /// (Ctrl-C). A signal that cannot be listened for is logged and never fires.
 pub async fn shutdown_signal() {

@@ -7,9 +7,10 @@
 #   DB_PASSWORD_FILE  its password (URL-safe characters only: gen-secrets.sh writes hex)
 #   DB_HOSTS          host:port[,host:port...]: the Galera nodes, in order of use
 #   DB_NAME           the database (default blindledger)
-#   DB_URL_VARIABLE   the variable the command reads: BLINDLEDGER_DATABASE_URL (ledger,
-#                     controller), BLINDLEDGER_AUDIT_DATABASE_URL (audit),
-#                     BLINDLEDGER_ADMIN_DATABASE_URL (db migrate)
+#   DB_URL_VARIABLE   the variable the command reads: BLINDLEDGER_LEDGER_DATABASE_URL
+#                     (ledger), BLINDLEDGER_CONTROLLER_DATABASE_URL (controller),
+#                     BLINDLEDGER_AUDIT_DATABASE_URL (audit), BLINDLEDGER_ADMIN_DATABASE_URL
+#                     (db migrate)
 #
 # Usage: with-database-url.sh COMMAND [ARGS...]; the command replaces this shell (exec),
 # so it receives SIGTERM directly.
@@ -21,7 +22,8 @@ set -eu
 : "${DB_URL_VARIABLE:?DB_URL_VARIABLE is not set}"
 
 case "$DB_URL_VARIABLE" in
-  BLINDLEDGER_DATABASE_URL | BLINDLEDGER_AUDIT_DATABASE_URL | BLINDLEDGER_ADMIN_DATABASE_URL) ;;
+  BLINDLEDGER_LEDGER_DATABASE_URL | BLINDLEDGER_CONTROLLER_DATABASE_URL | \
+    BLINDLEDGER_AUDIT_DATABASE_URL | BLINDLEDGER_ADMIN_DATABASE_URL) ;;
   *)
     echo "with-database-url: unexpected DB_URL_VARIABLE $DB_URL_VARIABLE" >&2
     exit 2

@@ -246,6 +246,30 @@ impl Application {
     }
 }
 
+/// The process `blindledger-audit` runs: see [`blindledger_service::main`].
+impl blindledger_service::Service for Application {
+    type Config = AuditConfig;
+
+    fn build(config: AuditConfig) -> impl Future<Output = anyhow::Result<Self>> {
+        Application::build(config)
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.addr()
+    }
+
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        Application::metrics_addr(self)
+    }
+
+    fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> {
+        Application::run_until(self, shutdown)
+    }
+}
+
 /// The gate deciding every request, logging its decisions to the `decision_log` table the
 /// importer reads, and its bundle loader, tried once now: a bad or missing bundle is not
 /// fatal (requests are refused with 503 until a good one appears).

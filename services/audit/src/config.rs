@@ -1,13 +1,13 @@
 //! Audit service configuration: defaults, then a TOML file, then `BLINDLEDGER_AUDIT_*`
-//! environment variables (e.g. `BLINDLEDGER_AUDIT_DATABASE_URL`).
+//! environment variables (e.g. `BLINDLEDGER_AUDIT_DATABASE_URL`), loaded by
+//! [`blindledger_service`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use blindledger_gate::BundleSource;
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
+use blindledger_service::ServiceConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -209,100 +209,22 @@ impl Default for AuditConfig {
 }
 
 impl AuditConfig {
-    /// The configuration keys, as in a TOML file (upper-cased after `BLINDLEDGER_AUDIT_`
-    /// in the environment).
-    pub const KEYS: &'static [&'static str] = &[
-        "listen_addr",
-        "database_url",
-        "max_connections",
-        "migrate",
-        "token_keys",
-        "token_issuer",
-        "token_audience",
-        "token_jwks_url",
-        "token_roles_claim",
-        "token_tenants_claim",
-        "decision_log_url",
-        "decision_log_token_file",
-        "decision_log_file",
-        "region",
-        "policy_bundle",
-        "risk_bundle",
-        "bundle_keys",
-        "risk_bundle_keys",
-        "require_signed_bundles",
-        "bundle_scope",
-        "policy_poll_ms",
-        "policy_long_poll_s",
-        "bundle_token_file",
-        "officer_keys",
-        "command_window_ms",
-        "checkpoint_key",
-        "checkpoint_key_id",
-        "checkpoint_public_keys",
-        "checkpoint_interval_ms",
-        "checkpoint_publish_dir",
-        "checkpoint_max_unpublished_ms",
-        "archive_url",
-        "import_interval_ms",
-        "import_settle_ms",
-        "live_poll_ms",
-        "secure_cookies",
-        "oidc_issuer",
-        "oidc_client_id",
-        "oidc_client_secret_file",
-        "oidc_redirect_url",
-        "oidc_scopes",
-        "tls_cert",
-        "tls_key",
-        "tls_client_ca",
-        "shutdown_grace_ms",
-        "metrics_addr",
-        "bundle_tls_ca",
-        "bundle_tls_cert",
-        "bundle_tls_key",
-    ];
-
-    /// Loads defaults, then `file` when given, then `BLINDLEDGER_AUDIT_*` variables.
-    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
-        // The prefix is the service's own, so the ledger's BLINDLEDGER_DATABASE_URL and the
-        // like never configure it by accident; only known keys are read from it.
-        let env = Env::prefixed("BLINDLEDGER_AUDIT_").only(Self::KEYS);
-        Ok(Self::figment(file).merge(env).extract()?)
-    }
-
-    /// Loads defaults and `file` only, ignoring the environment (for tests).
-    pub fn from_file(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
-        Ok(Self::figment(file).extract()?)
-    }
-
-    fn figment(file: Option<&Path>) -> Figment {
-        let figment = Figment::from(Serialized::defaults(Self::default()));
-        match file {
-            Some(path) => figment.merge(Toml::file_exact(path)),
-            None => figment,
-        }
-    }
-
     /// The database URL with any password hidden, for logs.
     pub fn database_url_redacted(&self) -> String {
         blindledger_telemetry::redact_url(self.database_url.expose_secret())
     }
 }
 
+impl ServiceConfig for AuditConfig {
+    const SERVICE: &'static str = "blindledger-audit";
+    const ABOUT: &'static str =
+        "The BlindLedger audit service: the compliance dashboard, audit API and audit trail.";
+    const ENV_PREFIX: &'static str = "BLINDLEDGER_AUDIT_";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_list_every_field() {
-        let value = serde_json::to_value(AuditConfig::default()).unwrap();
-        let mut fields: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
-        let mut keys: Vec<_> = AuditConfig::KEYS.iter().map(|k| k.to_string()).collect();
-        fields.sort();
-        keys.sort();
-        assert_eq!(fields, keys);
-    }
 
     #[test]
     fn files_reject_unknown_keys() {

@@ -188,6 +188,30 @@ impl Application {
     }
 }
 
+/// The process `blindledger-controller` runs: see [`blindledger_service::main`].
+impl blindledger_service::Service for Application {
+    type Config = ControllerConfig;
+
+    fn build(config: ControllerConfig) -> impl Future<Output = anyhow::Result<Self>> {
+        Application::build(config)
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.addr()
+    }
+
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        Application::metrics_addr(self)
+    }
+
+    fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> {
+        Application::run_until(self, shutdown)
+    }
+}
+
 /// Runs `pass` now and then every `interval` until `stop` changes. After a slow pass it
 /// waits a full interval instead of running a burst of them.
 async fn every<F, Fut>(interval: Duration, mut stop: watch::Receiver<bool>, mut pass: F)

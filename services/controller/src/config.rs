@@ -1,14 +1,14 @@
-//! Controller configuration: defaults, then a TOML file, then `BLINDLEDGER_*` environment
-//! variables (e.g. `BLINDLEDGER_LISTEN_ADDR`, `BLINDLEDGER_CYCLE_INTERVAL_MS`). Nested
+//! Controller configuration: defaults, then a TOML file, then `BLINDLEDGER_CONTROLLER_*`
+//! environment variables (e.g. `BLINDLEDGER_CONTROLLER_LISTEN_ADDR`,
+//! `BLINDLEDGER_CONTROLLER_CYCLE_INTERVAL_MS`), loaded by [`blindledger_service`]. Nested
 //! values take figment's inline syntax in the environment:
-//! `BLINDLEDGER_THRESHOLDS='{medium=0.6,high=0.7,blocked=0.8,margin=0.05}'`.
+//! `BLINDLEDGER_CONTROLLER_THRESHOLDS='{medium=0.6,high=0.7,blocked=0.8,margin=0.05}'`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
+use blindledger_service::ServiceConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -191,83 +191,6 @@ impl Default for ControllerConfig {
 }
 
 impl ControllerConfig {
-    /// The configuration keys, as in a TOML file (upper-cased after `BLINDLEDGER_` in the
-    /// environment).
-    pub const KEYS: &'static [&'static str] = &[
-        "listen_addr",
-        "database_url",
-        "max_connections",
-        "migrate",
-        "signing_key",
-        "signing_kid",
-        "signing_scope",
-        "ci_keys",
-        "officer_keys",
-        "rollback_max_age_ms",
-        "ci_scope",
-        "token_keys",
-        "token_issuer",
-        "token_audience",
-        "token_jwks_url",
-        "token_roles_claim",
-        "token_tenants_claim",
-        "initial_policy_bundle",
-        "cycle_interval_ms",
-        "admin_sync_ms",
-        "retrain_interval_ms",
-        "window_ms",
-        "baseline_ms",
-        "night_start_hour",
-        "night_end_hour",
-        "min_training_rows",
-        "model_seed",
-        "model_retention",
-        "thresholds",
-        "tier_limits",
-        "alert_webhook_url",
-        "alert_dedupe_ms",
-        "alert_timeout_ms",
-        "alert_backoff_initial_ms",
-        "alert_backoff_max_ms",
-        "impact_replay",
-        "impact_max_changed",
-        "tls_cert",
-        "tls_key",
-        "tls_client_ca",
-        "shutdown_grace_ms",
-        "metrics_addr",
-    ];
-
-    /// Loads defaults, then `file` when given, then `BLINDLEDGER_*` variables, and checks
-    /// the result.
-    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
-        // The prefix is shared with the CLI and the other services: only the controller's
-        // own keys are read from it. Files stay strict: an unknown key there is an error.
-        let env = Env::prefixed("BLINDLEDGER_").only(Self::KEYS);
-        Self::checked(Self::figment(file).merge(env))
-    }
-
-    /// Loads defaults and `file` only, ignoring the environment (for tests).
-    pub fn from_file(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
-        Self::checked(Self::figment(file))
-    }
-
-    fn figment(file: Option<&Path>) -> Figment {
-        let figment = Figment::from(Serialized::defaults(Self::default()));
-        match file {
-            Some(path) => figment.merge(Toml::file_exact(path)),
-            None => figment,
-        }
-    }
-
-    fn checked(figment: Figment) -> Result<Self, Box<figment::Error>> {
-        let config: Self = figment.extract()?;
-        config
-            .validate()
-            .map_err(|message| Box::new(figment::Error::from(message)))?;
-        Ok(config)
-    }
-
     /// Checks values that types alone cannot: ordered thresholds, hours of a day, limits
     /// only for the tiers that take them.
     pub fn validate(&self) -> Result<(), String> {
@@ -294,22 +217,20 @@ impl ControllerConfig {
     }
 }
 
+impl ServiceConfig for ControllerConfig {
+    const SERVICE: &'static str = "blindledger-controller";
+    const ABOUT: &'static str =
+        "The BlindLedger controller: risk scores, the risk bundle, the bundle server and policy pushes.";
+    const ENV_PREFIX: &'static str = "BLINDLEDGER_CONTROLLER_";
+    const FORMER_ENV_PREFIX: Option<&'static str> = Some(blindledger_service::FORMER_SHARED_PREFIX);
+    fn validate(&self) -> Result<(), String> {
+        ControllerConfig::validate(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_list_every_field() {
-        let value = serde_json::to_value(ControllerConfig::default()).unwrap();
-        let mut fields: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
-        let mut keys: Vec<_> = ControllerConfig::KEYS
-            .iter()
-            .map(|k| k.to_string())
-            .collect();
-        fields.sort();
-        keys.sort();
-        assert_eq!(fields, keys);
-    }
 
     #[test]
     fn files_reject_unknown_keys_and_bad_values() {

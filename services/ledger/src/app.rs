@@ -274,6 +274,30 @@ impl Application {
     }
 }
 
+/// The process `blindledger-ledger` runs: see [`blindledger_service::main`].
+impl blindledger_service::Service for Application {
+    type Config = LedgerConfig;
+
+    fn build(config: LedgerConfig) -> impl Future<Output = anyhow::Result<Self>> {
+        Application::build(config)
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.grpc_addr()
+    }
+
+    fn metrics_addr(&self) -> Option<SocketAddr> {
+        Application::metrics_addr(self)
+    }
+
+    fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> {
+        Application::run_until(self, shutdown)
+    }
+}
+
 /// Every method this server serves, with its streaming type: these alone get their own
 /// metric labels.
 fn served_methods() -> anyhow::Result<Vec<(String, GrpcType)>> {

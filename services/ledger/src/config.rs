@@ -1,14 +1,14 @@
-//! Ledger configuration: defaults, then a TOML file, then `BLINDLEDGER_*` environment
-//! variables (e.g. `BLINDLEDGER_DATABASE_URL`, `BLINDLEDGER_LISTEN_ADDR`).
+//! Ledger configuration: defaults, then a TOML file, then `BLINDLEDGER_LEDGER_*`
+//! environment variables (e.g. `BLINDLEDGER_LEDGER_DATABASE_URL`,
+//! `BLINDLEDGER_LEDGER_LISTEN_ADDR`), loaded by [`blindledger_service`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use blindledger_gate::{BundleSource, PeerGrant};
+use blindledger_service::ServiceConfig;
 use blindledger_telemetry::redact_url;
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -206,79 +206,6 @@ impl Default for LedgerConfig {
 }
 
 impl LedgerConfig {
-    /// The configuration keys, as in a TOML file (upper-cased after `BLINDLEDGER_` in the
-    /// environment).
-    pub const KEYS: &'static [&'static str] = &[
-        "listen_addr",
-        "metrics_addr",
-        "database_url",
-        "max_connections",
-        "object_store_dir",
-        "object_store_url",
-        "region",
-        "workers",
-        "fhe_threads",
-        "fhe_parallel_jobs",
-        "balance_cache_mib",
-        "cached_server_keys",
-        "lease_ms",
-        "max_attempts",
-        "shutdown_grace_ms",
-        "max_open_jobs_per_tenant",
-        "max_watches_per_tenant",
-        "watch_poll_ms",
-        "max_message_bytes",
-        "instance_id",
-        "migrate",
-        "policy_bundle",
-        "risk_bundle",
-        "bundle_keys",
-        "risk_bundle_keys",
-        "require_signed_bundles",
-        "bundle_scope",
-        "policy_poll_ms",
-        "policy_long_poll_s",
-        "bundle_token_file",
-        "token_keys",
-        "token_issuer",
-        "token_audience",
-        "token_jwks_url",
-        "token_roles_claim",
-        "token_tenants_claim",
-        "decision_log_url",
-        "decision_log_token_file",
-        "decision_log_file",
-        "tls_cert",
-        "tls_key",
-        "tls_client_ca",
-        "peer_grants",
-        "bundle_tls_ca",
-        "bundle_tls_cert",
-        "bundle_tls_key",
-    ];
-
-    /// Loads defaults, then `file` when given, then `BLINDLEDGER_*` variables.
-    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
-        // The prefix is shared with the CLI, logging and tests (BLINDLEDGER_ENDPOINT,
-        // BLINDLEDGER_TEST_MYSQL_URL...): only the ledger's own keys are read from it. Files
-        // stay strict: an unknown key there is an error.
-        let env = Env::prefixed("BLINDLEDGER_").only(Self::KEYS);
-        Ok(Self::figment(file).merge(env).extract()?)
-    }
-
-    /// Loads defaults and `file` only, ignoring the environment (for tests).
-    pub fn from_file(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
-        Ok(Self::figment(file).extract()?)
-    }
-
-    fn figment(file: Option<&Path>) -> Figment {
-        let figment = Figment::from(Serialized::defaults(Self::default()));
-        match file {
-            Some(path) => figment.merge(Toml::file_exact(path)),
-            None => figment,
-        }
-    }
-
     /// The database URL with any password hidden, for logs.
     pub fn database_url_redacted(&self) -> String {
         use secrecy::ExposeSecret;
@@ -286,19 +213,17 @@ impl LedgerConfig {
     }
 }
 
+impl ServiceConfig for LedgerConfig {
+    const SERVICE: &'static str = "blindledger-ledger";
+    const ABOUT: &'static str =
+        "The BlindLedger ledger: gRPC verbs on encrypted amounts, and the workers that compute them.";
+    const ENV_PREFIX: &'static str = "BLINDLEDGER_LEDGER_";
+    const FORMER_ENV_PREFIX: Option<&'static str> = Some(blindledger_service::FORMER_SHARED_PREFIX);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_list_every_field() {
-        let value = serde_json::to_value(LedgerConfig::default()).unwrap();
-        let mut fields: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
-        let mut keys: Vec<_> = LedgerConfig::KEYS.iter().map(|k| k.to_string()).collect();
-        fields.sort();
-        keys.sort();
-        assert_eq!(fields, keys);
-    }
 
     #[test]
     fn files_reject_unknown_keys() {

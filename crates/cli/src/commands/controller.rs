@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use blindledger_controller::{Application, ControllerConfig};
+use blindledger_service::ServiceConfig as _;
 use serde_json::Value;
 
 /// Arguments of `blindledger controller`.
 #[derive(Debug, clap::Args)]
 pub struct ControllerArgs {
-    /// TOML configuration (see services/controller/src/config.rs); `BLINDLEDGER_*`
-    /// variables override it
+    /// TOML configuration (see services/controller/src/config.rs);
+    /// `BLINDLEDGER_CONTROLLER_*` variables override it
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }

@@ -12,6 +12,7 @@ use blindledger_controller::ControllerConfig;
 use blindledger_gate::BundleSource;
 use blindledger_ledger::dev::{key_pair, DevCredentials, DEV_KID};
 use blindledger_ledger::{Application, LedgerConfig};
+use blindledger_service::ServiceConfig as _;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -26,7 +27,7 @@ const BUNDLE_TOKEN: &str = "bundle.token";
 /// Arguments of `blindledger dev`.
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
-    /// Ledger configuration file (TOML); `BLINDLEDGER_*` variables override it.
+    /// Ledger configuration file (TOML); `BLINDLEDGER_LEDGER_*` variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Directory of the SQLite database (`ledger.db`), object store (`objects/`) and

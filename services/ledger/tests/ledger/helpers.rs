@@ -261,8 +261,8 @@ pub async fn start_process(env: &TestEnv) -> (Child, LedgerClient) {
     start_process_with(env, &[]).await
 }
 
-/// Starts `blindledger-ledger` with further environment variables (`BLINDLEDGER_*` settings,
-/// `AWS_*` object store credentials).
+/// Starts `blindledger-ledger` with further environment variables
+/// (`BLINDLEDGER_LEDGER_*` settings, `AWS_*` object store credentials).
 pub async fn start_process_with(env: &TestEnv, settings: &[(&str, &str)]) -> (Child, LedgerClient) {
     let (child, client, _) = start_process_metered(env, settings).await;
     (child, client)
@@ -280,11 +280,11 @@ pub async fn start_process_metered(
     let mut child = Command::new(env!("CARGO_BIN_EXE_blindledger-ledger"))
         .arg("--config")
         .arg(&config_file)
-        .env("BLINDLEDGER_LISTEN_ADDR", "127.0.0.1:0")
-        .env("BLINDLEDGER_METRICS_ADDR", "127.0.0.1:0")
-        .env("BLINDLEDGER_DATABASE_URL", env.db.url())
-        .env("BLINDLEDGER_OBJECT_STORE_DIR", env.objects.path())
-        .env("BLINDLEDGER_LEASE_MS", "2000")
+        .env("BLINDLEDGER_LEDGER_LISTEN_ADDR", "127.0.0.1:0")
+        .env("BLINDLEDGER_LEDGER_METRICS_ADDR", "127.0.0.1:0")
+        .env("BLINDLEDGER_LEDGER_DATABASE_URL", env.db.url())
+        .env("BLINDLEDGER_LEDGER_OBJECT_STORE_DIR", env.objects.path())
+        .env("BLINDLEDGER_LEDGER_LEASE_MS", "2000")
         .env("RUST_LOG", "warn")
         .envs(settings.iter().copied())
         .stdout(Stdio::piped())

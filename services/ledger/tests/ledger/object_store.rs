@@ -33,7 +33,7 @@ fn s3_settings(secret: Option<&str>, prefix: &str) -> Vec<(String, String)> {
             secret.map_or_else(|| var("BLINDLEDGER_TEST_S3_SECRET_KEY"), str::to_owned),
         ),
         (
-            "BLINDLEDGER_OBJECT_STORE_URL".into(),
+            "BLINDLEDGER_LEDGER_OBJECT_STORE_URL".into(),
             format!("s3://{bucket}/{prefix}"),
         ),
     ]
@@ -54,7 +54,7 @@ async fn instances_share_server_keys_through_s3() {
 
     // The API instance runs no jobs; the worker instance serves no tenant of its own.
     let mut api_settings = borrowed(&s3);
-    api_settings.push(("BLINDLEDGER_WORKERS", "0"));
+    api_settings.push(("BLINDLEDGER_LEDGER_WORKERS", "0"));
     let (mut api, client) = start_process_with(&env, &api_settings).await;
     let (mut worker, _) = start_process_with(&env, &borrowed(&s3)).await;
 

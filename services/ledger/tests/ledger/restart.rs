@@ -61,7 +61,7 @@ async fn sigterm_stops_the_process_gracefully() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_that_kills_every_worker_is_failed_after_max_attempts() {
     let env = TestEnv::new(Backend::Sqlite).await;
-    let one_attempt = [("BLINDLEDGER_MAX_ATTEMPTS", "1")];
+    let one_attempt = [("BLINDLEDGER_LEDGER_MAX_ATTEMPTS", "1")];
     let (mut first, client) = start_process_with(&env, &one_attempt).await;
     let transfer = transfer_running(&env, &client).await;
     first.start_kill().expect("SIGKILL delivered");
@@ -159,7 +159,8 @@ async fn sigterm_lets_the_running_job_finish() {
     println!("drained in {drained:?} with a transfer running");
 
     // Another instance finds the job already committed, on its first claim.
-    let (mut second, client) = start_process_with(&env, &[("BLINDLEDGER_WORKERS", "0")]).await;
+    let (mut second, client) =
+        start_process_with(&env, &[("BLINDLEDGER_LEDGER_WORKERS", "0")]).await;
     let done = client.job(&transfer, false).await.unwrap();
     assert_eq!(
         done.state(),
@@ -178,8 +179,8 @@ async fn sigterm_lets_the_running_job_finish() {
 async fn sigterm_past_the_grace_period_releases_the_running_job() {
     let env = TestEnv::new(Backend::Sqlite).await;
     let long_lease = [
-        ("BLINDLEDGER_LEASE_MS", "600000"),
-        ("BLINDLEDGER_SHUTDOWN_GRACE_MS", "0"),
+        ("BLINDLEDGER_LEDGER_LEASE_MS", "600000"),
+        ("BLINDLEDGER_LEDGER_SHUTDOWN_GRACE_MS", "0"),
     ];
     let (mut first, client) = start_process_with(&env, &long_lease).await;
     let transfer = transfer_running(&env, &client).await;
@@ -242,4 +243,31 @@ fn every_service_binary_answers_help() {
         .output()
         .unwrap();
     assert_eq!(wrong.status.code(), Some(2), "a usage error");
+}
+
+#[test]
+fn a_variable_of_the_former_shared_prefix_stops_the_ledger_before_it_opens_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("ledger.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindledger-ledger"))
+        .current_dir(dir.path())
+        .env(
+            "BLINDLEDGER_DATABASE_URL",
+            format!("sqlite://{}?mode=rwc", database.display()),
+        )
+        .env("BLINDLEDGER_LEDGER_LISTEN_ADDR", "127.0.0.1:0")
+        .env("BLINDLEDGER_LEDGER_METRICS_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("BLINDLEDGER_DATABASE_URL is no longer read")
+            && stderr.contains("set BLINDLEDGER_LEDGER_DATABASE_URL instead"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing was bound: {:?}", out.stdout);
+    // Neither the database the old variable names nor the default one was created.
+    assert!(!database.exists());
+    assert!(!dir.path().join("data").exists());
 }
