@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use blindledger_store::{now_ms, CommitOutcome, JobRow};
+use blindledger_store::{now_ms, CommitOutcome, JobRow, TenantRow};
 
 use crate::compute::{compute, JobInputs};
 use crate::error::LedgerError;
@@ -226,8 +226,7 @@ async fn run_with_retries(
     job: &JobRow,
 ) -> Result<CommitOutcome, LedgerError> {
     for _ in 0..STALE_RETRIES {
-        let inputs = read_inputs(ledger, job).await?;
-        let tenant = ledger.tenant_row(&job.tenant).await?;
+        let (tenant, inputs) = read_inputs(ledger, job).await?;
         let computed = ledger.run_fhe(&tenant, move || compute(&inputs)).await??;
         let committing = ledger.db.commit_job(job, &settings.owner, &computed.commit);
         match committing
@@ -260,7 +259,9 @@ async fn run_with_retries(
     Ok(CommitOutcome::StaleBalance)
 }
 
-async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<JobInputs, LedgerError> {
+/// The job's tenant (read once per attempt: its width and its server key) and the inputs
+/// of its computation.
+async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<(TenantRow, JobInputs), LedgerError> {
     let kind = JobKind::parse(&job.kind)
         .ok_or_else(|| LedgerError::Internal(anyhow::anyhow!("unknown job kind")))?;
     let params: JobParams =
@@ -289,7 +290,7 @@ async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<JobInputs, LedgerE
     } else {
         Default::default()
     };
-    Ok(JobInputs {
+    let inputs = JobInputs {
         kind,
         width: Ledger::width(&tenant)?,
         amount: job.payload.clone(),
@@ -300,5 +301,6 @@ async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<JobInputs, LedgerE
         now_ms: now_ms(),
         tenant: job.tenant.clone(),
         cache: ledger.values.clone(),
-    })
+    };
+    Ok((tenant, inputs))
 }
