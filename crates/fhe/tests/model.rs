@@ -10,58 +10,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Mutex;
 
 use blindledger_fhe::ops::{self, TransferLimits, Value};
 use blindledger_fhe::wire::{self, encrypt_amount};
-use blindledger_fhe::{pbs_count, reset_pbs_count, FheExecutor, LedgerWidth, ServerKeyHandle};
-use blindledger_keyholder::{decrypt_flag, decrypt_value, TenantKeys};
-use blindledger_test_support::TestKeys;
+use blindledger_fhe::{pbs_count, reset_pbs_count, LedgerWidth};
+use common::Fhe;
 
 const WIDTH: LedgerWidth = LedgerWidth::U32;
 
 /// One operation at a time in this process: the bootstrap counter is process-wide.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-struct Fhe {
-    keys: &'static TenantKeys,
-    executor: FheExecutor,
-    key: ServerKeyHandle,
-}
-
 impl Fhe {
-    fn new() -> Self {
-        let keys = TestKeys::shared().unwrap();
-        let executor = FheExecutor::new(2, 1).unwrap();
-        let key = executor.insert("model", &keys.server_key);
-        Fhe {
-            keys,
-            executor,
-            key,
-        }
-    }
-
     fn encrypt(&self, clear: u64) -> Value {
-        let wire = encrypt_amount(&self.keys.public_key, WIDTH, clear).unwrap();
-        let list = wire::decode_amount(&wire, WIDTH).unwrap();
-        self.executor
-            .run(&self.key, || Value::expand(&list, WIDTH))
-            .unwrap()
-    }
-
-    fn decrypt(&self, value: &Value) -> u64 {
-        let wire = self
-            .executor
-            .run(&self.key, || value.to_wire(&self.keys.public_key))
-            .unwrap();
-        decrypt_value(&self.keys.client_key, value.width(), &wire).unwrap()
-    }
-
-    fn decrypt_flag(&self, flag: &tfhe::FheBool) -> bool {
-        let wire = self.executor.run(&self.key, || {
-            ops::flag_to_wire(&ops::compress_flag(flag).unwrap()).unwrap()
-        });
-        decrypt_flag(&self.keys.client_key, &wire).unwrap()
+        self.encrypt_in(WIDTH, clear)
     }
 
     /// Runs `op` on the FHE threads; returns its result and the bootstraps it ran.

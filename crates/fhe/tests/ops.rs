@@ -3,60 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use blindledger_fhe::ops::{self, TransferLimits, Value};
-use blindledger_fhe::wire::encrypt_amount;
-use blindledger_fhe::{wire, FheExecutor, LedgerWidth, ServerKeyHandle};
-use blindledger_keyholder::{decrypt_flag, decrypt_value, TenantKeys};
-use blindledger_test_support::TestKeys;
+use blindledger_fhe::LedgerWidth;
+use blindledger_keyholder::decrypt_value;
+use common::Fhe;
 
 const WIDTH: LedgerWidth = LedgerWidth::U32;
 
-struct Fhe {
-    keys: &'static TenantKeys,
-    executor: FheExecutor,
-    key: ServerKeyHandle,
-}
-
 impl Fhe {
-    fn new() -> Self {
-        let keys = TestKeys::shared().unwrap();
-        let executor = FheExecutor::new(2, 1).unwrap();
-        let key = executor.insert("test", &keys.server_key);
-        Fhe {
-            keys,
-            executor,
-            key,
-        }
-    }
-
-    /// A value as a client submits it: encrypted under the public key, then expanded.
     fn encrypt(&self, clear: u64) -> Value {
         self.encrypt_in(WIDTH, clear)
-    }
-
-    fn encrypt_in(&self, width: LedgerWidth, clear: u64) -> Value {
-        let wire = encrypt_amount(&self.keys.public_key, width, clear).unwrap();
-        let list = wire::decode_amount(&wire, width).unwrap();
-        self.executor
-            .run(&self.key, || Value::expand(&list, width))
-            .unwrap()
-    }
-
-    /// What the key holder reads of `value`.
-    fn decrypt(&self, value: &Value) -> u64 {
-        let wire = self
-            .executor
-            .run(&self.key, || value.to_wire(&self.keys.public_key))
-            .unwrap();
-        decrypt_value(&self.keys.client_key, value.width(), &wire).unwrap()
-    }
-
-    fn decrypt_flag(&self, flag: &tfhe::FheBool) -> bool {
-        let wire = self.executor.run(&self.key, || {
-            let wire = ops::compress_flag(flag).unwrap();
-            ops::flag_to_wire(&wire).unwrap()
-        });
-        decrypt_flag(&self.keys.client_key, &wire).unwrap()
     }
 
     /// The allowance left in a window of `limit` after `spent` moved out.
