@@ -188,3 +188,129 @@ fn upsert(root: &mut Value, segments: &[String], value: Value) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event(input: Value, result: Option<Value>) -> DecisionEvent {
+        serde_json::from_value(json!({
+            "decision_id": "d-1",
+            "path": "blindledger/authz/decision",
+            "timestamp": "2026-12-07T00:00:00Z",
+        }))
+        .map(|mut event: DecisionEvent| {
+            event.input = input;
+            event.result = result;
+            event
+        })
+        .unwrap()
+    }
+
+    fn refusal(rules: Value) -> String {
+        let mut masked = event(json!({"token": "t"}), Some(json!(true)));
+        let before = masked.clone();
+        let message = match apply(&rules, &mut masked) {
+            Ok(()) => panic!("{rules} accepted"),
+            Err(error) => error.to_string(),
+        };
+        assert_eq!(masked, before, "a refused rule changes nothing");
+        message
+    }
+
+    #[test]
+    fn malformed_rules_are_refused_before_any_mask_is_applied() {
+        assert!(refusal(json!({"path": "/input/token"})).contains("not a set or array"));
+        // The first mask is valid: it is not applied either.
+        let message = refusal(json!(["/input/token", {"path": "/input/x", "op": "hide"}]));
+        assert!(message.contains("no op 'remove' or 'upsert'"), "{message}");
+        let message = refusal(json!([{"op": "remove"}]));
+        assert!(message.contains("has no string path"), "{message}");
+        let message = refusal(json!([42]));
+        assert!(
+            message.contains("neither a path nor an object"),
+            "{message}"
+        );
+        let message = refusal(json!(["input/token"]));
+        assert!(message.contains("not slash-prefixed"), "{message}");
+        let message = refusal(json!(["/labels/id"]));
+        assert!(message.contains("prefix 'labels' not allowed"), "{message}");
+    }
+
+    #[test]
+    fn paths_through_objects_and_arrays_are_removed_or_replaced() {
+        let input = json!({
+            "token": "secret",
+            "accounts": ["a", "b", "c"],
+            "nested": {"keep": 1, "drop": 2},
+            "scalar": 5,
+        });
+        let mut masked = event(input, Some(json!({"allow": true, "reasons": ["r1", "r2"]})));
+        let rules = json!([
+            "/input/token",
+            "/input/accounts/1",
+            "/input/nested/drop",
+            {"path": "/input/nested/added/deep", "op": "upsert", "value": "x"},
+            {"path": "/input/accounts/0", "op": "upsert", "value": "A"},
+            {"path": "/result/reasons/0", "op": "upsert"},
+            // Absent, out of range or through a scalar: skipped silently, not listed.
+            "/input/missing",
+            "/input/accounts/9",
+            "/input/accounts/x",
+            {"path": "/input/accounts/9", "op": "upsert", "value": 1},
+            {"path": "/input/scalar/below", "op": "upsert", "value": 1},
+            "/input/scalar/below",
+        ]);
+        apply(&rules, &mut masked).unwrap();
+        assert_eq!(
+            masked.input,
+            json!({
+                "accounts": ["A", "c"],
+                "nested": {"keep": 1, "added": {"deep": "x"}},
+                "scalar": 5,
+            })
+        );
+        assert_eq!(
+            masked.result,
+            Some(json!({"allow": true, "reasons": [null, "r2"]}))
+        );
+        assert_eq!(
+            masked.erased,
+            ["/input/token", "/input/accounts/1", "/input/nested/drop"]
+        );
+        assert_eq!(
+            masked.masked,
+            [
+                "/input/nested/added/deep",
+                "/input/accounts/0",
+                "/result/reasons/0"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_whole_input_or_result_can_be_erased_or_replaced() {
+        let mut erased = event(json!({"token": "t"}), Some(json!(true)));
+        apply(&json!(["/input", "/result"]), &mut erased).unwrap();
+        assert_eq!(
+            (erased.input.clone(), erased.result.clone()),
+            (Value::Null, None)
+        );
+        assert_eq!(erased.erased, ["/input", "/result"]);
+        // Nothing left to mask: later masks are skipped.
+        apply(&json!(["/input/token", "/result/allow"]), &mut erased).unwrap();
+        assert_eq!(erased.erased, ["/input", "/result"]);
+
+        let mut replaced = event(json!({"token": "t"}), Some(json!(true)));
+        let rules = json!([
+            {"path": "/input", "op": "upsert", "value": {"redacted": true}},
+            {"path": "/result", "op": "upsert", "value": "hidden"},
+        ]);
+        apply(&rules, &mut replaced).unwrap();
+        assert_eq!(replaced.input, json!({"redacted": true}));
+        assert_eq!(replaced.result, Some(json!("hidden")));
+        assert_eq!(replaced.masked, ["/input", "/result"]);
+    }
+}
