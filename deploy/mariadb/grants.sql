@@ -21,8 +21,8 @@ GRANT SELECT, INSERT, UPDATE ON `blindledger`.`gate_revision_floors` TO 'blindle
 -- controller: 'blindledger_controller'@'%'
 -- decision_log: feature extraction streams decisions; a policy push replays recent inputs; the API's policy gate records its decisions
 GRANT SELECT, INSERT ON `blindledger`.`decision_log` TO 'blindledger_controller'@'%';
--- jobs: feature extraction streams job metadata by creation time
-GRANT SELECT ON `blindledger`.`jobs` TO 'blindledger_controller'@'%';
+-- ledger_job_feed: feature extraction streams job metadata by creation time (the ledger's view: no ciphertext, no parameters)
+GRANT SELECT ON `blindledger`.`ledger_job_feed` TO 'blindledger_controller'@'%';
 -- controller_models: the model registry: next version, insert, latest; old models' blobs are cleared by UPDATE
 GRANT SELECT, INSERT, UPDATE ON `blindledger`.`controller_models` TO 'blindledger_controller'@'%';
 -- controller_entity_risk: current tiers and scores, read each cycle and written by REPLACE INTO (INSERT and DELETE)
@@ -39,12 +39,14 @@ GRANT SELECT, INSERT ON `blindledger`.`controller_activations` TO 'blindledger_c
 GRANT SELECT, INSERT ON `blindledger`.`controller_push_reports` TO 'blindledger_controller'@'%';
 -- controller_alerts: the alert outbox: enqueue with dedupe, deliver, record attempts
 GRANT SELECT, INSERT, UPDATE ON `blindledger`.`controller_alerts` TO 'blindledger_controller'@'%';
--- frozen_accounts: officers' freezes, published in the risk bundle
-GRANT SELECT ON `blindledger`.`frozen_accounts` TO 'blindledger_controller'@'%';
--- revoked_tenant_keys: officers' key revocations, published in the risk bundle
-GRANT SELECT ON `blindledger`.`revoked_tenant_keys` TO 'blindledger_controller'@'%';
--- admin_actions: bundle rollbacks ordered by officers: read pending ones, then set applied_at (that column only: the order itself cannot be changed)
-GRANT SELECT, UPDATE (applied_at) ON `blindledger`.`admin_actions` TO 'blindledger_controller'@'%';
+-- controller_applied_actions: the officers' orders carried out, one row each, so none is carried out twice
+GRANT SELECT, INSERT ON `blindledger`.`controller_applied_actions` TO 'blindledger_controller'@'%';
+-- audit_frozen_account_feed: officers' freezes (the audit service's view), published in the risk bundle
+GRANT SELECT ON `blindledger`.`audit_frozen_account_feed` TO 'blindledger_controller'@'%';
+-- audit_revoked_key_feed: officers' key revocations (the audit service's view), published in the risk bundle
+GRANT SELECT ON `blindledger`.`audit_revoked_key_feed` TO 'blindledger_controller'@'%';
+-- audit_admin_action_feed: bundle rollbacks ordered by officers (the audit service's view)
+GRANT SELECT ON `blindledger`.`audit_admin_action_feed` TO 'blindledger_controller'@'%';
 
 -- audit: 'blindledger_audit'@'%'
 -- audit_events: the hash chain: appended, verified, exported and shown; never updated or deleted (ANALYZE TABLE needs SELECT and INSERT)
@@ -69,17 +71,17 @@ GRANT INSERT ON `blindledger`.`admin_actions` TO 'blindledger_audit'@'%';
 GRANT SELECT, INSERT ON `blindledger`.`decision_log` TO 'blindledger_audit'@'%';
 -- gate_revision_floors: the highest risk-bundle revision the dashboard's gate activated, read at start-up and raised on each activation
 GRANT SELECT, INSERT, UPDATE ON `blindledger`.`gate_revision_floors` TO 'blindledger_audit'@'%';
--- jobs: job state changes are imported; the transactions pages show metadata and ciphertext sizes
-GRANT SELECT ON `blindledger`.`jobs` TO 'blindledger_audit'@'%';
--- tenants: the attention list names tenants whose keys were not rotated for long
-GRANT SELECT ON `blindledger`.`tenants` TO 'blindledger_audit'@'%';
--- controller_activations: bundle activations are imported; the bundles page lists them
-GRANT SELECT ON `blindledger`.`controller_activations` TO 'blindledger_audit'@'%';
--- controller_push_reports: the bundles page shows each push's tests and impact
-GRANT SELECT ON `blindledger`.`controller_push_reports` TO 'blindledger_audit'@'%';
--- controller_entity_risk: the overview, risk and attention pages show tiers
-GRANT SELECT ON `blindledger`.`controller_entity_risk` TO 'blindledger_audit'@'%';
--- controller_tier_changes: the risk page lists tier changes
-GRANT SELECT ON `blindledger`.`controller_tier_changes` TO 'blindledger_audit'@'%';
--- controller_score_history: the risk page charts score history
-GRANT SELECT ON `blindledger`.`controller_score_history` TO 'blindledger_audit'@'%';
+-- ledger_job_feed: job state changes are imported; the transactions pages show metadata and ciphertext sizes (the ledger's view)
+GRANT SELECT ON `blindledger`.`ledger_job_feed` TO 'blindledger_audit'@'%';
+-- ledger_tenant_feed: the attention list names tenants whose keys were not rotated for long (the ledger's view: no key)
+GRANT SELECT ON `blindledger`.`ledger_tenant_feed` TO 'blindledger_audit'@'%';
+-- controller_activation_feed: bundle activations are imported; the bundles page lists them
+GRANT SELECT ON `blindledger`.`controller_activation_feed` TO 'blindledger_audit'@'%';
+-- controller_push_report_feed: the bundles page shows each push's tests and impact
+GRANT SELECT ON `blindledger`.`controller_push_report_feed` TO 'blindledger_audit'@'%';
+-- controller_risk_feed: the overview, risk and attention pages show tiers
+GRANT SELECT ON `blindledger`.`controller_risk_feed` TO 'blindledger_audit'@'%';
+-- controller_tier_change_feed: the risk page lists tier changes
+GRANT SELECT ON `blindledger`.`controller_tier_change_feed` TO 'blindledger_audit'@'%';
+-- controller_score_feed: the risk page charts score history
+GRANT SELECT ON `blindledger`.`controller_score_feed` TO 'blindledger_audit'@'%';

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::cluster::{prepare_mysql, spawn_monitor, still_ready, Node, Nodes, NODE_NOT_READY};
 use crate::error::{is_access_denied, StoreError};
+use crate::migrations::MigrationSet;
 
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +55,6 @@ pub struct Db {
     nodes: Arc<Nodes>,
     backend: Backend,
 }
-
-static MYSQL: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/mysql");
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 impl Db {
     /// Connects to `url` (`mysql://…` or `sqlite://…`) with at most `max_connections` per
@@ -180,23 +178,31 @@ impl Db {
         self.nodes.serving()
     }
 
-    /// Applies the migrations of this backend, on the current node only: sqlx's migration
-    /// lock (`GET_LOCK`) is local to one Galera node, so run them from one process, as an
-    /// account that may change the schema: [`StoreError::MigrationDenied`] otherwise.
+    /// Applies every migration set ([`MigrationSet::ALL`], in that order) on the current
+    /// node only: sqlx's migration lock (`GET_LOCK`) is local to one Galera node, so run
+    /// them from one process, as an account that may change the schema:
+    /// [`StoreError::MigrationDenied`] otherwise.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.backend {
-            Backend::MySql => &MYSQL,
-            Backend::Sqlite => &SQLITE,
-        };
-        migrator.run(self.pool()).await.map_err(|err| match err {
-            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)
-                if is_access_denied(&e) =>
-            {
-                StoreError::MigrationDenied(e)
-            }
-            MigrateError::Execute(e) => StoreError::from(e),
-            other => StoreError::Other(sqlx::Error::Migrate(Box::new(other))),
-        })
+        for set in MigrationSet::ALL {
+            self.migrate_set(set).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies one migration set, as [`Db::migrate`] does.
+    pub async fn migrate_set(&self, set: MigrationSet) -> Result<(), StoreError> {
+        set.migrator(self.backend)
+            .run(self.pool())
+            .await
+            .map_err(|err| match err {
+                MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)
+                    if is_access_denied(&e) =>
+                {
+                    StoreError::MigrationDenied(e)
+                }
+                MigrateError::Execute(e) => StoreError::from(e),
+                other => StoreError::Other(sqlx::Error::Migrate(Box::new(other))),
+            })
     }
 
     /// The engine behind this pool.

@@ -111,7 +111,7 @@ pub struct TableGrant {
     pub why: &'static str,
 }
 
-use Privilege::{Delete, Insert, Select, Update, UpdateOf};
+use Privilege::{Delete, Insert, Select, Update};
 
 /// The ledger: its own tables, and the decision log it appends to. Nothing else: not the
 /// audit trail, not the controller's tables.
@@ -152,8 +152,8 @@ const LEDGER: &[TableGrant] = &[
     },
 ];
 
-/// The controller: its own `controller_*` tables; reads of the ledger's metadata and of the
-/// officers' orders; and one column of `admin_actions`, to mark a rollback carried out.
+/// The controller: its own `controller_*` tables, the decision log, and what the ledger and
+/// the audit service publish to it (their `*_feed` views: job metadata, officers' orders).
 const CONTROLLER: &[TableGrant] = &[
     TableGrant {
         table: "decision_log",
@@ -162,9 +162,10 @@ const CONTROLLER: &[TableGrant] = &[
               API's policy gate records its decisions",
     },
     TableGrant {
-        table: "jobs",
+        table: "ledger_job_feed",
         privileges: &[Select],
-        why: "feature extraction streams job metadata by creation time",
+        why: "feature extraction streams job metadata by creation time (the ledger's view: \
+              no ciphertext, no parameters)",
     },
     TableGrant {
         table: "controller_models",
@@ -210,20 +211,25 @@ const CONTROLLER: &[TableGrant] = &[
         why: "the alert outbox: enqueue with dedupe, deliver, record attempts",
     },
     TableGrant {
-        table: "frozen_accounts",
-        privileges: &[Select],
-        why: "officers' freezes, published in the risk bundle",
+        table: "controller_applied_actions",
+        privileges: &[Select, Insert],
+        why: "the officers' orders carried out, one row each, so none is carried out twice",
     },
     TableGrant {
-        table: "revoked_tenant_keys",
+        table: "audit_frozen_account_feed",
         privileges: &[Select],
-        why: "officers' key revocations, published in the risk bundle",
+        why: "officers' freezes (the audit service's view), published in the risk bundle",
     },
     TableGrant {
-        table: "admin_actions",
-        privileges: &[Select, UpdateOf(&["applied_at"])],
-        why: "bundle rollbacks ordered by officers: read pending ones, then set applied_at \
-              (that column only: the order itself cannot be changed)",
+        table: "audit_revoked_key_feed",
+        privileges: &[Select],
+        why: "officers' key revocations (the audit service's view), published in the risk \
+              bundle",
+    },
+    TableGrant {
+        table: "audit_admin_action_feed",
+        privileges: &[Select],
+        why: "bundle rollbacks ordered by officers (the audit service's view)",
     },
 ];
 
@@ -291,38 +297,39 @@ const AUDIT: &[TableGrant] = &[
               start-up and raised on each activation",
     },
     TableGrant {
-        table: "jobs",
+        table: "ledger_job_feed",
         privileges: &[Select],
         why: "job state changes are imported; the transactions pages show metadata and \
-              ciphertext sizes",
+              ciphertext sizes (the ledger's view)",
     },
     TableGrant {
-        table: "tenants",
+        table: "ledger_tenant_feed",
         privileges: &[Select],
-        why: "the attention list names tenants whose keys were not rotated for long",
+        why: "the attention list names tenants whose keys were not rotated for long (the \
+              ledger's view: no key)",
     },
     TableGrant {
-        table: "controller_activations",
+        table: "controller_activation_feed",
         privileges: &[Select],
         why: "bundle activations are imported; the bundles page lists them",
     },
     TableGrant {
-        table: "controller_push_reports",
+        table: "controller_push_report_feed",
         privileges: &[Select],
         why: "the bundles page shows each push's tests and impact",
     },
     TableGrant {
-        table: "controller_entity_risk",
+        table: "controller_risk_feed",
         privileges: &[Select],
         why: "the overview, risk and attention pages show tiers",
     },
     TableGrant {
-        table: "controller_tier_changes",
+        table: "controller_tier_change_feed",
         privileges: &[Select],
         why: "the risk page lists tier changes",
     },
     TableGrant {
-        table: "controller_score_history",
+        table: "controller_score_feed",
         privileges: &[Select],
         why: "the risk page charts score history",
     },
@@ -485,24 +492,52 @@ mod tests {
 
     use super::*;
 
-    /// The tables each migration creates, by file name.
+    /// The tables and views each migration set creates: (set, table).
     fn migrated_tables() -> Vec<(String, String)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/mysql");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .expect("migrations directory")
-            .map(|entry| entry.expect("migration file").path())
-            .collect();
-        files.sort();
         let mut tables = Vec::new();
-        for file in files {
-            let sql = std::fs::read_to_string(&file).expect("readable migration");
-            let name = file.file_name().unwrap_or_default().to_string_lossy();
-            for rest in sql.split("CREATE TABLE ").skip(1) {
-                let table = rest.split_whitespace().next().unwrap_or_default();
-                tables.push((name.to_string(), table.to_owned()));
+        for set in crate::MigrationSet::ALL {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../migrations")
+                .join(set.as_str())
+                .join("mysql");
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .expect("migrations directory")
+                .map(|entry| entry.expect("migration file").path())
+                .collect();
+            files.sort();
+            for file in files {
+                let sql = std::fs::read_to_string(&file).expect("readable migration");
+                for created in ["CREATE TABLE ", "CREATE VIEW "] {
+                    for rest in sql.split(created).skip(1) {
+                        let table = rest.split_whitespace().next().unwrap_or_default();
+                        tables.push((set.as_str().to_owned(), table.to_owned()));
+                    }
+                }
             }
         }
         tables
+    }
+
+    #[test]
+    fn a_service_reads_another_services_data_through_its_feeds_only() {
+        let owners: std::collections::BTreeMap<String, String> = migrated_tables()
+            .into_iter()
+            .map(|(set, table)| (table, set))
+            .collect();
+        for service in Service::ALL {
+            for grant in service.table_grants() {
+                let owner = owners.get(grant.table).map(String::as_str);
+                if owner == Some(service.as_str()) || owner == Some("gate") {
+                    continue;
+                }
+                assert!(
+                    grant.table.ends_with("_feed") && grant.privileges == [Select],
+                    "{service} is granted {grant:?} on the {owner:?} set's {}: read another \
+                     service's data through a view it publishes",
+                    grant.table
+                );
+            }
+        }
     }
 
     #[test]
@@ -549,7 +584,7 @@ mod tests {
     fn the_ledger_has_no_privilege_on_the_audit_trail() {
         let audit_tables: BTreeSet<String> = migrated_tables()
             .into_iter()
-            .filter(|(file, _)| file.ends_with("_audit.sql"))
+            .filter(|(set, _)| set == "audit")
             .map(|(_, table)| table)
             .collect();
         assert!(audit_tables.contains("audit_events"), "{audit_tables:?}");
@@ -587,10 +622,13 @@ mod tests {
             &Service::Controller.default_user(),
         );
         assert!(controller.contains(
-            &"GRANT SELECT, UPDATE (applied_at) ON `bl`.`admin_actions` TO \
-              'blindledger_controller'@'%'"
-                .to_owned()
+            &"GRANT SELECT ON `bl`.`ledger_job_feed` TO 'blindledger_controller'@'%'".to_owned()
         ));
+        assert_eq!(
+            Privilege::UpdateOf(&["a", "b"]).to_string(),
+            "UPDATE (a, b)",
+            "a column grant names its columns"
+        );
     }
 
     #[test]

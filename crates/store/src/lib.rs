@@ -7,7 +7,8 @@
 //! controller's and the audit trail's live in their own crates on top of it.
 //!
 //! Queries are written once in the SQL both engines accept and run through sqlx's `Any`
-//! driver; the schema lives in `migrations/mysql` and `migrations/sqlite`. On a Galera
+//! driver; the schema lives in `migrations/<owner>/{mysql,sqlite}`, one set per owner
+//! ([`MigrationSet`]). On a Galera
 //! cluster, statements go to one node at a time and move to another when it fails
 //! (`cluster`); transactions that lose a certification race are retried whole (`retry`).
 
@@ -19,6 +20,7 @@ mod decisions;
 mod error;
 pub mod grants;
 mod jobs;
+mod migrations;
 mod retry;
 mod revisions;
 pub mod sql;
@@ -32,6 +34,7 @@ pub use db::{node_urls, Backend, Db, PoolSettings};
 pub use decisions::DecisionRecord;
 pub use error::StoreError;
 pub use jobs::{CommitOutcome, JobCommit, JobRow, JobState, NewJob, SubmitOutcome};
+pub use migrations::MigrationSet;
 pub use retry::{retry_transaction, Retryable};
 pub use tenants::TenantRow;
 pub use totals::TotalRow;

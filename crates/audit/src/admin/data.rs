@@ -139,11 +139,12 @@ impl AuditLog {
         })
     }
 
-    /// Accepted commands of `command` not yet carried out, oldest first.
-    pub async fn pending_actions(&self, command: &str) -> Result<Vec<AdminAction>> {
+    /// Accepted commands of `command` that another service carries out, oldest first (the
+    /// controller records which it carried out in its own table).
+    pub async fn admin_actions(&self, command: &str) -> Result<Vec<AdminAction>> {
         let rows = sqlx::query(
             "SELECT id, command, target, reason, officer, accepted_at FROM admin_actions \
-             WHERE applied_at IS NULL AND command = ? ORDER BY id",
+             WHERE command = ? ORDER BY id",
         )
         .bind(command)
         .fetch_all(self.pool())
@@ -160,15 +161,5 @@ impl AuditLog {
                 })
             })
             .collect()
-    }
-
-    /// Marks an action carried out.
-    pub async fn mark_action_applied(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE admin_actions SET applied_at = ? WHERE id = ? AND applied_at IS NULL")
-            .bind(crate::now_ms())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
     }
 }

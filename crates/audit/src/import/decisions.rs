@@ -58,7 +58,7 @@ impl Importer {
             let head = self.log.lock_head(&mut tx).await?;
             let after = cursor(&mut tx, "controller_activations").await?;
             let rows = sqlx::query(
-                "SELECT seq, name, revision, action, actor, activated_at FROM controller_activations \
+                "SELECT seq, name, revision, action, actor, activated_at FROM controller_activation_feed \
                  WHERE seq > ? AND activated_at <= ? ORDER BY seq LIMIT ?",
             )
             .bind(after)

@@ -89,11 +89,8 @@ async fn page(
 ) -> Result<Vec<AnyRow>> {
     Ok(sqlx::query(
         "SELECT id, seq, tenant, state, kind, updated_at, account_a, account_b, attempts, \
-         failure_reason, COALESCE(LENGTH(payload), 0), \
-         COALESCE(LENGTH(result_moved), 0) + COALESCE(LENGTH(result_ok), 0) \
-         + COALESCE(LENGTH(result_sum_out), 0) + COALESCE(LENGTH(result_sum_in), 0) \
-         + COALESCE(LENGTH(result_count), 0) \
-         FROM jobs WHERE (updated_at > ? OR (updated_at = ? AND seq > ?)) AND updated_at <= ? \
+         failure_reason, payload_bytes, result_bytes \
+         FROM ledger_job_feed WHERE (updated_at > ? OR (updated_at = ? AND seq > ?)) AND updated_at <= ? \
          ORDER BY updated_at, seq LIMIT ?",
     )
     .bind(at)

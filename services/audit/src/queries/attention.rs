@@ -83,7 +83,7 @@ fn optional(rows: Result<Vec<Attention>, sqlx::Error>) -> Vec<Attention> {
 
 async fn high_tiers(log: &AuditLog) -> Result<Vec<Attention>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT kind, entity, tier, tier_since FROM controller_entity_risk \
+        "SELECT kind, entity, tier, tier_since FROM controller_risk_feed \
          WHERE tier IN ('high', 'blocked') ORDER BY score DESC LIMIT 50",
     )
     .fetch_all(log.pool())
@@ -105,10 +105,12 @@ async fn high_tiers(log: &AuditLog) -> Result<Vec<Attention>, sqlx::Error> {
 }
 
 async fn stale_keys(log: &AuditLog, now: i64) -> Result<Vec<Attention>, sqlx::Error> {
-    let rows = sqlx::query("SELECT name, updated_at FROM tenants WHERE updated_at < ? LIMIT 50")
-        .bind(now - STALE_KEY_MS)
-        .fetch_all(log.pool())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT name, updated_at FROM ledger_tenant_feed WHERE updated_at < ? LIMIT 50",
+    )
+    .bind(now - STALE_KEY_MS)
+    .fetch_all(log.pool())
+    .await?;
     rows.iter()
         .map(|row| {
             Ok(Attention {
@@ -201,11 +203,11 @@ pub async fn source_lags(
         ),
         (
             "controller_activations",
-            "SELECT COUNT(*), MIN(activated_at) FROM controller_activations WHERE seq > ?",
+            "SELECT COUNT(*), MIN(activated_at) FROM controller_activation_feed WHERE seq > ?",
         ),
         (
             "jobs",
-            "SELECT COUNT(*), MIN(updated_at) FROM jobs WHERE updated_at > ?",
+            "SELECT COUNT(*), MIN(updated_at) FROM ledger_job_feed WHERE updated_at > ?",
         ),
     ] {
         lags.push((source, lag(log, source, pending).await));

@@ -125,14 +125,14 @@ pub async fn bundles(
 ) -> Result<BundlesView, sqlx::Error> {
     let active = sqlx::query(
         "SELECT a.seq, a.name, a.revision, a.action, a.actor, a.activated_at \
-         FROM controller_activations a JOIN (SELECT name, MAX(seq) AS seq \
-         FROM controller_activations GROUP BY name) latest ON a.seq = latest.seq ORDER BY a.name",
+         FROM controller_activation_feed a JOIN (SELECT name, MAX(seq) AS seq \
+         FROM controller_activation_feed GROUP BY name) latest ON a.seq = latest.seq ORDER BY a.name",
     )
     .fetch_all(log.pool())
     .await?;
     let active = active.iter().map(activation).collect::<Result<_, _>>()?;
     let rows = sqlx::query(
-        "SELECT seq, name, revision, action, actor, activated_at FROM controller_activations \
+        "SELECT seq, name, revision, action, actor, activated_at FROM controller_activation_feed \
          WHERE seq < ? ORDER BY seq DESC LIMIT ?",
     )
     .bind(activations_before.unwrap_or(i64::MAX))
@@ -175,7 +175,7 @@ fn activation(row: &AnyRow) -> Result<Activation, sqlx::Error> {
 async fn push_reports(log: &AuditLog, before: Option<i64>) -> Result<Vec<PushReport>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT seq, revision, pushed_by, pushed_at, outcome, reason, report \
-         FROM controller_push_reports WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+         FROM controller_push_report_feed WHERE seq < ? ORDER BY seq DESC LIMIT ?",
     )
     .bind(before.unwrap_or(i64::MAX))
     .bind(PUSHES_PAGE + 1)

@@ -43,7 +43,7 @@ pub async fn overview(log: &AuditLog, now: i64) -> Result<Overview, sqlx::Error>
         let start = now - (minute + 1) * 60_000;
         let count = count(
             log,
-            "SELECT COUNT(*) FROM jobs WHERE created_at >= ? AND created_at < ?",
+            "SELECT COUNT(*) FROM ledger_job_feed WHERE created_at >= ? AND created_at < ?",
             &[start, start + 60_000],
         )
         .await?;
@@ -101,7 +101,7 @@ async fn bundles(log: &AuditLog) -> Result<BTreeMap<String, (String, i64)>, sqlx
 
 /// Entities per tier from the controller's table; empty where the controller never ran.
 async fn tiers(log: &AuditLog) -> BTreeMap<String, i64> {
-    let rows = sqlx::query("SELECT tier, COUNT(*) FROM controller_entity_risk GROUP BY tier")
+    let rows = sqlx::query("SELECT tier, COUNT(*) FROM controller_risk_feed GROUP BY tier")
         .fetch_all(log.pool())
         .await;
     match rows {

@@ -111,7 +111,7 @@ impl RiskCursor {
 pub async fn risk(log: &AuditLog, after: Option<&RiskCursor>) -> Result<RiskView, sqlx::Error> {
     let mut sql = String::from(
         "SELECT kind, entity, tier, score, model_version, top_features, tier_since, updated_at \
-         FROM controller_entity_risk WHERE tier IN ('medium', 'high', 'blocked')",
+         FROM controller_risk_feed WHERE tier IN ('medium', 'high', 'blocked')",
     );
     if after.is_some() {
         sql.push_str(
@@ -175,7 +175,7 @@ fn top_features(json: &str) -> Vec<(String, f64)> {
 /// The newest [`CHART_POINTS`] scores of one entity, oldest first.
 async fn history(log: &AuditLog, kind: &str, entity: &str) -> Result<Vec<ScorePoint>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT scored_at, score FROM controller_score_history WHERE kind = ? AND entity = ? \
+        "SELECT scored_at, score FROM controller_score_feed WHERE kind = ? AND entity = ? \
          ORDER BY scored_at DESC LIMIT ?",
     )
     .bind(kind)
@@ -199,7 +199,7 @@ async fn history(log: &AuditLog, kind: &str, entity: &str) -> Result<Vec<ScorePo
 async fn tier_changes(log: &AuditLog) -> Result<Vec<TierChange>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT kind, entity, from_tier, to_tier, score, model_version, changed_at \
-         FROM controller_tier_changes ORDER BY seq DESC LIMIT ?",
+         FROM controller_tier_change_feed ORDER BY seq DESC LIMIT ?",
     )
     .bind(TIER_CHANGES)
     .fetch_all(log.pool())

@@ -57,17 +57,16 @@ pub struct Step {
 }
 
 const JOB_COLUMNS: &str = "id, seq, kind, tenant, account_a, account_b, state, attempts, \
-    failure_reason, created_at, updated_at, committed_at, COALESCE(LENGTH(payload), 0), \
-    COALESCE(LENGTH(result_moved), 0) + COALESCE(LENGTH(result_ok), 0) \
-    + COALESCE(LENGTH(result_sum_out), 0) + COALESCE(LENGTH(result_sum_in), 0) \
-    + COALESCE(LENGTH(result_count), 0)";
+    failure_reason, created_at, updated_at, committed_at, payload_bytes, result_bytes";
 
 /// The newest jobs, before the job `before` (a seq) when given.
 pub async fn recent_jobs(
     log: &AuditLog,
     before: Option<i64>,
 ) -> Result<Vec<JobSummary>, sqlx::Error> {
-    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT 50");
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM ledger_job_feed WHERE seq < ? ORDER BY seq DESC LIMIT 50"
+    );
     let rows = sqlx::query(&sql)
         .bind(before.unwrap_or(i64::MAX))
         .fetch_all(log.pool())
@@ -80,7 +79,7 @@ pub async fn workflow(
     log: &AuditLog,
     id: &str,
 ) -> Result<Option<(JobSummary, Vec<Step>)>, sqlx::Error> {
-    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?");
+    let sql = format!("SELECT {JOB_COLUMNS} FROM ledger_job_feed WHERE id = ?");
     let Some(row) = sqlx::query(&sql)
         .bind(id)
         .fetch_optional(log.pool())

@@ -80,6 +80,9 @@ const REFUSED: &[&str] = &[
     "INSERT INTO controller_activations (name, revision, action, actor, activated_at) \
      VALUES ('blindledger', 'r0', 'activate', 'x', 0)",
     "SELECT archive FROM controller_bundles",
+    "SELECT features FROM controller_entity_risk",
+    "SELECT payload FROM jobs",
+    "SELECT public_key FROM tenants",
     "UPDATE admin_actions SET applied_at = 1",
     "UPDATE audit_events SET summary = '{}' WHERE seq = 1",
     "DELETE FROM audit_events WHERE seq > 1",

@@ -1,6 +1,7 @@
-//! What officers' signed commands left for the controller, written by the audit service
-//! (`frozen_accounts`, `revoked_tenant_keys`, `admin_actions` of
-//! `migrations/*/0004_audit.sql`).
+//! What officers' signed commands left for the controller, as the audit service publishes
+//! them (`audit_frozen_account_feed`, `audit_revoked_key_feed`, `audit_admin_action_feed` of
+//! `migrations/audit/*/0014_feeds.sql`), and the controller's own record of the orders it
+//! carried out (`controller_applied_actions`).
 
 use sqlx::Row;
 
@@ -11,7 +12,7 @@ use super::{optional_text, text, Repo};
 /// A bundle rollback an officer ordered and the controller has not carried out yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingRollback {
-    /// Row id, to mark it applied.
+    /// The order's id, to record it carried out.
     pub id: i64,
     /// `bundle@revision`, as the row says (checked against the signed command).
     pub target: String,
@@ -34,9 +35,9 @@ pub struct StoredOrder {
 /// Every stored freeze and key revocation, unchecked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoredOrders {
-    /// Rows of `frozen_accounts`.
+    /// Frozen accounts.
     pub frozen: Vec<StoredOrder>,
-    /// Rows of `revoked_tenant_keys`.
+    /// Revoked tenant keys.
     pub revoked_keys: Vec<StoredOrder>,
 }
 
@@ -64,14 +65,14 @@ impl Repo {
         Ok(StoredOrders {
             frozen: self
                 .keyed_orders(
-                    "SELECT tenant, account, since, signed_command FROM frozen_accounts \
+                    "SELECT tenant, account, since, signed_command FROM audit_frozen_account_feed \
                      ORDER BY tenant, account",
                 )
                 .await?,
             revoked_keys: self
                 .keyed_orders(
-                    "SELECT tenant, key_id, revoked_at, signed_command FROM revoked_tenant_keys \
-                     ORDER BY tenant, key_id",
+                    "SELECT tenant, key_id, revoked_at, signed_command \
+                     FROM audit_revoked_key_feed ORDER BY tenant, key_id",
                 )
                 .await?,
         })
@@ -94,8 +95,9 @@ impl Repo {
     /// Accepted `rollback_bundle` commands not carried out yet, oldest first.
     pub async fn pending_rollbacks(&self) -> Result<Vec<PendingRollback>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, target, signed_command FROM admin_actions \
-             WHERE applied_at IS NULL AND command = 'rollback_bundle' ORDER BY id",
+            "SELECT id, target, signed_command FROM audit_admin_action_feed a \
+             WHERE command = 'rollback_bundle' AND NOT EXISTS \
+             (SELECT 1 FROM controller_applied_actions c WHERE c.action_id = a.id) ORDER BY id",
         )
         .fetch_all(self.db.pool())
         .await?;
@@ -110,13 +112,19 @@ impl Repo {
             .collect()
     }
 
-    /// Marks an admin action carried out at `now`.
+    /// Records an officer's order carried out at `now`; an order recorded already keeps
+    /// its first time.
     pub async fn mark_action_applied(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE admin_actions SET applied_at = ? WHERE id = ? AND applied_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(self.db.pool())
-            .await?;
-        Ok(())
+        let inserted = sqlx::query(
+            "INSERT INTO controller_applied_actions (action_id, applied_at) VALUES (?, ?)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(self.db.pool())
+        .await;
+        match inserted.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Duplicate(_)) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 }

@@ -3,11 +3,11 @@
 //! [`blindledger_store::Db`]: the same pools, Galera failover, error classification and
 //! whole-transaction retries as every other service.
 //!
-//! The schema comes from the shared migrations (`migrations/*/0003_controller.sql` and
-//! `0005_score_history.sql`), applied through [`blindledger_store::Db::migrate`] so the
-//! controller and the ledger agree on one migration history. The controller reads the
-//! ledger's `decision_log` and `jobs` tables and writes only its own `controller_*` tables,
-//! apart from marking the admin actions it carries out (`admin_actions.applied_at`).
+//! The schema is the controller's migration set (`migrations/controller/`), applied with
+//! the others by [`blindledger_store::Db::migrate`]. The controller writes only its own
+//! `controller_*` tables (and its gate's decisions); it reads the decision log and what the
+//! ledger and the audit service publish to it (`ledger_job_feed`, `audit_*_feed`), and
+//! publishes what the audit service reads (`controller_*_feed`).
 
 mod admin;
 mod alerts;

@@ -224,7 +224,7 @@ async fn read_jobs(
     tx: mpsc::Sender<Batch>,
 ) -> Result<(), StoreError> {
     let mut rows = sqlx::query(
-        "SELECT created_at, tenant, kind, account_a, account_b FROM jobs \
+        "SELECT created_at, tenant, kind, account_a, account_b FROM ledger_job_feed \
          WHERE created_at >= ? AND created_at < ? ORDER BY created_at",
     )
     .bind(from)
