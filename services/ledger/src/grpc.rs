@@ -15,7 +15,7 @@ use blindledger_gate::{
 };
 use blindledger_proto::ledger::v1 as pb;
 use blindledger_proto::ledger::v1::ledger_service_server::LedgerService;
-use blindledger_store::JobRow;
+use blindledger_store::{JobRow, TenantRow};
 
 use crate::convert;
 use crate::error::LedgerError;
@@ -57,6 +57,22 @@ impl Caller {
     }
 }
 
+/// A request the policy allowed, with the tenant row it was decided on (none for a tenant
+/// that does not exist), so the handler does not read it again.
+struct Allowed {
+    decision: Authorized,
+    tenant: Option<TenantRow>,
+}
+
+impl Allowed {
+    /// The tenant the request named, or `NOT_FOUND` naming it.
+    fn tenant(&self, name: &str) -> Result<&TenantRow, LedgerError> {
+        self.tenant
+            .as_ref()
+            .ok_or_else(|| LedgerError::NotFound(format!("tenant {name}")))
+    }
+}
+
 impl LedgerGrpc {
     /// Wraps the ledger behind the gate, which `bundles` keeps current.
     pub fn new(ledger: Arc<Ledger>, gate: PolicyGate, bundles: Arc<BundleLoader>) -> Self {
@@ -78,7 +94,7 @@ impl LedgerGrpc {
         tenant: &str,
         account: Option<&str>,
         counterparty: Option<&str>,
-    ) -> Result<Authorized, Status> {
+    ) -> Result<Allowed, Status> {
         self.authorize_with(caller, tenant, account, counterparty, false)
             .await
     }
@@ -103,7 +119,7 @@ impl LedgerGrpc {
             )
             .await;
         match decided {
-            Ok(allowed) => Ok((row, allowed)),
+            Ok(allowed) => Ok((row, allowed.decision)),
             Err(status)
                 if status.code() == tonic::Code::PermissionDenied
                     && !caller.principal.tenants.contains(&row.tenant) =>
@@ -121,7 +137,7 @@ impl LedgerGrpc {
         account: Option<&str>,
         counterparty: Option<&str>,
         include_results: bool,
-    ) -> Result<Authorized, Status> {
+    ) -> Result<Allowed, Status> {
         let names = [
             ("tenant", Some(tenant)),
             ("account", account),
@@ -151,9 +167,9 @@ impl LedgerGrpc {
                     .into());
             }
         }
-        let (region, key_id) = match self.ledger.tenant_row(tenant).await {
-            Ok(row) => (Some(row.region), Some(row.key_id)),
-            Err(LedgerError::NotFound(_)) => (None, None),
+        let row = match self.ledger.tenant_row(tenant).await {
+            Ok(row) => Some(row),
+            Err(LedgerError::NotFound(_)) => None,
             // Not knowing the tenant is not the fact "no such tenant": residency and revoked
             // keys would not be decided on. The request fails instead.
             Err(error) => return Err(error.into()),
@@ -161,15 +177,19 @@ impl LedgerGrpc {
         let resource = Resource {
             tenant: Some(tenant.to_owned()),
             account: account.map(str::to_owned),
-            region,
+            region: row.as_ref().map(|r| r.region.clone()),
             counterparty: counterparty.map(str::to_owned),
-            key_id,
+            key_id: row.as_ref().map(|r| r.key_id.clone()),
             include_results,
         };
-        Ok(self
+        let decision = self
             .gate
             .authorize(&caller.principal, &caller.method, resource)
-            .await?)
+            .await?;
+        Ok(Allowed {
+            decision,
+            tenant: row,
+        })
     }
 
     /// Authorizes and queues a deposit or a withdrawal on one account.
@@ -189,13 +209,15 @@ impl LedgerGrpc {
             None,
             amount,
             idempotency_key,
-            &allowed,
+            &allowed.decision,
         )?;
-        Ok((self.submit(request).await?, allowed))
+        Ok((self.submit(&allowed, request).await?, allowed.decision))
     }
 
-    async fn submit(&self, request: JobRequest) -> Result<pb::Job, Status> {
-        let row = self.ledger.submit(request).await?;
+    /// Queues a job the policy allowed, on the tenant row it was decided on.
+    async fn submit(&self, allowed: &Allowed, request: JobRequest) -> Result<pb::Job, Status> {
+        let tenant = allowed.tenant(&request.account.tenant)?;
+        let row = self.ledger.submit(tenant, request).await?;
         Ok(convert::job(&row, None))
     }
 }
@@ -336,16 +358,16 @@ impl LedgerService for LedgerGrpc {
         let caller = Caller::of(&request)?;
         let tenant = request.into_inner().tenant;
         let allowed = self.authorize(&caller, &tenant, None, None).await?;
-        let row = self.ledger.tenant_row(&tenant).await?;
-        let width = convert::width(Ledger::width(&row)?);
+        let row = allowed.tenant(&tenant)?;
+        let width = convert::width(Ledger::width(row)?);
         let message = pb::GetTenantResponse {
-            tenant: row.name,
-            region: row.region,
+            tenant: row.name.clone(),
+            region: row.region.clone(),
             width: width.into(),
-            public_key: row.public_key,
-            key_id: row.key_id,
+            public_key: row.public_key.clone(),
+            key_id: row.key_id.clone(),
         };
-        respond(message, &allowed)
+        respond(message, &allowed.decision)
     }
 
     #[tracing::instrument(skip_all)]
@@ -363,7 +385,7 @@ impl LedgerService for LedgerGrpc {
             .open_account(&AccountRef::new(&r.tenant, &r.account)?, limits(r.limits))
             .await?;
         let account = Some(convert::account(&row));
-        respond(pb::OpenAccountResponse { account }, &allowed)
+        respond(pb::OpenAccountResponse { account }, &allowed.decision)
     }
 
     #[tracing::instrument(skip_all)]
@@ -428,10 +450,10 @@ impl LedgerService for LedgerGrpc {
             Some(r.to_account),
             r.amount,
             r.idempotency_key,
-            &allowed,
+            &allowed.decision,
         )?;
-        let job = Some(self.submit(request).await?);
-        respond(pb::TransferResponse { job }, &allowed)
+        let job = Some(self.submit(&allowed, request).await?);
+        respond(pb::TransferResponse { job }, &allowed.decision)
     }
 
     #[tracing::instrument(skip_all)]
@@ -455,7 +477,7 @@ impl LedgerService for LedgerGrpc {
             balance,
             version,
         };
-        respond(message, &allowed)
+        respond(message, &allowed.decision)
     }
 
     #[tracing::instrument(skip_all)]
@@ -489,8 +511,8 @@ impl LedgerService for LedgerGrpc {
             policy_limits: PolicyLimits::default(),
             idempotency_key: r.idempotency_key,
         };
-        let job = Some(self.submit(request).await?);
-        respond(pb::AggregateResponse { job }, &allowed)
+        let job = Some(self.submit(&allowed, request).await?);
+        respond(pb::AggregateResponse { job }, &allowed.decision)
     }
 
     #[tracing::instrument(skip_all)]
@@ -580,7 +602,7 @@ impl LedgerService for LedgerGrpc {
             transfers: rows.iter().map(convert::transfer).collect(),
             next_page_token,
         };
-        respond(message, &allowed)
+        respond(message, &allowed.decision)
     }
 }
 

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use blindledger_fhe::{wire, LedgerWidth};
-use blindledger_store::{JobRow, NewJob, SubmitOutcome};
+use blindledger_store::{JobRow, NewJob, SubmitOutcome, TenantRow};
 
 use crate::error::LedgerError;
 use crate::ledger::Ledger;
@@ -140,11 +140,19 @@ impl JobRequest {
 }
 
 impl Ledger {
-    /// Validates a mutating request and queues its job, or returns the job already queued
-    /// under its idempotency key.
-    pub async fn submit(&self, request: JobRequest) -> Result<JobRow, LedgerError> {
+    /// Validates a mutating request of `tenant` (its row, as the policy decided on it) and
+    /// queues its job, or returns the job already queued under its idempotency key.
+    pub async fn submit(
+        &self,
+        tenant: &TenantRow,
+        request: JobRequest,
+    ) -> Result<JobRow, LedgerError> {
         validate_idempotency_key(&request.idempotency_key)?;
-        let tenant = self.tenant_row(&request.account.tenant).await?;
+        if tenant.name != request.account.tenant {
+            return Err(LedgerError::Internal(anyhow::anyhow!(
+                "a job was submitted with another tenant's row"
+            )));
+        }
         let width = LedgerWidth::from_bits(tenant.width_bits as u32)
             .ok_or_else(|| LedgerError::Internal(anyhow::anyhow!("stored width is invalid")))?;
         if let Some(amount) = &request.amount {
