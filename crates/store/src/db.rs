@@ -4,13 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyQueryResult};
-use sqlx::migrate::MigrateError;
 use sqlx::{Any, AnyPool, ConnectOptions, Transaction};
 use tokio::sync::watch;
 
 use crate::cluster::{prepare_mysql, spawn_monitor, still_ready, Node, Nodes, NODE_NOT_READY};
-use crate::error::{is_access_denied, StoreError};
-use crate::migrations::MigrationSet;
+use crate::error::StoreError;
 
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,33 +174,6 @@ impl Db {
     /// true for SQLite.
     pub fn serving(&self) -> watch::Receiver<bool> {
         self.nodes.serving()
-    }
-
-    /// Applies every migration set ([`MigrationSet::ALL`], in that order) on the current
-    /// node only: sqlx's migration lock (`GET_LOCK`) is local to one Galera node, so run
-    /// them from one process, as an account that may change the schema:
-    /// [`StoreError::MigrationDenied`] otherwise.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        for set in MigrationSet::ALL {
-            self.migrate_set(set).await?;
-        }
-        Ok(())
-    }
-
-    /// Applies one migration set, as [`Db::migrate`] does.
-    pub async fn migrate_set(&self, set: MigrationSet) -> Result<(), StoreError> {
-        set.migrator(self.backend)
-            .run(self.pool())
-            .await
-            .map_err(|err| match err {
-                MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)
-                    if is_access_denied(&e) =>
-                {
-                    StoreError::MigrationDenied(e)
-                }
-                MigrateError::Execute(e) => StoreError::from(e),
-                other => StoreError::Other(sqlx::Error::Migrate(Box::new(other))),
-            })
     }
 
     /// The engine behind this pool.

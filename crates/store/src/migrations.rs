@@ -15,9 +15,10 @@
 use std::fmt;
 use std::sync::LazyLock;
 
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{MigrateError, Migrator};
 
-use crate::db::Backend;
+use crate::db::{Backend, Db};
+use crate::error::{is_access_denied, StoreError};
 
 /// The owner of a migration set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,6 +97,35 @@ static CONTROLLER_MYSQL: LazyLock<Migrator> =
     LazyLock::new(|| one_set(sqlx::migrate!("../../migrations/controller/mysql")));
 static CONTROLLER_SQLITE: LazyLock<Migrator> =
     LazyLock::new(|| one_set(sqlx::migrate!("../../migrations/controller/sqlite")));
+
+impl Db {
+    /// Applies every migration set ([`MigrationSet::ALL`], in that order) on the current
+    /// node only: sqlx's migration lock (`GET_LOCK`) is local to one Galera node, so run
+    /// them from one process, as an account that may change the schema:
+    /// [`StoreError::MigrationDenied`] otherwise.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        for set in MigrationSet::ALL {
+            self.migrate_set(set).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies one migration set, as [`Db::migrate`] does.
+    pub async fn migrate_set(&self, set: MigrationSet) -> Result<(), StoreError> {
+        set.migrator(self.backend())
+            .run(self.pool())
+            .await
+            .map_err(|err| match err {
+                MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)
+                    if is_access_denied(&e) =>
+                {
+                    StoreError::MigrationDenied(e)
+                }
+                MigrateError::Execute(e) => StoreError::from(e),
+                other => StoreError::Other(sqlx::Error::Migrate(Box::new(other))),
+            })
+    }
+}
 
 #[cfg(test)]
 mod tests {

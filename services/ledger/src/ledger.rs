@@ -11,6 +11,7 @@ use blindledger_store::{AccountRow, Db, JobRow, KeyBlobStore, TenantRow};
 use crate::cache::{CacheStats, ValueCache};
 use crate::error::LedgerError;
 use crate::names::{validate_name, AccountRef};
+use crate::queue::Queue;
 
 /// Memory for decompressed values when the configuration does not say: about 500
 /// 64-bit balances.
@@ -216,6 +217,11 @@ impl Ledger {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The job queue, claiming under `owner` for `lease_ms` at a time.
+    pub(crate) fn queue(&self, owner: &str, lease_ms: i64) -> Queue {
+        Queue::new(self.db.clone(), owner.to_owned(), lease_ms)
     }
 
     /// Fetches a tenant, or `NOT_FOUND` naming it.

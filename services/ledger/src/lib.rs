@@ -18,6 +18,7 @@ mod keys;
 mod ledger;
 mod names;
 mod policy;
+mod queue;
 mod totals;
 mod worker;
 

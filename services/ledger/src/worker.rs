@@ -19,6 +19,7 @@ use crate::error::LedgerError;
 use crate::jobs::{JobKind, JobParams};
 use crate::ledger::Ledger;
 use crate::names::AccountRef;
+use crate::queue::Lease;
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
@@ -47,6 +48,7 @@ pub async fn run_worker(
     mut shutdown: watch::Receiver<bool>,
     abandon: watch::Receiver<bool>,
 ) {
+    let queue = ledger.queue(&settings.owner, settings.lease_ms);
     loop {
         if *shutdown.borrow() {
             return;
@@ -55,26 +57,21 @@ pub async fn run_worker(
         let notified = ledger.job_added.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let delay = match ledger
-            .db
-            .claim_jobs(&settings.owner, settings.lease_ms, 1)
-            .await
-        {
-            Ok(jobs) if !jobs.is_empty() => {
-                for job in jobs {
-                    let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts);
-                    // In the trace of the request that queued it (in this instance or another).
-                    blindledger_telemetry::traces::set_parent_traceparent(
-                        &span,
-                        job.trace_parent.as_deref(),
-                    );
-                    process(&ledger, &settings, job, abandon.clone())
-                        .instrument(span)
-                        .await;
-                }
+        let delay = match queue.claim().await {
+            Ok(Some(lease)) => {
+                let job = lease.job();
+                let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts);
+                // In the trace of the request that queued it (in this instance or another).
+                blindledger_telemetry::traces::set_parent_traceparent(
+                    &span,
+                    job.trace_parent.as_deref(),
+                );
+                process(&ledger, &settings, &lease, abandon.clone())
+                    .instrument(span)
+                    .await;
                 continue;
             }
-            Ok(_) => {
+            Ok(None) => {
                 fold_when_due(&ledger).await;
                 IDLE_POLL
             }
@@ -122,18 +119,17 @@ async fn fold_when_due(ledger: &Ledger) {
 async fn process(
     ledger: &Ledger,
     settings: &WorkerSettings,
-    job: JobRow,
+    lease: &Lease,
     mut abandon: watch::Receiver<bool>,
 ) {
+    let job = lease.job();
     let _ = ledger.job_events.send(job.id.clone());
     if job.attempts > settings.max_attempts {
         // Claimed more often than allowed without ever finishing: each worker holding it
         // died (a crash, an out-of-memory kill) or lost it. Computing it again would only
         // take the next instance down with it.
         fail(
-            ledger,
-            settings,
-            &job,
+            lease,
             "claimed more times than max_attempts without finishing: the instances computing it stopped",
         )
         .await;
@@ -145,16 +141,15 @@ async fn process(
         metrics::histogram!("blindledger_job_queue_wait_seconds", "kind" => job.kind.clone())
             .record(since_submit());
     }
-    let renewal = renew_lease(ledger.db.clone(), job.seq, settings.clone());
     let outcome = tokio::select! {
-        outcome = run_with_retries(ledger, settings, &job) => outcome,
-        _ = renewal => Ok(CommitOutcome::LeaseLost),
+        outcome = run_with_retries(ledger, lease) => outcome,
+        _ = lease.keep_alive() => Ok(CommitOutcome::LeaseLost),
         _ = async { drop(abandon.wait_for(|abandon| *abandon).await) } => {
             // Stopped mid-computation (or mid-commit: the commit checks the lease, and a
             // committed job is no longer RUNNING, so the release below leaves it alone).
             metrics::counter!("blindledger_jobs_released_total", "reason" => "shutdown")
                 .increment(1);
-            if let Err(err) = ledger.db.release_job(job.seq, &settings.owner).await {
+            if let Err(err) = lease.release().await {
                 tracing::warn!(error = %err, "releasing job at shutdown failed; its lease will expire");
             } else {
                 tracing::warn!("job released: shutdown grace period over");
@@ -177,58 +172,33 @@ async fn process(
             tracing::warn!("job released after a transient failure");
             tokio::time::sleep(BACKOFF).await;
             if job.attempts >= settings.max_attempts {
-                fail(
-                    ledger,
-                    settings,
-                    &job,
-                    "gave up after repeated storage failures",
-                )
-                .await;
-            } else if let Err(err) = ledger.db.release_job(job.seq, &settings.owner).await {
+                fail(lease, "gave up after repeated storage failures").await;
+            } else if let Err(err) = lease.release().await {
                 tracing::warn!(error = %err, "releasing job failed; its lease will expire");
             }
         }
         Err(err) => {
             tracing::warn!(error = %err, "job failed");
-            fail(ledger, settings, &job, &err.to_string()).await;
+            fail(lease, &err.to_string()).await;
         }
     }
     let _ = ledger.job_events.send(job.id.clone());
 }
 
-async fn fail(ledger: &Ledger, settings: &WorkerSettings, job: &JobRow, reason: &str) {
-    metrics::counter!("blindledger_jobs_total", "kind" => job.kind.clone(), "outcome" => "failed")
-        .increment(1);
-    if let Err(err) = ledger.db.fail_job(job.seq, &settings.owner, reason).await {
+async fn fail(lease: &Lease, reason: &str) {
+    let kind = lease.job().kind.clone();
+    metrics::counter!("blindledger_jobs_total", "kind" => kind, "outcome" => "failed").increment(1);
+    if let Err(err) = lease.fail(reason).await {
         tracing::warn!(error = %err, "recording job failure failed; its lease will expire");
     }
 }
 
-/// Keeps the lease alive while the job computes; returns if the lease is lost.
-async fn renew_lease(db: blindledger_store::Db, seq: i64, settings: WorkerSettings) {
-    let period = Duration::from_millis((settings.lease_ms / 3).max(50) as u64);
-    loop {
-        tokio::time::sleep(period).await;
-        match db
-            .renew_lease(seq, &settings.owner, settings.lease_ms)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(err) => tracing::warn!(error = %err, "renewing job lease failed"),
-        }
-    }
-}
-
-async fn run_with_retries(
-    ledger: &Ledger,
-    settings: &WorkerSettings,
-    job: &JobRow,
-) -> Result<CommitOutcome, LedgerError> {
+async fn run_with_retries(ledger: &Ledger, lease: &Lease) -> Result<CommitOutcome, LedgerError> {
+    let job = lease.job();
     for _ in 0..STALE_RETRIES {
         let (tenant, inputs) = read_inputs(ledger, job).await?;
         let computed = ledger.run_fhe(&tenant, move || compute(&inputs)).await??;
-        let committing = ledger.db.commit_job(job, &settings.owner, &computed.commit);
+        let committing = lease.commit(&computed.commit);
         match committing
             .instrument(tracing::info_span!("job.commit"))
             .await?
@@ -243,11 +213,7 @@ async fn run_with_retries(
                 }
                 // Derived data: a total not stored now is folded again when next needed.
                 for (series, total) in &computed.totals {
-                    let stored = ledger
-                        .db
-                        .insert_total(&job.tenant, &job.account_a, &series.name(), total)
-                        .await;
-                    if let Err(err) = stored {
+                    if let Err(err) = lease.store_total(&series.name(), total).await {
                         tracing::warn!(error = %err, "storing a running total failed");
                     }
                 }
