@@ -7,6 +7,9 @@
 use tfhe::prelude::*;
 use tfhe::{FheBool, FheUint64};
 
+#[cfg(feature = "gpu")]
+pub mod gpu;
+
 /// ERC-7984's "whitepaper" transfer: `ok = from >= amount; moved = select(ok, amount, 0);
 /// from - moved; to + moved`.
 pub fn erc7984_whitepaper(

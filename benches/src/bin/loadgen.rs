@@ -14,6 +14,13 @@
 //!
 //! `--baseline` runs the same load a second time on a ledger without the decompressed
 //! balance cache and with one job at a time, as the ledger ran before both existed.
+//! `--queued` has each client queue all its transfers at once (so that jobs on its two
+//! accounts wait in line and run as chains) and runs the load again with every job
+//! computed and committed alone.
+//!
+//! `--backend gpu` (a build with the `gpu` feature) runs the ledger and the raw job on
+//! NVIDIA GPUs and measures the GPUs' bootstrap rate. tfhe counts CPU bootstraps only, so
+//! on a GPU the bootstraps of jobs read 0 and the throughput ratio is not printed.
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +29,7 @@ use blindledger_benches::count_pbs;
 use blindledger_client::{LedgerClient, TransferLimits as PbLimits};
 use blindledger_fhe::ops::{self, TransferLimits, Value};
 use blindledger_fhe::wire::encrypt_amount;
-use blindledger_fhe::{wire, LedgerWidth};
+use blindledger_fhe::{wire, FheBackend, LedgerWidth, ServerKeyHandle};
 use blindledger_keyholder::TenantKeys;
 use blindledger_ledger::dev::DevCredentials;
 use blindledger_ledger::{Application, LedgerConfig};
@@ -55,11 +62,21 @@ struct Args {
     /// Also run the same load without the balance cache and one job at a time.
     #[arg(long)]
     baseline: bool,
+    /// Each client queues all its transfers at once, then waits for them; the same load
+    /// then runs again with every job computed and committed alone (`chain_jobs = 1`).
+    #[arg(long)]
+    queued: bool,
+    /// Most jobs computed as one chain (`chain_jobs`; 0: the ledger's default).
+    #[arg(long, default_value_t = 0)]
+    chain_jobs: usize,
     /// Then date the transfers back over this many days and ten more, and time aggregates
     /// of one account over the last this many days: the first folds running totals, the
     /// next ones read them.
     #[arg(long)]
     aggregate_days: Option<u32>,
+    /// Where the ledger computes: `cpu`, or `gpu` (a build with the `gpu` feature).
+    #[arg(long, default_value_t = FheBackend::Cpu)]
+    backend: FheBackend,
 }
 
 /// Max amount and window limit of accounts opened with `--limits`: the window limit fits
@@ -74,6 +91,7 @@ struct Phase {
     wall: Duration,
     pbs: u64,
     lanes: usize,
+    chain_jobs: usize,
 }
 
 #[tokio::main]
@@ -84,32 +102,62 @@ async fn main() -> anyhow::Result<()> {
         tokio::task::spawn_blocking(blindledger_test_support::TestKeys::load_or_generate).await??,
     );
     let machine = {
-        let keys = keys.clone();
-        tokio::task::spawn_blocking(move || bootstrap_rate(&keys)).await?
+        let (keys, backend) = (keys.clone(), args.backend);
+        tokio::task::spawn_blocking(move || machine_rate(&keys, backend)).await??
     };
     // Measured before any ledger runs, on the otherwise idle machine.
     let raw = {
         let keys = keys.clone();
-        let limits = args.limits;
-        tokio::task::spawn_blocking(move || raw_job(&keys, width, limits)).await??
+        let (limits, backend) = (args.limits, args.backend);
+        tokio::task::spawn_blocking(move || raw_job(&keys, width, limits, backend)).await??
     };
 
+    let chain_jobs = match args.chain_jobs {
+        0 => LedgerConfig::default().chain_jobs,
+        n => n,
+    };
     let mut phases = vec![
         run_phase(
             &args,
             &keys,
             width,
             "cached, parallel",
-            256,
-            args.parallel_jobs,
+            Ledger {
+                cache_mib: 256,
+                parallel_jobs: args.parallel_jobs,
+                chain_jobs,
+            },
         )
         .await?,
     ];
+    if args.queued {
+        let alone = Ledger {
+            cache_mib: 256,
+            parallel_jobs: args.parallel_jobs,
+            chain_jobs: 1,
+        };
+        phases.push(run_phase(&args, &keys, width, "cached, each job alone", alone).await?);
+    }
     if args.baseline {
-        phases.push(run_phase(&args, &keys, width, "no cache, one job at a time", 0, 1).await?);
+        let former = Ledger {
+            cache_mib: 0,
+            parallel_jobs: 1,
+            chain_jobs: 1,
+        };
+        phases.push(run_phase(&args, &keys, width, "no cache, one job at a time", former).await?);
     }
     report(&args, machine, &raw, &mut phases);
     Ok(())
+}
+
+/// How the ledger of a phase runs.
+struct Ledger {
+    /// `balance_cache_mib`.
+    cache_mib: usize,
+    /// `fhe_parallel_jobs`.
+    parallel_jobs: usize,
+    /// `chain_jobs`.
+    chain_jobs: usize,
 }
 
 async fn run_phase(
@@ -117,8 +165,7 @@ async fn run_phase(
     keys: &std::sync::Arc<TenantKeys>,
     width: LedgerWidth,
     name: &'static str,
-    cache_mib: usize,
-    parallel_jobs: usize,
+    ledger: Ledger,
 ) -> anyhow::Result<Phase> {
     let dir = tempfile::tempdir()?;
     let url = args
@@ -130,8 +177,10 @@ async fn run_phase(
         metrics_addr: None,
         database_url: SecretString::from(url),
         object_store_dir: dir.path().join("objects"),
-        balance_cache_mib: cache_mib,
-        fhe_parallel_jobs: parallel_jobs,
+        balance_cache_mib: ledger.cache_mib,
+        fhe_parallel_jobs: ledger.parallel_jobs,
+        chain_jobs: ledger.chain_jobs,
+        fhe_backend: args.backend,
         ..LedgerConfig::default()
     };
     // The real gate: signed tokens and the shipped policy, so its cost is in the figures.
@@ -178,8 +227,10 @@ async fn run_phase(
         let (client, tenant, keys) = (client.clone(), tenant.clone(), keys.clone());
         // Client c sends transfers c, c + clients, c + 2 clients...
         let count = (args.transfers + clients - 1 - c) / clients;
+        let queued = args.queued;
         senders.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(count);
+            let mut sent = Vec::with_capacity(count);
             for i in 0..count {
                 let (from, to) = if i % 2 == 0 { ("a", "b") } else { ("b", "a") };
                 let amount = encrypt_amount(&keys.public_key, width, 10)?;
@@ -193,7 +244,17 @@ async fn run_phase(
                         &new_key(),
                     )
                     .await?;
-                client.wait_finished(&job.id).await?;
+                sent.push((t0, job.id));
+                if !queued {
+                    for (t0, id) in sent.drain(..) {
+                        client.wait_finished(&id).await?;
+                        latencies.push(t0.elapsed());
+                    }
+                }
+            }
+            // Queued: in submission order, each measured from its own submission.
+            for (t0, id) in sent {
+                client.wait_finished(&id).await?;
                 latencies.push(t0.elapsed());
             }
             anyhow::Ok(latencies)
@@ -219,6 +280,7 @@ async fn run_phase(
         wall,
         pbs,
         lanes,
+        chain_jobs: ledger.chain_jobs,
     })
 }
 
@@ -282,6 +344,21 @@ async fn aggregates(
     Ok(())
 }
 
+/// The machine's bootstrap rate on `backend`: on GPUs, see
+/// `blindledger_benches::gpu::bootstrap_rate`.
+fn machine_rate(keys: &TenantKeys, backend: FheBackend) -> anyhow::Result<f64> {
+    match backend {
+        FheBackend::Cpu => Ok(bootstrap_rate(keys)),
+        #[cfg(feature = "gpu")]
+        FheBackend::Gpu => {
+            blindledger_benches::gpu::bootstrap_rate(&keys.client_key, &keys.server_key)
+                .ok_or_else(|| blindledger_fhe::BackendError::NoGpu.into())
+        }
+        #[cfg(not(feature = "gpu"))]
+        FheBackend::Gpu => Err(blindledger_fhe::BackendError::GpuNotBuilt.into()),
+    }
+}
+
 /// The machine's bootstrap rate: independent single-block bootstraps (one-block boolean
 /// ANDs) spread over every core, as many as take a few seconds.
 fn bootstrap_rate(keys: &TenantKeys) -> f64 {
@@ -334,10 +411,15 @@ impl RawJob {
 
 /// Runs a transfer job's FHE work directly, three times, on balances that are real
 /// encryptions (not the trivial zero of a new account), and keeps the mean.
-fn raw_job(keys: &TenantKeys, width: LedgerWidth, limits: bool) -> anyhow::Result<RawJob> {
-    let server_key = keys.server_key.decompress();
-    rayon::broadcast(|_| tfhe::set_server_key(server_key.clone()));
-    tfhe::set_server_key(server_key);
+fn raw_job(
+    keys: &TenantKeys,
+    width: LedgerWidth,
+    limits: bool,
+    backend: FheBackend,
+) -> anyhow::Result<RawJob> {
+    let server_key = ServerKeyHandle::decompress_on(backend, "loadgen", &keys.server_key)?;
+    rayon::broadcast(|_| server_key.install());
+    server_key.install();
     let expand = |clear: u64| -> anyhow::Result<Value> {
         let wire = encrypt_amount(&keys.public_key, width, clear)?;
         Ok(Value::expand(&wire::decode_amount(&wire, width)?, width)?)
@@ -421,7 +503,7 @@ fn new_key() -> String {
 
 fn report(args: &Args, machine_pbs: f64, raw: &RawJob, phases: &mut [Phase]) {
     println!(
-        "load: {} transfers, u{}, {} account pair(s), {}",
+        "load: {} transfers, u{}, {} account pair(s), {}, {}",
         args.transfers,
         args.width,
         args.accounts,
@@ -429,12 +511,23 @@ fn report(args: &Args, machine_pbs: f64, raw: &RawJob, phases: &mut [Phase]) {
             "max amount and window limit"
         } else {
             "no limits"
+        },
+        if args.queued {
+            "each client's transfers queued at once"
+        } else {
+            "one transfer at a time per client"
         }
     );
-    println!(
-        "machine: {} cores, {machine_pbs:.1} independent bootstraps/s",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match args.backend {
+        FheBackend::Cpu => {
+            println!("machine: {cores} cores, {machine_pbs:.1} independent bootstraps/s")
+        }
+        FheBackend::Gpu => println!(
+            "machine: {machine_pbs:.1} bootstraps/s on the GPUs (64-bit ANDs, 32 bootstraps \
+             each); tfhe counts CPU bootstraps only: the PBS figures below read 0 on a GPU"
+        ),
+    }
     println!(
         "raw transfer job: expand {} PBS {:.3} s, decompress {} PBS {:.3} s, operation {} PBS {:.3} s, compress {:.3} s",
         raw.expand.0,
@@ -459,7 +552,10 @@ fn report(args: &Args, machine_pbs: f64, raw: &RawJob, phases: &mut [Phase]) {
         } else {
             raw.uncached()
         };
-        println!("-- {} ({} job(s) at once)", phase.name, phase.lanes);
+        println!(
+            "-- {} ({} job(s) at once, chains of up to {} job(s))",
+            phase.name, phase.lanes, phase.chain_jobs
+        );
         println!(
             "transfers/s: {per_second:.3} (wall time {:.1} s)",
             phase.wall.as_secs_f64()
@@ -479,9 +575,11 @@ fn report(args: &Args, machine_pbs: f64, raw: &RawJob, phases: &mut [Phase]) {
             "end-to-end / raw: {:.3}",
             mean.as_secs_f64() / raw.1.as_secs_f64()
         );
-        println!(
-            "throughput ratio: {:.3} (transfers/s / (machine PBS/s / PBS per job))",
-            per_second / (machine_pbs / pbs_per_job)
-        );
+        if args.backend == FheBackend::Cpu {
+            println!(
+                "throughput ratio: {:.3} (transfers/s / (machine PBS/s / PBS per job))",
+                per_second / (machine_pbs / pbs_per_job)
+            );
+        }
     }
 }

@@ -9,43 +9,21 @@
 //! job goes to a free lane that already holds its key when there is one). On a CPU one
 //! 64-bit job keeps about eight cores busy, so a two-core machine wants one lane; a
 //! larger one more.
+//!
+//! On GPUs ([`FheBackend::Gpu`]) lane `i` runs on GPU `i mod n`, and a server key is
+//! decompressed once onto each GPU a lane runs on. The lane's threads only drive the GPU:
+//! each holds its own copy of the key, hence its own CUDA streams, so the parts of a job
+//! that run at once (`rayon::join`) run at once on the GPU too.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use lru::LruCache;
-use tfhe::{set_server_key, CompressedServerKey, ServerKey};
+use tfhe::CompressedServerKey;
 
-/// A decompressed server key, shared by the cache and running jobs.
-#[derive(Clone)]
-pub struct ServerKeyHandle {
-    key_id: Arc<str>,
-    key: ServerKey,
-}
-
-impl std::fmt::Debug for ServerKeyHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerKeyHandle")
-            .field("key_id", &self.key_id)
-            .finish()
-    }
-}
-
-impl ServerKeyHandle {
-    /// Decompresses a server key (about a second on two cores).
-    pub fn decompress(key_id: &str, compressed: &CompressedServerKey) -> Self {
-        Self {
-            key_id: Arc::from(key_id),
-            key: compressed.decompress(),
-        }
-    }
-
-    /// Identifier of the key (the hex SHA-256 of its serialized compressed form).
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-}
+use crate::backend::{gpu_count, BackendError, FheBackend};
+use crate::server_key::ServerKeyHandle;
 
 /// One pool of threads running one job at a time.
 struct Lane {
@@ -61,6 +39,9 @@ struct Slot {
 
 /// Runs FHE work on dedicated pools and caches decompressed server keys.
 pub struct FheExecutor {
+    backend: FheBackend,
+    /// GPUs the lanes run on (0 on the CPU).
+    gpus: usize,
     lanes: Vec<Lane>,
     slots: Mutex<Vec<Slot>>,
     freed: Condvar,
@@ -70,6 +51,8 @@ pub struct FheExecutor {
 impl std::fmt::Debug for FheExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FheExecutor")
+            .field("backend", &self.backend)
+            .field("gpus", &self.gpus)
             .field("lanes", &self.lanes.len())
             .field("threads", &self.threads())
             .finish()
@@ -101,11 +84,35 @@ impl FheExecutor {
     /// Creates an executor running up to `lanes` jobs at once (0: one per 8 cores, at
     /// least one), each on `threads` threads (0: the cores shared out among the lanes).
     pub fn with_lanes(lanes: usize, threads: usize, cached_keys: usize) -> std::io::Result<Self> {
+        Self::on_backend(FheBackend::Cpu, lanes, threads, cached_keys).map_err(|err| match err {
+            BackendError::Threads(err) => err,
+            other => std::io::Error::other(other),
+        })
+    }
+
+    /// Creates an executor on `backend` running up to `lanes` jobs at once, each on
+    /// `threads` threads (0: the cores shared out among the lanes). `lanes` 0 is one per 8
+    /// cores on the CPU (at least one), one per GPU on GPUs. Fails on the GPU when the
+    /// binary lacks the `gpu` feature or the driver shows no GPU.
+    pub fn on_backend(
+        backend: FheBackend,
+        lanes: usize,
+        threads: usize,
+        cached_keys: usize,
+    ) -> Result<Self, BackendError> {
+        let gpus = match backend {
+            FheBackend::Cpu => 0,
+            FheBackend::Gpu if !backend.is_built() => return Err(BackendError::GpuNotBuilt),
+            FheBackend::Gpu => match gpu_count() {
+                0 => return Err(BackendError::NoGpu),
+                gpus => gpus,
+            },
+        };
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let lanes = if lanes == 0 {
-            (cores / 8).max(1)
-        } else {
-            lanes
+        let lanes = match (lanes, backend) {
+            (0, FheBackend::Cpu) => (cores / 8).max(1),
+            (0, FheBackend::Gpu) => gpus,
+            (lanes, _) => lanes,
         };
         let threads = if threads == 0 {
             (cores / lanes).max(1)
@@ -124,6 +131,8 @@ impl FheExecutor {
             .collect::<std::io::Result<Vec<_>>>()?;
         let capacity = NonZeroUsize::new(cached_keys.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Self {
+            backend,
+            gpus: gpus.min(lanes.len()),
             slots: Mutex::new(lanes.iter().map(|_| Slot::default()).collect()),
             lanes,
             freed: Condvar::new(),
@@ -144,19 +153,31 @@ impl FheExecutor {
             .cloned()
     }
 
-    /// Decompresses a key and caches it, evicting the least recently used one when full.
-    /// Blocking: call it from a blocking context.
+    /// Decompresses a key for this executor's backend (onto each GPU its lanes run on)
+    /// and caches it, evicting the least recently used one when full. Blocking: call it
+    /// from a blocking context.
     pub fn insert(&self, key_id: &str, compressed: &CompressedServerKey) -> ServerKeyHandle {
         let started = Instant::now();
-        let handle = ServerKeyHandle::decompress(key_id, compressed);
+        let handle = self.decompress(key_id, compressed);
         tracing::debug!(
             key_id,
+            backend = self.backend.as_str(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "server key decompressed"
         );
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         cache.put(handle.key_id.clone(), handle.clone());
         handle
+    }
+
+    /// Decompresses a key where the lanes compute: onto each of their GPUs, or for the CPU.
+    fn decompress(&self, key_id: &str, compressed: &CompressedServerKey) -> ServerKeyHandle {
+        // `gpus` is 0 on the CPU, and always without the `gpu` feature.
+        #[cfg(feature = "gpu")]
+        if self.gpus > 0 {
+            return ServerKeyHandle::decompress_to_gpus(key_id, compressed, self.gpus);
+        }
+        ServerKeyHandle::decompress(key_id, compressed)
     }
 
     /// Takes a free lane, preferring one where `key` is installed; waits when all are
@@ -197,7 +218,7 @@ impl FheExecutor {
         let pool = &self.lanes[lane.index].pool;
         if install {
             // Installed outside any `join`: tfhe's key is a plain thread-local.
-            pool.broadcast(|_| set_server_key(key.key.clone()));
+            pool.broadcast(|_| key.install_for_lane(lane.index));
             self.lock_slots()[lane.index].installed = Some(key.key_id.clone());
         }
         let result = pool.install(work);
@@ -215,5 +236,15 @@ impl FheExecutor {
     /// Number of jobs that run at once.
     pub fn lanes(&self) -> usize {
         self.lanes.len()
+    }
+
+    /// The backend jobs run on.
+    pub fn backend(&self) -> FheBackend {
+        self.backend
+    }
+
+    /// Number of GPUs the lanes run on (0 on the CPU).
+    pub fn gpus(&self) -> usize {
+        self.gpus
     }
 }

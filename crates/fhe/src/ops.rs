@@ -10,14 +10,21 @@
 //! scalar comparison and a one-block AND. A window limit keeps the window's remaining
 //! allowance rather than its outflow: one comparison against the amount and one
 //! subtraction of the amount moved, on 32 bits whenever the limit fits them.
+//!
+//! With a GPU key installed (the `gpu` feature), every operation here runs on the GPU,
+//! expansion of submitted amounts, compression and decompression included. Two that tfhe
+//! 1.8.2's CUDA backend lacks (it panics on them) take another path there, with the same
+//! results: `if_then_zero` (see `zero_unless`) and the subtraction of a clear value with
+//! its overflow in [`rebase_allowance`]. Stored values have one format on both backends.
 
 use rayon::prelude::*;
 use tfhe::prelude::*;
 use tfhe::{
     CompactCiphertextList, CompactPublicKey, CompressedCiphertextList,
-    CompressedCiphertextListBuilder, FheBool, FheUint32, FheUint64,
+    CompressedCiphertextListBuilder, FheBool, FheUint, FheUint32, FheUint64, FheUintId,
 };
 
+use crate::backend::gpu_key_installed;
 use crate::params::{LedgerWidth, COMPUTE_PARAMS};
 use crate::wire::{decode_stored, encode_stored, WireError};
 
@@ -136,7 +143,7 @@ macro_rules! width_ops {
                     Some(within) => covered & within,
                     None => covered,
                 };
-                let moved = ok.if_then_zero(amount);
+                let moved = zero_unless(&ok, amount);
                 let ((new_from, new_to), new_remaining) = rayon::join(
                     || rayon::join(|| from - &moved, || to.map(|to| to + &moved)),
                     || remaining.map(|r| r.sub(&Value::$variant(moved.clone()).cast_to(r.width()))),
@@ -168,6 +175,19 @@ macro_rules! width_ops {
 
 width_ops!(u32_ops, FheUint32, u32, U32);
 width_ops!(u64_ops, FheUint64, u64, U64);
+
+/// `value` when `flag` holds, zero otherwise: one bootstrap per block of `value` on the CPU.
+///
+/// tfhe 1.8.2's CUDA backend has no `if_then_zero`; on a GPU this selects between `value`
+/// and a trivial zero instead: the same value, for more bootstraps (a select costs three
+/// per block on the CPU).
+fn zero_unless<Id: FheUintId>(flag: &FheBool, value: &FheUint<Id>) -> FheUint<Id> {
+    if gpu_key_installed() {
+        flag.select(value, &FheUint::encrypt_trivial(0u64))
+    } else {
+        flag.if_then_zero(value)
+    }
+}
 
 impl Value {
     /// Width of this value.
@@ -451,8 +471,15 @@ pub fn rebase_allowance(
         // At most `from_limit + (to_limit - from_limit)`: no overflow.
         &wide + (to_limit - from_limit)
     } else {
-        let (lowered, below_zero) = wide.overflowing_sub(from_limit - to_limit);
-        (!below_zero).if_then_zero(&lowered)
+        let lowered_by = from_limit - to_limit;
+        let (lowered, below_zero) = if gpu_key_installed() {
+            // tfhe 1.8.2's CUDA backend has no overflowing subtraction of a clear value:
+            // subtract it as a trivial ciphertext.
+            wide.overflowing_sub(&FheUint64::encrypt_trivial(lowered_by))
+        } else {
+            wide.overflowing_sub(lowered_by)
+        };
+        zero_unless(&!below_zero, &lowered)
     };
     Value::U64(rebased).cast_to(target)
 }
@@ -473,7 +500,7 @@ pub fn allowance_from_outflow(
         unreachable!("cast to 64 bits")
     };
     let (left, below_zero) = FheUint64::encrypt_trivial(limit).overflowing_sub(&spent);
-    Ok(Value::U64((!below_zero).if_then_zero(&left)).cast_to(allowance_width(ledger, limit)))
+    Ok(Value::U64(zero_unless(&!below_zero, &left)).cast_to(allowance_width(ledger, limit)))
 }
 
 /// Values of one width, as tfhe's types.

@@ -16,6 +16,9 @@ use crate::accounts::{compare_and_set, BalanceWrite};
 use crate::retry::retry_transaction;
 use crate::{now_ms, Db, StoreError};
 
+/// Job kinds that change balances, and so may be computed in a chain.
+const CHAINED_KINDS: [&str; 3] = ["deposit", "withdraw", "transfer"];
+
 /// Reads of a job row after a commit whose answer was lost, while a failover may be under
 /// way: 20 × 250 ms.
 const RESOLVE_ATTEMPTS: u32 = 20;
@@ -377,6 +380,100 @@ impl Db {
         Ok(claimed)
     }
 
+    /// Claims, for the worker that holds `head`, up to `max` later jobs of its tenant that
+    /// wait on nothing but the head and each other, so that one worker computes them in a
+    /// row passing balances in memory (a dependence chain). A job joins when it is pending,
+    /// a deposit, withdrawal or transfer, touches an account of a job already in the
+    /// chain, and no unfinished job outside the chain comes before it on any of its
+    /// accounts. Computed and committed in `seq` order, the chain applies exactly as if
+    /// its jobs were claimed one at a time.
+    pub async fn claim_followers(
+        &self,
+        head: &JobRow,
+        owner: &str,
+        lease_ms: i64,
+        max: usize,
+    ) -> Result<Vec<JobRow>, StoreError> {
+        if max == 0 || !CHAINED_KINDS.contains(&head.kind.as_str()) {
+            return Ok(Vec::new());
+        }
+        // A window of the tenant's unfinished jobs after the head: enough to find `max`
+        // followers among jobs on other accounts, bounded whatever the queue holds.
+        let window = i64::try_from(max.saturating_mul(4).saturating_add(16)).unwrap_or(i64::MAX);
+        let later = sqlx::query(
+            "SELECT seq, kind, state, account_a, account_b FROM jobs \
+             WHERE tenant = ? AND seq > ? AND state IN ('PENDING', 'RUNNING') ORDER BY seq LIMIT ?",
+        )
+        .bind(&head.tenant)
+        .bind(head.seq)
+        .bind(window)
+        .fetch_all(self.pool())
+        .await?;
+        if later.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Accounts an unfinished job before the head is waiting on are not the chain's
+        // (at most the tenant's `max_open_jobs_per_tenant` rows).
+        let earlier = sqlx::query(
+            "SELECT account_a, account_b FROM jobs \
+             WHERE tenant = ? AND seq < ? AND state IN ('PENDING', 'RUNNING')",
+        )
+        .bind(&head.tenant)
+        .bind(head.seq)
+        .fetch_all(self.pool())
+        .await?;
+        let mut blocked = std::collections::HashSet::new();
+        for row in earlier {
+            blocked.insert(row.try_get::<String, _>(0)?);
+            blocked.extend(row.try_get::<Option<String>, _>(1)?);
+        }
+        let mut chained: std::collections::HashSet<String> =
+            std::iter::once(head.account_a.clone())
+                .chain(head.account_b.clone())
+                .collect();
+        let mut claimed = Vec::new();
+        let now = now_ms();
+        for row in later {
+            if claimed.len() == max {
+                break;
+            }
+            let seq: i64 = row.try_get(0)?;
+            let kind: String = row.try_get(1)?;
+            let state: String = row.try_get(2)?;
+            let accounts: Vec<String> = std::iter::once(row.try_get::<String, _>(3)?)
+                .chain(row.try_get::<Option<String>, _>(4)?)
+                .collect();
+            let joins = state == "PENDING"
+                && CHAINED_KINDS.contains(&kind.as_str())
+                && accounts.iter().any(|a| chained.contains(a))
+                && !accounts.iter().any(|a| blocked.contains(a));
+            let won = joins
+                && sqlx::query(
+                    "UPDATE jobs SET state = 'RUNNING', lease_owner = ?, lease_until = ?, \
+                     attempts = attempts + 1, updated_at = ? WHERE seq = ? AND state = 'PENDING'",
+                )
+                .bind(owner)
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(seq)
+                .execute(self.pool())
+                .await?
+                .rows_affected()
+                    == 1;
+            if won {
+                let sql = format!("SELECT {COLUMNS} FROM jobs WHERE seq = ?");
+                claimed.push(from_row(
+                    sqlx::query(&sql).bind(seq).fetch_one(self.pool()).await?,
+                )?);
+                chained.extend(accounts);
+            } else {
+                // Unfinished and outside the chain: later jobs on its accounts wait for it.
+                blocked.extend(accounts);
+            }
+        }
+        Ok(claimed)
+    }
+
     /// Extends a lease; `false` when the lease was lost.
     pub async fn renew_lease(
         &self,
@@ -440,9 +537,24 @@ impl Db {
         owner: &str,
         commit: &JobCommit,
     ) -> Result<CommitOutcome, StoreError> {
-        let outcome = retry_transaction("commit_job", || self.try_commit_job(job, owner, commit));
+        self.commit_jobs(&[(job, commit)], owner).await
+    }
+
+    /// Commits a chain of jobs (see [`Db::claim_followers`]) in one transaction, in the
+    /// order given: all of them or none. Each account is written once, by the last job
+    /// of the chain that changed it, compare-and-set on the version read before the
+    /// chain; the jobs before it carry no write for that account.
+    pub async fn commit_jobs(
+        &self,
+        jobs: &[(&JobRow, &JobCommit)],
+        owner: &str,
+    ) -> Result<CommitOutcome, StoreError> {
+        let Some((first, _)) = jobs.first() else {
+            return Ok(CommitOutcome::Committed);
+        };
+        let outcome = retry_transaction("commit_job", || self.try_commit_jobs(jobs, owner));
         match outcome.await {
-            Err(StoreError::Unavailable(cause)) => self.resolve_commit(job, cause).await,
+            Err(StoreError::Unavailable(cause)) => self.resolve_commit(first, cause).await,
             other => other,
         }
     }
@@ -476,40 +588,18 @@ impl Db {
         Err(StoreError::Unavailable(cause))
     }
 
-    async fn try_commit_job(
+    async fn try_commit_jobs(
         &self,
-        job: &JobRow,
+        jobs: &[(&JobRow, &JobCommit)],
         owner: &str,
-        commit: &JobCommit,
     ) -> Result<CommitOutcome, StoreError> {
         let now = now_ms();
         let mut tx = self.pool().begin().await?;
-        let finished = sqlx::query(
-            "UPDATE jobs SET state = 'COMMITTED', payload = NULL, lease_owner = NULL, lease_until = NULL, \
-             result_moved = ?, result_ok = ?, result_sum_out = ?, result_sum_in = ?, result_count = ?, \
-             result_transfers = ?, updated_at = ?, committed_at = ? \
-             WHERE seq = ? AND state = 'RUNNING' AND lease_owner = ?",
-        )
-        .bind(commit.moved.as_deref())
-        .bind(commit.ok.as_deref())
-        .bind(commit.sums.as_ref().map(|s| s.0.as_slice()))
-        .bind(commit.sums.as_ref().map(|s| s.1.as_slice()))
-        .bind(commit.sums.as_ref().map(|s| s.2.as_slice()))
-        .bind(commit.transfers)
-        .bind(now)
-        .bind(now)
-        .bind(job.seq)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if finished.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(CommitOutcome::LeaseLost);
-        }
-        for write in &commit.writes {
-            if !compare_and_set(&mut tx, &job.tenant, write).await? {
+        for (job, commit) in jobs {
+            let outcome = commit_one(&mut tx, job, owner, commit, now).await?;
+            if outcome != CommitOutcome::Committed {
                 tx.rollback().await?;
-                return Ok(CommitOutcome::StaleBalance);
+                return Ok(outcome);
             }
         }
         tx.commit().await?;
@@ -570,4 +660,42 @@ impl Db {
             .await?;
         rows.into_iter().map(from_row).collect()
     }
+}
+
+/// Marks one job of a commit committed with its results and applies its writes, inside
+/// the commit's transaction; anything but `Committed` means the transaction must roll back.
+async fn commit_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job: &JobRow,
+    owner: &str,
+    commit: &JobCommit,
+    now: i64,
+) -> Result<CommitOutcome, StoreError> {
+    let finished = sqlx::query(
+            "UPDATE jobs SET state = 'COMMITTED', payload = NULL, lease_owner = NULL, lease_until = NULL, \
+             result_moved = ?, result_ok = ?, result_sum_out = ?, result_sum_in = ?, result_count = ?, \
+             result_transfers = ?, updated_at = ?, committed_at = ? \
+             WHERE seq = ? AND state = 'RUNNING' AND lease_owner = ?",
+        )
+        .bind(commit.moved.as_deref())
+        .bind(commit.ok.as_deref())
+        .bind(commit.sums.as_ref().map(|s| s.0.as_slice()))
+        .bind(commit.sums.as_ref().map(|s| s.1.as_slice()))
+        .bind(commit.sums.as_ref().map(|s| s.2.as_slice()))
+        .bind(commit.transfers)
+        .bind(now)
+        .bind(now)
+        .bind(job.seq)
+        .bind(owner)
+        .execute(&mut **tx)
+        .await?;
+    if finished.rows_affected() != 1 {
+        return Ok(CommitOutcome::LeaseLost);
+    }
+    for write in &commit.writes {
+        if !compare_and_set(tx, &job.tenant, write).await? {
+            return Ok(CommitOutcome::StaleBalance);
+        }
+    }
+    Ok(CommitOutcome::Committed)
 }

@@ -114,6 +114,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "Jobs finished, by kind and outcome (committed, failed).",
     ),
     (
+        "blindledger_jobs_chained_total",
+        "Jobs computed after another in one chain (same accounts, balances passed in memory, one commit); chain_jobs bounds a chain.",
+    ),
+    (
         "blindledger_jobs_released_total",
         "Running jobs a stopping instance released for another, by reason (shutdown: its grace period ran out).",
     ),
@@ -139,7 +143,7 @@ pub const METRICS: &[(&str, &str)] = &[
     ),
     (
         "blindledger_fhe_bootstraps_total",
-        "Programmable bootstraps (tfhe's PBS counter) spent on jobs, by operation; exact with one job at a time (fhe_parallel_jobs = 1), overlapping jobs' otherwise.",
+        "Programmable bootstraps (tfhe's PBS counter) spent on jobs, by operation; exact with one job at a time (fhe_parallel_jobs = 1), overlapping jobs' otherwise; CPU bootstraps only (stays at 0 with fhe_backend = \"gpu\").",
     ),
     (
         "blindledger_totals_folded_total",

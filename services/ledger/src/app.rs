@@ -76,11 +76,21 @@ impl Application {
             None => KeyBlobStore::local(&config.object_store_dir),
         }
         .context("opening the object store")?;
-        let fhe = Arc::new(FheExecutor::with_lanes(
+        let fhe = FheExecutor::on_backend(
+            config.fhe_backend,
             config.fhe_parallel_jobs,
             config.fhe_threads,
             config.cached_server_keys,
-        )?);
+        )
+        .with_context(|| format!("starting FHE work (fhe_backend = {})", config.fhe_backend))?;
+        tracing::info!(
+            backend = %fhe.backend(),
+            lanes = fhe.lanes(),
+            threads = fhe.threads(),
+            gpus = fhe.gpus(),
+            "fhe executor started"
+        );
+        let fhe = Arc::new(fhe);
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
@@ -260,6 +270,8 @@ impl Application {
             owner: self.owner.clone(),
             lease_ms: self.config.lease_ms as i64,
             max_attempts: self.config.max_attempts,
+            chain_jobs: self.config.chain_jobs.max(1),
+            fold_interval_ms: i64::try_from(self.config.fold_interval_ms).unwrap_or(i64::MAX),
         };
         (0..self.config.workers)
             .map(|_| {

@@ -2,7 +2,13 @@
 //!
 //! Inputs are what the worker read from storage; the output is a [`JobCommit`] of
 //! compressed ciphertexts to write. Nothing here touches storage or learns a value.
+//!
+//! A worker may hold a chain of jobs on the same accounts (the dependence chains of Zama's
+//! fhEVM coprocessor are the model): they are computed one after the other, each reading
+//! the balances the previous one left in memory, and only each account's last balance is
+//! compressed and written.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,10 +45,35 @@ pub struct JobInputs {
     pub cache: Arc<ValueCache>,
 }
 
+/// An account's state after a job changed it, not yet compressed: a job of the same chain
+/// reads it from here, and the chain writes the last one.
+struct Changed {
+    /// The account as read before the chain (its name and the version to compare).
+    row: AccountRow,
+    balance: Arc<Value>,
+    window: Option<Window>,
+}
+
+/// An outflow window's state: its start, the limit its allowance is counted against, and
+/// the encrypted allowance left.
+#[derive(Clone)]
+struct Window {
+    start: i64,
+    base: u64,
+    remaining: Value,
+}
+
+/// The accounts a chain changed so far, by name, with the index of the last job that
+/// changed each.
+type Carried = HashMap<String, (usize, Changed)>;
+
 /// What a job computed: the writes of its commit, and the values they compress.
 pub struct Computed {
     /// The commit to write.
     pub commit: JobCommit,
+    /// Accounts changed, compressed into `commit.writes` by [`compute_chain`] once it
+    /// knows which job of the chain changes each account last.
+    changed: Vec<Changed>,
     /// Each written ciphertext's stored bytes with the value it compresses, for the
     /// cache once the commit succeeded: the next job on these accounts, and the reads of
     /// this job's results, then decompress nothing.
@@ -65,22 +96,36 @@ impl Computed {
     fn new() -> Self {
         Self {
             commit: JobCommit::default(),
+            changed: Vec::new(),
             fresh: Vec::new(),
             totals: Vec::new(),
         }
     }
 
-    /// Compresses an account's new balance and adds its compare-and-set write.
-    fn write_balance(
-        &mut self,
-        row: &AccountRow,
-        value: Value,
-        window: Option<WindowWrite>,
-    ) -> Result<(), OpError> {
-        let balance = self.compress(value)?;
+    /// Records an account's new balance (and window); `row` is the account as read.
+    fn change(&mut self, row: &AccountRow, balance: Value, window: Option<Window>) {
+        self.changed.push(Changed {
+            row: row.clone(),
+            balance: Arc::new(balance),
+            window,
+        });
+    }
+
+    /// Compresses an account's last state in the chain and adds its compare-and-set write.
+    fn write(&mut self, changed: Changed) -> Result<(), OpError> {
+        let window = match changed.window {
+            Some(window) => Some(WindowWrite {
+                start: window.start,
+                remaining: self.compress(window.remaining)?,
+                base: window.base as i64,
+            }),
+            None => None,
+        };
+        let balance = Arc::try_unwrap(changed.balance).unwrap_or_else(|shared| (*shared).clone());
+        let balance = self.compress(balance)?;
         self.commit.writes.push(BalanceWrite {
-            account: row.name.clone(),
-            expected_version: row.version,
+            account: changed.row.name,
+            expected_version: changed.row.version,
             balance,
             window,
         });
@@ -94,12 +139,41 @@ impl Computed {
     }
 }
 
-/// Runs the job's homomorphic computation.
+/// Runs a job, or a chain of jobs (see [`blindledger_store::Db::claim_followers`]) in order, each
+/// reading the balances and windows the jobs before it left in memory: an account's state
+/// is compressed once, for the last job of the chain that changes it, and never
+/// decompressed in between. The inputs were all read before the chain started.
+pub fn compute_chain(chain: &[JobInputs]) -> Result<Vec<Computed>, OpError> {
+    let mut carried = Carried::new();
+    let mut jobs = Vec::with_capacity(chain.len());
+    for inputs in chain {
+        let mut job = compute_one(inputs, &carried)?;
+        for mut changed in std::mem::take(&mut job.changed) {
+            let name = changed.row.name.clone();
+            if let Some((_, earlier)) = carried.remove(&name) {
+                // The version compared is the one read before the chain, and a job that
+                // leaves the window alone keeps the window an earlier job wrote.
+                changed.row = earlier.row;
+                changed.window = changed.window.or(earlier.window);
+            }
+            carried.insert(name, (jobs.len(), changed));
+        }
+        jobs.push(job);
+    }
+    let mut last: Vec<_> = carried.into_values().collect();
+    last.sort_by(|a, b| (a.0, &a.1.row.name).cmp(&(b.0, &b.1.row.name)));
+    for (index, changed) in last {
+        jobs[index].write(changed)?;
+    }
+    Ok(jobs)
+}
+
+/// One job of a chain, reading what earlier jobs changed from `carried`.
 ///
 /// Its programmable bootstraps are counted with tfhe's PBS counter, which is process-wide:
 /// exact when the executor runs one job at a time (`fhe_parallel_jobs = 1`), the sum of
 /// the jobs that overlapped it otherwise.
-pub fn compute(inputs: &JobInputs) -> Result<Computed, OpError> {
+fn compute_one(inputs: &JobInputs, carried: &Carried) -> Result<Computed, OpError> {
     let span = tracing::info_span!(
         "fhe.compute",
         op = inputs.kind.as_str(),
@@ -109,8 +183,8 @@ pub fn compute(inputs: &JobInputs) -> Result<Computed, OpError> {
     let started = Instant::now();
     let bootstraps_before = blindledger_fhe::pbs_count();
     let commit = match inputs.kind {
-        JobKind::Deposit => deposit(inputs),
-        JobKind::Withdraw | JobKind::Transfer => movement(inputs),
+        JobKind::Deposit => deposit(inputs, carried),
+        JobKind::Withdraw | JobKind::Transfer => movement(inputs, carried),
         JobKind::Aggregate => aggregate(inputs),
     }?;
     let op = inputs.kind.as_str();
@@ -131,24 +205,28 @@ fn amount(inputs: &JobInputs) -> Result<Value, OpError> {
     Value::expand(&list, inputs.width)
 }
 
-fn balance(inputs: &JobInputs, row: &AccountRow) -> Result<Arc<Value>, OpError> {
+/// An account's balance: as an earlier job of the chain left it, or as stored.
+fn balance(inputs: &JobInputs, carried: &Carried, row: &AccountRow) -> Result<Arc<Value>, OpError> {
+    if let Some((_, changed)) = carried.get(&row.name) {
+        return Ok(changed.balance.clone());
+    }
     match &row.balance {
         Some(bytes) => inputs.cache.decompress(&inputs.tenant, bytes, inputs.width),
         None => Ok(Arc::new(Value::zero(inputs.width))),
     }
 }
 
-fn deposit(inputs: &JobInputs) -> Result<Computed, OpError> {
+fn deposit(inputs: &JobInputs, carried: &Carried) -> Result<Computed, OpError> {
     let account = &inputs.account_a;
-    let new = ops::deposit(&*balance(inputs, account)?, &amount(inputs)?)?;
+    let new = ops::deposit(&*balance(inputs, carried, account)?, &amount(inputs)?)?;
     let mut computed = Computed::new();
-    computed.write_balance(account, new, None)?;
+    computed.change(account, new, None);
     Ok(computed)
 }
 
 /// The outflow window an account is in now: its start, its limit, and its encrypted
 /// remaining allowance (the whole limit when a new window begins).
-fn window(inputs: &JobInputs) -> Result<Option<(i64, u64, Value)>, OpError> {
+fn window(inputs: &JobInputs, carried: &Carried) -> Result<Option<(i64, u64, Value)>, OpError> {
     let (Some(limit), Some(window_seconds)) =
         (inputs.params.window_limit, inputs.params.window_seconds)
     else {
@@ -160,6 +238,18 @@ fn window(inputs: &JobInputs) -> Result<Option<(i64, u64, Value)>, OpError> {
     let length = (window_seconds.max(1) as i64).saturating_mul(1000);
     let start = inputs.now_ms - inputs.now_ms.rem_euclid(length);
     let row = &inputs.account_a;
+    let earlier = carried
+        .get(&row.name)
+        .and_then(|(_, changed)| changed.window.as_ref());
+    if let Some(window) = earlier {
+        // Left by an earlier job of the chain, in memory.
+        let remaining = if window.start == start {
+            ops::rebase_allowance(&window.remaining, width, window.base, limit)
+        } else {
+            ops::fresh_allowance(width, limit)
+        };
+        return Ok(Some((start, limit, remaining)));
+    }
     let current = row.window_start == Some(start);
     let remaining = match (&row.window_remaining, row.window_base, &row.window_spent) {
         (Some(bytes), Some(base), _) if current => {
@@ -181,15 +271,15 @@ fn window(inputs: &JobInputs) -> Result<Option<(i64, u64, Value)>, OpError> {
     Ok(Some((start, limit, remaining)))
 }
 
-fn movement(inputs: &JobInputs) -> Result<Computed, OpError> {
+fn movement(inputs: &JobInputs, carried: &Carried) -> Result<Computed, OpError> {
     let from_row = &inputs.account_a;
-    let from = balance(inputs, from_row)?;
+    let from = balance(inputs, carried, from_row)?;
     let to = inputs
         .account_b
         .as_ref()
-        .map(|row| balance(inputs, row))
+        .map(|row| balance(inputs, carried, row))
         .transpose()?;
-    let window = window(inputs)?;
+    let window = window(inputs, carried)?;
     let limits = TransferLimits {
         max_amount: inputs.params.max_amount,
         window_limit: window.as_ref().map(|(_, limit, _)| *limit),
@@ -197,17 +287,17 @@ fn movement(inputs: &JobInputs) -> Result<Computed, OpError> {
     let remaining = window.as_ref().map(|(_, _, remaining)| remaining);
     let result = ops::movement(&from, to.as_deref(), &amount(inputs)?, limits, remaining)?;
     let mut computed = Computed::new();
-    let window_write = match (window, result.window_remaining) {
-        (Some((start, limit, _)), Some(remaining)) => Some(WindowWrite {
+    let window = match (window, result.window_remaining) {
+        (Some((start, base, _)), Some(remaining)) => Some(Window {
             start,
-            remaining: computed.compress(remaining)?,
-            base: limit as i64,
+            base,
+            remaining,
         }),
         _ => None,
     };
-    computed.write_balance(from_row, result.from, window_write)?;
+    computed.change(from_row, result.from, window);
     if let (Some(row), Some(new_to)) = (&inputs.account_b, result.to) {
-        computed.write_balance(row, new_to, None)?;
+        computed.change(row, new_to, None);
     }
     computed.commit.moved = Some(computed.compress(result.moved)?);
     computed.commit.ok = Some(ops::compress_flag(&result.ok)?);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use blindledger_fhe::{BackendError, FheBackend};
 use blindledger_gate::{BundleSource, PeerGrant};
 use blindledger_service::ServiceConfig;
 use blindledger_telemetry::redact_url;
@@ -41,8 +42,24 @@ pub struct LedgerConfig {
     pub fhe_threads: usize,
     /// Jobs computed at once, each on its own threads with its own tenant's key; jobs on
     /// one account still run in submission order. 0: one per 8 cores, at least one (one
-    /// 64-bit transfer keeps about 8 cores busy).
+    /// 64-bit transfer keeps about 8 cores busy); on GPUs, one per GPU.
     pub fhe_parallel_jobs: usize,
+    /// Where jobs compute: `"cpu"`, or `"gpu"` for NVIDIA GPUs through tfhe's CUDA backend
+    /// (a binary built with the `gpu` feature, see `scripts/build-gpu.sh`, and the NVIDIA
+    /// driver 580 or later). Job lane `i` of `fhe_parallel_jobs` runs on GPU `i` mod the
+    /// number of GPUs, and each tenant key is decompressed onto every GPU used (300+ MiB
+    /// each). A binary without the feature refuses `"gpu"` at start-up.
+    pub fhe_backend: FheBackend,
+    /// Most jobs a worker computes as one chain: a job and the later jobs queued on its
+    /// accounts that wait on nothing else, run in submission order with balances passed
+    /// in memory and committed in one transaction (each account's balance compressed and
+    /// written once). Longer chains save a compression and a commit per job but make a
+    /// chain's first job wait for its last. 1 runs every job alone.
+    pub chain_jobs: usize,
+    /// How often an idle instance folds the running totals aggregates read (one worker
+    /// at a time), so that an aggregate finds them stored; 0 never does, and aggregates
+    /// then fold what they need themselves.
+    pub fold_interval_ms: u64,
     /// Memory for decompressed balances, window allowances and job results, in MiB (an
     /// FheUint64 takes about 0.5 MiB): a job on accounts whose balances are held, and a
     /// read of a held balance, decompress nothing. 0 keeps none.
@@ -168,6 +185,9 @@ impl Default for LedgerConfig {
             watch_poll_ms: 500,
             fhe_threads: 0,
             fhe_parallel_jobs: 0,
+            fhe_backend: FheBackend::Cpu,
+            chain_jobs: 4,
+            fold_interval_ms: 60_000,
             balance_cache_mib: 256,
             cached_server_keys: 2,
             lease_ms: 30_000,
@@ -219,6 +239,13 @@ impl ServiceConfig for LedgerConfig {
         "The BlindLedger ledger: gRPC verbs on encrypted amounts, and the workers that compute them.";
     const ENV_PREFIX: &'static str = "BLINDLEDGER_LEDGER_";
     const FORMER_ENV_PREFIX: Option<&'static str> = Some(blindledger_service::FORMER_SHARED_PREFIX);
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.fhe_backend.is_built() {
+            return Err(format!("fhe_backend: {}", BackendError::GpuNotBuilt));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +261,26 @@ mod tests {
         assert!(err.to_string().contains("workerz"), "{err}");
         std::fs::write(&path, "workers = 3\n").unwrap();
         assert_eq!(LedgerConfig::from_file(Some(&path)).unwrap().workers, 3);
+    }
+
+    #[test]
+    fn the_fhe_backend_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.toml");
+        let config = LedgerConfig::from_file(None).unwrap();
+        assert_eq!(config.fhe_backend, FheBackend::Cpu);
+        std::fs::write(&path, "fhe_backend = \"gpu\"\n").unwrap();
+        match LedgerConfig::from_file(Some(&path)) {
+            Ok(config) => assert_eq!(config.fhe_backend, FheBackend::Gpu),
+            // A binary without the `gpu` feature says so at start-up.
+            Err(err) => {
+                assert!(!FheBackend::Gpu.is_built());
+                assert!(err.to_string().contains("`gpu` feature"), "{err}");
+            }
+        }
+        std::fs::write(&path, "fhe_backend = \"tpu\"\n").unwrap();
+        let err = LedgerConfig::from_file(Some(&path)).unwrap_err();
+        assert!(err.to_string().contains("tpu"), "{err}");
     }
 
     #[test]

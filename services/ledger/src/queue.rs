@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use blindledger_store::{CommitOutcome, Db, JobCommit, JobRow, StoreError, TotalRow};
 
+use crate::error::LedgerError;
+
 /// Claims jobs for this instance's workers.
 #[derive(Debug, Clone)]
 pub(crate) struct Queue {
@@ -25,30 +27,69 @@ impl Queue {
         }
     }
 
-    /// Claims the oldest runnable job, if any.
-    pub(crate) async fn claim(&self) -> Result<Option<Lease>, StoreError> {
-        let mut jobs = self.db.claim_jobs(&self.owner, self.lease_ms, 1).await?;
-        Ok(jobs.pop().map(|job| Lease {
+    /// Claims the oldest runnable job, if any, with up to `followers` later jobs that wait
+    /// only on it and on each other (a chain: see [`Db::claim_followers`]).
+    pub(crate) async fn claim(&self, followers: usize) -> Result<Option<Lease>, StoreError> {
+        let Some(head) = self
+            .db
+            .claim_jobs(&self.owner, self.lease_ms, 1)
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        // A job being retried runs alone, so that one that keeps failing holds up no other.
+        let followers = if head.attempts > 1 { 0 } else { followers };
+        let mut jobs = vec![head];
+        match self
+            .db
+            .claim_followers(&jobs[0], &self.owner, self.lease_ms, followers)
+            .await
+        {
+            Ok(claimed) => jobs.extend(claimed),
+            // The head is held: it runs alone, and any follower claimed before the failure
+            // is taken again by whoever finds its lease expired.
+            Err(err) => tracing::warn!(error = %err, "claiming a job's followers failed"),
+        }
+        Ok(Some(Lease {
             queue: self.clone(),
-            job,
+            jobs,
         }))
     }
 }
 
-/// A job this instance holds until its lease expires.
+/// Jobs this instance holds until their leases expire: one job, or a chain of jobs in
+/// submission order, computed and committed together.
 #[derive(Debug)]
 pub(crate) struct Lease {
     queue: Queue,
-    job: JobRow,
+    /// The head first; never empty.
+    jobs: Vec<JobRow>,
 }
 
 impl Lease {
-    /// The job as it was claimed.
+    /// The first job, as it was claimed.
     pub(crate) fn job(&self) -> &JobRow {
-        &self.job
+        &self.jobs[0]
     }
 
-    /// Keeps the lease alive while the job computes; returns once it is lost (another
+    /// Every job held, the head first, in submission order.
+    pub(crate) fn jobs(&self) -> &[JobRow] {
+        &self.jobs
+    }
+
+    /// Gives back every job but the head, which then runs alone.
+    pub(crate) async fn release_followers(&mut self) -> Result<(), StoreError> {
+        let mut result = Ok(());
+        for job in self.jobs.drain(1..) {
+            if let Err(err) = self.queue.db.release_job(job.seq, &self.queue.owner).await {
+                result = Err(err);
+            }
+        }
+        result
+    }
+
+    /// Keeps the leases alive while the jobs compute; returns once one is lost (another
     /// instance took the job after this one failed to renew in time).
     pub(crate) async fn keep_alive(&self) {
         let Queue {
@@ -59,37 +100,54 @@ impl Lease {
         let period = Duration::from_millis((lease_ms / 3).max(50) as u64);
         loop {
             tokio::time::sleep(period).await;
-            match db.renew_lease(self.job.seq, owner, *lease_ms).await {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(err) => tracing::warn!(error = %err, "renewing job lease failed"),
+            for job in &self.jobs {
+                match db.renew_lease(job.seq, owner, *lease_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(err) => tracing::warn!(error = %err, "renewing job lease failed"),
+                }
             }
         }
     }
 
-    /// Gives the job back to the queue, for any instance to claim.
+    /// Gives every job back to the queue, for any instance to claim.
     pub(crate) async fn release(&self) -> Result<(), StoreError> {
-        self.queue
-            .db
-            .release_job(self.job.seq, &self.queue.owner)
-            .await
+        let mut result = Ok(());
+        for job in &self.jobs {
+            if let Err(err) = self.queue.db.release_job(job.seq, &self.queue.owner).await {
+                result = Err(err);
+            }
+        }
+        result
     }
 
-    /// Fails the job for good with `reason`.
+    /// Fails the head for good with `reason`; call it once the followers are released.
     pub(crate) async fn fail(&self, reason: &str) -> Result<(), StoreError> {
+        debug_assert_eq!(
+            self.jobs.len(),
+            1,
+            "a chain is released before its head fails"
+        );
         self.queue
             .db
-            .fail_job(self.job.seq, &self.queue.owner, reason)
+            .fail_job(self.job().seq, &self.queue.owner, reason)
             .await
     }
 
-    /// Commits the job's results, if the lease is still held and the balances it read are
-    /// unchanged.
-    pub(crate) async fn commit(&self, commit: &JobCommit) -> Result<CommitOutcome, StoreError> {
-        self.queue
-            .db
-            .commit_job(&self.job, &self.queue.owner, commit)
-            .await
+    /// Commits the jobs' results (one [`JobCommit`] per job, in order) in one transaction,
+    /// if every lease is still held and the balances read are unchanged.
+    pub(crate) async fn commit(&self, commits: &[JobCommit]) -> Result<CommitOutcome, LedgerError> {
+        if commits.len() != self.jobs.len() {
+            // A chain computes one commit per job; committing fewer would commit jobs
+            // whose balance writes a later job carries.
+            return Err(LedgerError::Internal(anyhow::anyhow!(
+                "{} results for a chain of {} jobs",
+                commits.len(),
+                self.jobs.len()
+            )));
+        }
+        let pairs: Vec<_> = self.jobs.iter().zip(commits).collect();
+        Ok(self.queue.db.commit_jobs(&pairs, &self.queue.owner).await?)
     }
 
     /// Stores a running total the committed job computed for its first account.
@@ -100,7 +158,7 @@ impl Lease {
     ) -> Result<(), StoreError> {
         self.queue
             .db
-            .insert_total(&self.job.tenant, &self.job.account_a, series, total)
+            .insert_total(&self.job().tenant, &self.job().account_a, series, total)
             .await
     }
 }

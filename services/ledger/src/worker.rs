@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use blindledger_store::{now_ms, CommitOutcome, JobRow, TenantRow};
 
-use crate::compute::{compute, JobInputs};
+use crate::compute::{compute_chain, JobInputs};
 use crate::error::LedgerError;
 use crate::jobs::{JobKind, JobParams};
 use crate::ledger::Ledger;
@@ -30,6 +30,10 @@ pub struct WorkerSettings {
     pub lease_ms: i64,
     /// Claims after which a job is failed.
     pub max_attempts: i64,
+    /// Most jobs computed as one chain (`chain_jobs`, at least 1).
+    pub chain_jobs: usize,
+    /// How often an idle worker folds running totals (`fold_interval_ms`); 0: never.
+    pub fold_interval_ms: i64,
 }
 
 /// How often an idle worker looks for jobs queued by other processes.
@@ -57,22 +61,22 @@ pub async fn run_worker(
         let notified = ledger.job_added.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let delay = match queue.claim().await {
+        let delay = match queue.claim(settings.chain_jobs - 1).await {
             Ok(Some(lease)) => {
                 let job = lease.job();
-                let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts);
+                let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts, chain = lease.jobs().len());
                 // In the trace of the request that queued it (in this instance or another).
                 blindledger_telemetry::traces::set_parent_traceparent(
                     &span,
                     job.trace_parent.as_deref(),
                 );
-                process(&ledger, &settings, &lease, abandon.clone())
+                process(&ledger, &settings, lease, abandon.clone())
                     .instrument(span)
                     .await;
                 continue;
             }
             Ok(None) => {
-                fold_when_due(&ledger).await;
+                fold_when_due(&ledger, settings.fold_interval_ms).await;
                 IDLE_POLL
             }
             Err(err) => {
@@ -88,16 +92,14 @@ pub async fn run_worker(
     }
 }
 
-/// How often an idle instance folds running totals (one worker at a time).
-const FOLD_INTERVAL_MS: i64 = 60_000;
-
-/// Lets one idle worker of the instance fold running totals, once per
-/// [`FOLD_INTERVAL_MS`].
-async fn fold_when_due(ledger: &Ledger) {
+/// Lets one idle worker of the instance fold running totals, once per `interval_ms`
+/// (never when 0).
+async fn fold_when_due(ledger: &Ledger, interval_ms: i64) {
     use std::sync::atomic::Ordering;
     let now = now_ms();
     let last = ledger.last_fold_ms.load(Ordering::Relaxed);
-    if now - last < FOLD_INTERVAL_MS
+    if interval_ms <= 0
+        || now - last < interval_ms
         || ledger
             .last_fold_ms
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
@@ -119,70 +121,105 @@ async fn fold_when_due(ledger: &Ledger) {
 async fn process(
     ledger: &Ledger,
     settings: &WorkerSettings,
-    lease: &Lease,
+    mut lease: Lease,
     mut abandon: watch::Receiver<bool>,
 ) {
-    let job = lease.job();
-    let _ = ledger.job_events.send(job.id.clone());
+    let notify = |lease: &Lease| {
+        for job in lease.jobs() {
+            let _ = ledger.job_events.send(job.id.clone());
+        }
+    };
+    notify(&lease);
+    let job = lease.job().clone();
     if job.attempts > settings.max_attempts {
         // Claimed more often than allowed without ever finishing: each worker holding it
         // died (a crash, an out-of-memory kill) or lost it. Computing it again would only
         // take the next instance down with it.
+        if let Err(err) = lease.release_followers().await {
+            tracing::warn!(error = %err, "releasing chained jobs failed; their leases will expire");
+        }
         fail(
-            lease,
+            &lease,
             "claimed more times than max_attempts without finishing: the instances computing it stopped",
         )
         .await;
-        let _ = ledger.job_events.send(job.id.clone());
+        notify(&lease);
         return;
     }
-    let since_submit = || (now_ms() - job.created_at).max(0) as f64 / 1000.0;
-    if job.attempts <= 1 {
-        metrics::histogram!("blindledger_job_queue_wait_seconds", "kind" => job.kind.clone())
-            .record(since_submit());
+    for held in lease.jobs().iter().filter(|held| held.attempts <= 1) {
+        metrics::histogram!("blindledger_job_queue_wait_seconds", "kind" => held.kind.clone())
+            .record(seconds_since(held.created_at));
     }
-    let outcome = tokio::select! {
-        outcome = run_with_retries(ledger, lease) => outcome,
-        _ = lease.keep_alive() => Ok(CommitOutcome::LeaseLost),
-        _ = async { drop(abandon.wait_for(|abandon| *abandon).await) } => {
-            // Stopped mid-computation (or mid-commit: the commit checks the lease, and a
-            // committed job is no longer RUNNING, so the release below leaves it alone).
-            metrics::counter!("blindledger_jobs_released_total", "reason" => "shutdown")
-                .increment(1);
-            if let Err(err) = lease.release().await {
-                tracing::warn!(error = %err, "releasing job at shutdown failed; its lease will expire");
-            } else {
-                tracing::warn!("job released: shutdown grace period over");
+    loop {
+        let outcome = tokio::select! {
+            outcome = run_with_retries(ledger, &lease) => outcome,
+            _ = lease.keep_alive() => Ok(CommitOutcome::LeaseLost),
+            _ = async { drop(abandon.wait_for(|abandon| *abandon).await) } => {
+                // Stopped mid-computation (or mid-commit: the commit checks the lease, and a
+                // committed job is no longer RUNNING, so the release below leaves it alone).
+                metrics::counter!("blindledger_jobs_released_total", "reason" => "shutdown")
+                    .increment(lease.jobs().len() as u64);
+                if let Err(err) = lease.release().await {
+                    tracing::warn!(error = %err, "releasing job at shutdown failed; its lease will expire");
+                } else {
+                    tracing::warn!("job released: shutdown grace period over");
+                }
+                notify(&lease);
+                return;
             }
-            let _ = ledger.job_events.send(job.id.clone());
-            return;
-        }
-    };
-    let kind = job.kind.clone();
-    match outcome {
-        Ok(CommitOutcome::Committed) => {
-            metrics::histogram!("blindledger_job_latency_seconds", "kind" => kind.clone())
-                .record(since_submit());
-            metrics::counter!("blindledger_jobs_total", "kind" => kind, "outcome" => "committed")
-                .increment(1);
-            tracing::info!("job committed");
-        }
-        Ok(CommitOutcome::LeaseLost) => tracing::warn!("job lease lost; another worker owns it"),
-        Ok(CommitOutcome::StaleBalance) | Err(LedgerError::Unavailable(_)) => {
-            tracing::warn!("job released after a transient failure");
-            tokio::time::sleep(BACKOFF).await;
-            if job.attempts >= settings.max_attempts {
-                fail(lease, "gave up after repeated storage failures").await;
-            } else if let Err(err) = lease.release().await {
-                tracing::warn!(error = %err, "releasing job failed; its lease will expire");
+        };
+        let chained = lease.jobs().len() > 1;
+        match outcome {
+            Ok(CommitOutcome::Committed) => {
+                for done in lease.jobs() {
+                    let kind = done.kind.clone();
+                    metrics::histogram!("blindledger_job_latency_seconds", "kind" => kind.clone())
+                        .record(seconds_since(done.created_at));
+                    metrics::counter!("blindledger_jobs_total", "kind" => kind, "outcome" => "committed")
+                        .increment(1);
+                }
+                if chained {
+                    metrics::counter!("blindledger_jobs_chained_total")
+                        .increment(lease.jobs().len() as u64 - 1);
+                }
+                tracing::info!(jobs = lease.jobs().len(), "job committed");
+            }
+            Ok(CommitOutcome::LeaseLost) => {
+                tracing::warn!("job lease lost; another worker owns it")
+            }
+            Ok(CommitOutcome::StaleBalance) | Err(LedgerError::Unavailable(_)) => {
+                tracing::warn!("job released after a transient failure");
+                tokio::time::sleep(BACKOFF).await;
+                if job.attempts >= settings.max_attempts && !chained {
+                    fail(&lease, "gave up after repeated storage failures").await;
+                } else if let Err(err) = lease.release().await {
+                    // Every job of a chain goes back; claimed again, each runs alone.
+                    tracing::warn!(error = %err, "releasing job failed; its lease will expire");
+                }
+            }
+            Err(err) if chained => {
+                // One job of the chain cannot be computed: the others go back to the queue
+                // and the head runs alone, so the failure is the failing job's only.
+                tracing::info!(error = %err, "a chained job failed; running the first alone");
+                if let Err(err) = lease.release_followers().await {
+                    tracing::warn!(error = %err, "releasing chained jobs failed; their leases will expire");
+                }
+                notify(&lease);
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "job failed");
+                fail(&lease, &err.to_string()).await;
             }
         }
-        Err(err) => {
-            tracing::warn!(error = %err, "job failed");
-            fail(lease, &err.to_string()).await;
-        }
+        notify(&lease);
+        return;
     }
-    let _ = ledger.job_events.send(job.id.clone());
+}
+
+/// Seconds from `created_at` (Unix ms) until now.
+fn seconds_since(created_at: i64) -> f64 {
+    (now_ms() - created_at).max(0) as f64 / 1000.0
 }
 
 async fn fail(lease: &Lease, reason: &str) {
@@ -194,11 +231,21 @@ async fn fail(lease: &Lease, reason: &str) {
 }
 
 async fn run_with_retries(ledger: &Ledger, lease: &Lease) -> Result<CommitOutcome, LedgerError> {
-    let job = lease.job();
+    let head = lease.job();
     for _ in 0..STALE_RETRIES {
-        let (tenant, inputs) = read_inputs(ledger, job).await?;
-        let computed = ledger.run_fhe(&tenant, move || compute(&inputs)).await??;
-        let committing = lease.commit(&computed.commit);
+        let tenant = ledger.tenant_row(&head.tenant).await?;
+        let mut chain = Vec::with_capacity(lease.jobs().len());
+        for job in lease.jobs() {
+            chain.push(read_inputs(ledger, &tenant, job).await?);
+        }
+        let mut computed = ledger
+            .run_fhe(&tenant, move || compute_chain(&chain))
+            .await??;
+        let commits: Vec<_> = computed
+            .iter_mut()
+            .map(|job| std::mem::take(&mut job.commit))
+            .collect();
+        let committing = lease.commit(&commits);
         match committing
             .instrument(tracing::info_span!("job.commit"))
             .await?
@@ -208,13 +255,15 @@ async fn run_with_retries(ledger: &Ledger, lease: &Lease) -> Result<CommitOutcom
                 continue;
             }
             CommitOutcome::Committed => {
-                for (stored, value) in computed.fresh {
-                    ledger.values.insert(&job.tenant, &stored, value);
-                }
-                // Derived data: a total not stored now is folded again when next needed.
-                for (series, total) in &computed.totals {
-                    if let Err(err) = lease.store_total(&series.name(), total).await {
-                        tracing::warn!(error = %err, "storing a running total failed");
+                for job in computed {
+                    for (stored, value) in job.fresh {
+                        ledger.values.insert(&head.tenant, &stored, value);
+                    }
+                    // Derived data: a total not stored now is folded again when next needed.
+                    for (series, total) in &job.totals {
+                        if let Err(err) = lease.store_total(&series.name(), total).await {
+                            tracing::warn!(error = %err, "storing a running total failed");
+                        }
                     }
                 }
                 return Ok(CommitOutcome::Committed);
@@ -225,14 +274,17 @@ async fn run_with_retries(ledger: &Ledger, lease: &Lease) -> Result<CommitOutcom
     Ok(CommitOutcome::StaleBalance)
 }
 
-/// The job's tenant (read once per attempt: its width and its server key) and the inputs
-/// of its computation.
-async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<(TenantRow, JobInputs), LedgerError> {
+/// The inputs of a job's computation, for its `tenant` (read once per attempt: its width
+/// and its server key).
+async fn read_inputs(
+    ledger: &Ledger,
+    tenant: &TenantRow,
+    job: &JobRow,
+) -> Result<JobInputs, LedgerError> {
     let kind = JobKind::parse(&job.kind)
         .ok_or_else(|| LedgerError::Internal(anyhow::anyhow!("unknown job kind")))?;
     let params: JobParams =
         serde_json::from_str(&job.params).map_err(|e| LedgerError::Internal(e.into()))?;
-    let tenant = ledger.tenant_row(&job.tenant).await?;
     let account_a = ledger
         .account_row(&AccountRef::new(&job.tenant, &job.account_a)?)
         .await?;
@@ -258,7 +310,7 @@ async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<(TenantRow, JobInp
     };
     let inputs = JobInputs {
         kind,
-        width: Ledger::width(&tenant)?,
+        width: Ledger::width(tenant)?,
         amount: job.payload.clone(),
         params,
         account_a,
@@ -268,5 +320,5 @@ async fn read_inputs(ledger: &Ledger, job: &JobRow) -> Result<(TenantRow, JobInp
         tenant: job.tenant.clone(),
         cache: ledger.values.clone(),
     };
-    Ok((tenant, inputs))
+    Ok(inputs)
 }

@@ -59,6 +59,7 @@ macro_rules! conformance {
 }
 
 mod accounts;
+mod chains;
 mod commits;
 mod connect;
 mod decisions;

@@ -7,6 +7,7 @@
 mod aggregate;
 mod bad_input;
 mod cache;
+mod chains;
 mod concurrency;
 mod conservation;
 mod errors;
