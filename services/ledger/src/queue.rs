@@ -58,6 +58,20 @@ impl Queue {
     }
 }
 
+impl Queue {
+    /// Hands `jobs`, held by this instance, back to the queue; tries every one, and
+    /// returns the last failure.
+    async fn release(&self, jobs: &[JobRow]) -> Result<(), StoreError> {
+        let mut result = Ok(());
+        for job in jobs {
+            if let Err(err) = self.db.release_job(job.seq, &self.owner).await {
+                result = Err(err);
+            }
+        }
+        result
+    }
+}
+
 /// Jobs this instance holds until their leases expire: one job, or a chain of jobs in
 /// submission order, computed and committed together.
 #[derive(Debug)]
@@ -80,13 +94,8 @@ impl Lease {
 
     /// Gives back every job but the head, which then runs alone.
     pub(crate) async fn release_followers(&mut self) -> Result<(), StoreError> {
-        let mut result = Ok(());
-        for job in self.jobs.drain(1..) {
-            if let Err(err) = self.queue.db.release_job(job.seq, &self.queue.owner).await {
-                result = Err(err);
-            }
-        }
-        result
+        let followers: Vec<_> = self.jobs.drain(1..).collect();
+        self.queue.release(&followers).await
     }
 
     /// Keeps the leases alive while the jobs compute; returns once one is lost (another
@@ -112,13 +121,7 @@ impl Lease {
 
     /// Gives every job back to the queue, for any instance to claim.
     pub(crate) async fn release(&self) -> Result<(), StoreError> {
-        let mut result = Ok(());
-        for job in &self.jobs {
-            if let Err(err) = self.queue.db.release_job(job.seq, &self.queue.owner).await {
-                result = Err(err);
-            }
-        }
-        result
+        self.queue.release(&self.jobs).await
     }
 
     /// Fails the head for good with `reason`; call it once the followers are released.
